@@ -1,0 +1,180 @@
+"""The ``fireforge`` command line. Each command is a thin wrapper over a Python API function.
+
+Errors the user can act on (:class:`FireforgeError`) become one line on stderr and exit status 2; an
+unexpected internal error becomes one line too (set ``FIREFORGE_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from fireforge.errors import FireforgeError
+
+EXIT_ERROR = 2
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# -- models build ---------------------------------------------------------------------------------------------
+
+def cmd_models_build(args) -> int:
+    import onnx
+
+    from fireforge.models import squeezenet
+
+    if args.name in ("v1_0", "v1_1"):
+        model = squeezenet.build_squeezenet(
+            args.name, input_size=args.input_size or 224, classes=args.classes, seed=args.seed, bypass=args.bypass,
+            base_e=args.base_e, incr_e=args.incr_e, pct3x3=args.pct3x3, squeeze_ratio=args.squeeze_ratio,
+            freq=args.freq)
+    elif args.name == "fire":
+        need = {"--in-channels": args.in_channels, "--squeeze": args.squeeze, "--expand1x1": args.expand1x1,
+                "--expand3x3": args.expand3x3, "--input-size": args.input_size}
+        _require(need, "fire")
+        model = squeezenet.build_fire(in_channels=args.in_channels, squeeze=args.squeeze, expand1x1=args.expand1x1,
+                                      expand3x3=args.expand3x3, input_size=args.input_size, seed=args.seed)
+    else:
+        need = {"--in-channels": args.in_channels, "--out-channels": args.out_channels, "--kernel": args.kernel,
+                "--input-size": args.input_size}
+        _require(need, "conv")
+        model = squeezenet.build_conv(in_channels=args.in_channels, out_channels=args.out_channels,
+                                      kernel=args.kernel, stride=args.stride, padding=args.padding,
+                                      input_size=args.input_size, seed=args.seed)
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        onnx.save(model, tmp)
+        tmp.replace(out)
+    except OSError as e:
+        raise FireforgeError(f"cannot write {out}: {e.strerror}") from None
+    params = squeezenet.count_parameters(model)
+    _log(f"wrote {out} ({args.name}, {params:,} parameters)")
+    return 0
+
+
+def _require(options: dict, name: str) -> None:
+    missing = [k for k, v in options.items() if v is None]
+    if missing:
+        raise FireforgeError(f"models build {name} needs {', '.join(missing)}")
+
+
+# -- compile ------------------------------------------------------------------------------------------------------
+
+def _engine_config(args):
+    from fireforge.sw.config import EngineConfig
+
+    if args.config:
+        cfg = EngineConfig.load(args.config)
+        if args.mac_units and args.mac_units != cfg.mac_units:
+            raise FireforgeError(f"--mac-units {args.mac_units} disagrees with {args.config} "
+                                 f"(mac_units={cfg.mac_units}); give one of them")
+        return cfg
+    return EngineConfig(mac_units=args.mac_units or 64)
+
+
+def cmd_compile(args) -> int:
+    from fireforge.sw.compile import compile_model
+
+    res = compile_model(args.model, args.output, calib=args.calib, config=_engine_config(args),
+                        preprocess=args.preprocess, force=args.force, log=_log)
+    p = res.program
+    convs = sum(1 for l in p.layers if l.kind == "conv")
+    _log(f"compiled {args.model} -> {res.out_dir}/: {len(p.layers)} layers ({convs} conv), "
+         f"{res.config.mac_units} MAC units, {res.timings['total']:.1f} s")
+    return 0
+
+
+# -- compare ----------------------------------------------------------------------------------------------------
+
+def cmd_compare(args) -> int:
+    from fireforge.sw import compare as cmp_mod
+    from fireforge.sw.compile import input_shape
+    from fireforge.sw.inputs import load_input
+    from fireforge.sw.program import Program
+
+    program = Program.load(args.out_dir)
+    x = load_input(args.input, input_shape(program), args.preprocess)
+    result = cmp_mod.compare(Path(args.out_dir), x, program)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(cmp_mod.format_table(result))
+    return 0 if result.top1_agree else 1
+
+
+# -- parser -------------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from fireforge.sw.inputs import PREPROCESS
+
+    p = argparse.ArgumentParser(prog="fireforge", description="SqueezeNet-family CNNs to byte-exact FPGA engines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="build SqueezeNet models as ONNX")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    b = msub.add_parser("build", help="build one model (float ONNX, deterministic weights)")
+    b.add_argument("name", choices=["v1_0", "v1_1", "fire", "conv"])
+    b.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    b.add_argument("--input-size", type=int, help="input height = width (default 224 for v1_0/v1_1)")
+    b.add_argument("--classes", type=int, default=1000)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--bypass", choices=["none", "simple", "complex"], default="none")
+    b.add_argument("--base-e", type=int, default=128)
+    b.add_argument("--incr-e", type=int, default=128)
+    b.add_argument("--pct3x3", type=float, default=0.5)
+    b.add_argument("--squeeze-ratio", type=float, default=0.125)
+    b.add_argument("--freq", type=int, default=2)
+    for opt in ("--in-channels", "--out-channels", "--squeeze", "--expand1x1", "--expand3x3", "--kernel"):
+        b.add_argument(opt, type=int)
+    b.add_argument("--stride", type=int, default=1)
+    b.add_argument("--padding", type=int, default=0)
+    b.set_defaults(func=cmd_models_build)
+
+    c = sub.add_parser("compile", help="ONNX -> int8 program -> ROM images in OUT/")
+    c.add_argument("model")
+    c.add_argument("-o", "--output", required=True, help="output directory")
+    c.add_argument("--calib", help="calibration data: a folder of images, an image, or a .npy NCHW batch "
+                                   "(default: 16 standard-normal tensors, seed 0)")
+    c.add_argument("--config", help="engine config JSON (see fireforge.sw.config.EngineConfig)")
+    c.add_argument("--mac-units", type=int, help="MAC units of the engine (16, 64, 256; default 64)")
+    c.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for calibration images")
+    c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    c.set_defaults(func=cmd_compile)
+
+    k = sub.add_parser("compare", help="golden model vs ONNX Runtime, layer by layer")
+    k.add_argument("out_dir")
+    k.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
+    k.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+    k.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FireforgeError as e:
+        print(f"fireforge: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("fireforge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in fireforge: still one line, unless debugging
+        if os.environ.get("FIREFORGE_DEBUG"):
+            raise
+        print(f"fireforge: internal error: {type(e).__name__}: {e} (set FIREFORGE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The golden model: a NumPy integer executor of the layer program — the executable spec of the hardware.
+
+One function per hardware block (``conv``, ``maxpool``, ``add``, ``global_average_pool``, and the
+requantizer in :mod:`fireforge.sim.requant`), each with the integer semantics the engine implements and
+ONNX Runtime's integer kernels compute. Convolutions are exact integer sums computed through BLAS: a
+float32 GEMM is exact while K·255·128 < 2^24, a float64 GEMM while K·255·128 < 2^53.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fireforge.sim import requant
+from fireforge.sw.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
+
+__all__ = ["quantize_input", "conv_accumulate", "conv", "maxpool", "add", "global_average_pool", "run_layer",
+           "run", "GoldenResult"]
+
+_F32_EXACT_K = (1 << 24) // (255 * 128)
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float NCHW (batch 1) → uint8 [C, H, W], as ONNX Runtime's QuantizeLinear: round-half-even(x / scale) + zp."""
+    x = np.asarray(x, dtype=np.float32).reshape(x.shape[-3:])
+    q = np.rint(x / np.float32(scale)) + np.float32(zero_point)
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def _pad(x: np.ndarray, pads, value: int) -> np.ndarray:
+    t, l, b, r = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (t, b), (l, r)), constant_values=value)
+
+
+def _windows(x: np.ndarray, kernel, stride, out_hw) -> np.ndarray:
+    """[C, OH, OW, kh, kw] strided view of the (padded) map."""
+    kh, kw = kernel
+    sh, sw = stride
+    oh, ow = out_hw
+    v = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    return v[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw]
+
+
+def conv_accumulate(layer: ConvLayer, x: np.ndarray, in_zero_point: int, out_hw) -> np.ndarray:
+    """Exact int32 accumulators [O, OH, OW]: Σ w·(x − zp_x) + bias, zero padding in the real domain."""
+    w = layer.weights
+    o, c, kh, kw = w.shape
+    xp = _pad(x, layer.pads, in_zero_point)
+    win = _windows(xp, (kh, kw), layer.stride, out_hw)            # [C, OH, OW, kh, kw]
+    k = c * kh * kw
+    dtype = np.float32 if k <= _F32_EXACT_K else np.float64
+    cols = win.transpose(0, 3, 4, 1, 2).reshape(k, -1).astype(dtype)
+    wm = w.reshape(o, k).astype(dtype)
+    acc = (wm @ cols).astype(np.int64)
+    acc -= in_zero_point * w.reshape(o, k).astype(np.int64).sum(axis=1, keepdims=True)
+    acc += layer.bias.astype(np.int64)[:, None]
+    return acc.reshape(o, *out_hw)
+
+
+def _multipliers(layer: ConvLayer):
+    cached = getattr(layer, "_golden_multipliers", None)
+    if cached is None:
+        pairs = [requant.requant_multiplier(float(s)) for s in layer.scale]
+        cached = (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
+        object.__setattr__(layer, "_golden_multipliers", cached)
+    return cached
+
+
+def conv(layer: ConvLayer, x: np.ndarray, in_zero_point: int, out_zero_point: int, out_hw) -> np.ndarray:
+    """Conv + bias + requant (+ ReLU) → uint8 [O, OH, OW] (before any concat table)."""
+    acc = conv_accumulate(layer, x, in_zero_point, out_hw)
+    mant, shift = _multipliers(layer)
+    return requant.requantize(acc, mant[:, None, None], shift[:, None, None], out_zero_point, relu=layer.relu)
+
+
+def maxpool(layer: MaxPoolLayer, x: np.ndarray, out_hw) -> np.ndarray:
+    """Max over each window, clipped to the map (padding never wins: 0 is the smallest uint8)."""
+    xp = _pad(x, layer.pads, 0)
+    return _windows(xp, layer.kernel, layer.stride, out_hw).max(axis=(3, 4))
+
+
+def add(a: np.ndarray, a_q, b: np.ndarray, b_q, y_q) -> np.ndarray:
+    return requant.qlinear_add(a, a_q[0], a_q[1], b, b_q[0], b_q[1], y_q[0], y_q[1])
+
+
+def global_average_pool(x: np.ndarray, x_q, y_q) -> np.ndarray:
+    return requant.global_average_pool(x, x_q[0], x_q[1], y_q[0], y_q[1]).reshape(-1, 1, 1)
+
+
+def run_layer(program: Program, layer, tensors: dict[str, np.ndarray]) -> np.ndarray:
+    """One layer's own result (its channel slice, before any concat table)."""
+    out_t = program.tensors[layer.output]
+    out_hw = (out_t.height, out_t.width)
+    if isinstance(layer, ConvLayer):
+        x_t = program.tensors[layer.input]
+        return conv(layer, tensors[layer.input], x_t.zero_point, layer_zero_point(program, layer), out_hw)
+    if isinstance(layer, MaxPoolLayer):
+        return maxpool(layer, tensors[layer.input], out_hw)
+    if isinstance(layer, AddLayer):
+        a_t, b_t = program.tensors[layer.input_a], program.tensors[layer.input_b]
+        return add(tensors[layer.input_a], (a_t.scale, a_t.zero_point), tensors[layer.input_b],
+                   (b_t.scale, b_t.zero_point), layer_qparams(program, layer))
+    if isinstance(layer, GlobalAvgPoolLayer):
+        x_t = program.tensors[layer.input]
+        return global_average_pool(tensors[layer.input], (x_t.scale, x_t.zero_point), layer_qparams(program, layer))
+    raise TypeError(f"unknown layer {layer!r}")
+
+
+def layer_qparams(program: Program, layer) -> tuple[float, int]:
+    """The scale / zero point a layer requantizes to: its own when a concat table follows, else its tensor's."""
+    if layer.lut is not None and layer.lut_from is not None:
+        return tuple(layer.lut_from)
+    t = program.tensors[layer.output]
+    return t.scale, t.zero_point
+
+
+def layer_zero_point(program: Program, layer) -> int:
+    return layer_qparams(program, layer)[1]
+
+
+class GoldenResult:
+    """Every tensor of one run, and every layer's own result."""
+
+    def __init__(self, program: Program, tensors: dict[str, np.ndarray], layer_outputs: dict[str, np.ndarray]):
+        self.program = program
+        self.tensors = tensors
+        self.layer_outputs = layer_outputs
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.tensors[self.program.output]
+
+    def scores(self) -> np.ndarray:
+        return self.output.reshape(-1)
+
+
+def run(program: Program, x: np.ndarray) -> GoldenResult:
+    """Execute the whole program on one float input (NCHW, batch 1)."""
+    t_in = program.tensors[program.input]
+    tensors = {program.input: quantize_input(x, t_in.scale, t_in.zero_point)}
+    layer_outputs = {}
+    for layer in program.layers:
+        y = run_layer(program, layer, tensors)
+        layer_outputs[layer.name] = y
+        if layer.lut is not None:
+            y = layer.lut[y]
+        t = program.tensors[layer.output]
+        if layer.output not in tensors:
+            tensors[layer.output] = np.zeros(t.shape, np.uint8)
+        c0 = layer.out_channel_offset
+        tensors[layer.output][c0:c0 + y.shape[0]] = y
+    return GoldenResult(program, tensors, layer_outputs)

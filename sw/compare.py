@@ -1,0 +1,108 @@
+"""``fireforge compare``: the golden model against ONNX Runtime (and, later, the hardware), layer by layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from fireforge.errors import FireforgeError
+from fireforge.sim import golden
+from fireforge.sw.program import Program
+
+__all__ = ["LayerDiff", "Comparison", "ort_layer_outputs", "compare", "top5", "diff"]
+
+
+@dataclass
+class LayerDiff:
+    name: str
+    kind: str
+    shape: tuple
+    size: int
+    max_abs_diff: int
+    mismatches: int
+
+
+@dataclass
+class Comparison:
+    layers: list[LayerDiff]
+    top5_golden: list[int]
+    top5_ort: list[int]
+
+    @property
+    def top1_agree(self) -> bool:
+        return self.top5_golden[:1] == self.top5_ort[:1]
+
+    @property
+    def mismatches(self) -> int:
+        return sum(l.mismatches for l in self.layers)
+
+    def to_json(self) -> dict:
+        return {"layers": [{"name": l.name, "kind": l.kind, "shape": list(l.shape), "max_abs_diff": l.max_abs_diff,
+                            "mismatches": l.mismatches, "size": l.size} for l in self.layers],
+                "top5": {"golden": self.top5_golden, "onnxruntime": self.top5_ort},
+                "mismatches": self.mismatches, "top1_agree": self.top1_agree}
+
+
+def top5(scores: np.ndarray) -> list[int]:
+    """Indices of the five largest scores; ties go to the lower index (a stable rule both sides share)."""
+    s = np.asarray(scores).reshape(-1).astype(np.float64)
+    return [int(i) for i in np.argsort(-s, kind="stable")[:5]]
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """(max |a−b|, number of differing elements) of two uint8 tensors of the same size."""
+    a = np.asarray(a).reshape(-1).astype(np.int32)
+    b = np.asarray(b).reshape(-1).astype(np.int32)
+    if a.size != b.size:
+        raise FireforgeError(f"internal: comparing tensors of {a.size} and {b.size} elements")
+    d = np.abs(a - b)
+    return int(d.max(initial=0)), int(np.count_nonzero(d))
+
+
+def ort_layer_outputs(out_dir: Path, program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run ``OUT/quantized.onnx`` in ONNX Runtime; return every layer's ORT tensor and the model's output."""
+    import onnxruntime as ort
+
+    model = onnx.load(Path(out_dir) / "quantized.onnx")
+    present = {o.name for o in model.graph.output}
+    wanted = [program.input] + [l.ort_tensor for l in program.layers]
+    for name in dict.fromkeys(wanted):
+        if name not in present:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    final = model.graph.output[0].name
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = dict(zip(names, sess.run(None, {program.input_name: x.astype(np.float32)})))
+    return values, values[final]
+
+
+def compare(out_dir: Path, x: np.ndarray, program: Program | None = None) -> Comparison:
+    program = program or Program.load(out_dir)
+    g = golden.run(program, x)
+    ort_values, ort_final = ort_layer_outputs(out_dir, program, x)
+    rows = []
+    t_in = program.tensors[program.input]
+    mx, mm = diff(g.tensors[program.input], ort_values[program.input])
+    rows.append(LayerDiff("input (quantize)", "quantize", t_in.shape, int(np.prod(t_in.shape)), mx, mm))
+    for layer in program.layers:
+        mine = g.layer_outputs[layer.name]
+        mx, mm = diff(mine, ort_values[layer.ort_tensor])
+        rows.append(LayerDiff(layer.name, layer.kind, mine.shape, int(mine.size), mx, mm))
+    return Comparison(rows, top5(g.scores()), top5(ort_final))
+
+
+def format_table(cmp: Comparison) -> str:
+    w = max(len(r.name) for r in cmp.layers)
+    lines = [f"{'layer':<{w}}  {'kind':<8} {'shape':<16} {'max|Δ|':>7} {'mismatch':>9} {'of':>9}"]
+    for r in cmp.layers:
+        shape = "x".join(str(s) for s in r.shape)
+        lines.append(f"{r.name:<{w}}  {r.kind:<8} {shape:<16} {r.max_abs_diff:>7} {r.mismatches:>9} {r.size:>9}")
+    total = sum(r.size for r in cmp.layers)
+    lines.append(f"total mismatching bytes: {cmp.mismatches} of {total}")
+    lines.append(f"top-5 golden:      {cmp.top5_golden}")
+    lines.append(f"top-5 onnxruntime: {cmp.top5_ort}")
+    lines.append("top-1 agree" if cmp.top1_agree else "top-1 DIFFER")
+    return "\n".join(lines)

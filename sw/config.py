@@ -1,0 +1,135 @@
+"""The one engine configuration shared by the compiler (image layout) and the hardware (ports, memories).
+
+Everything else is derived from these few numbers, in one place, as properties. The config is saved as
+JSON beside every artefact so a build can always be traced back to the shape it was made for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from fireforge.errors import FireforgeError
+
+__all__ = ["EngineConfig"]
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Shape of one fireforge engine.
+
+    The MAC array is ``vector × vector`` multipliers: ``vector`` input channels times ``vector``
+    output channels per cycle. Activations are stored one channel group (``vector`` channels of one
+    pixel) per memory word; weights one ``vector × vector`` block per word.
+
+    Parameters
+    ----------
+    mac_units:
+        Multipliers in the array; a square of a power of two (16, 64, 256, ...).
+    act_bits, weight_bits:
+        Activation (unsigned) and weight (signed) widths. 8 is what the compiler emits today.
+    acc_bits:
+        Accumulator width; 32 matches ONNX Runtime's int32 accumulation.
+    weight_depth, quant_depth, desc_depth, act_depth:
+        Words of the weight ROM, the per-channel requant ROM, the descriptor ROM and the on-chip
+        activation buffer. ``0`` means "size to the compiled program" (rounded up to a power of two).
+    """
+
+    mac_units: int = 64
+    act_bits: int = 8
+    weight_bits: int = 8
+    acc_bits: int = 32
+    weight_depth: int = 0
+    quant_depth: int = 0
+    desc_depth: int = 0
+    act_depth: int = 0
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise FireforgeError(f"engine config: {f.name} must be a non-negative integer, not {v!r}")
+        root = math.isqrt(self.mac_units)
+        if root * root != self.mac_units or not _is_pow2(root) or root < 2:
+            raise FireforgeError(
+                f"engine config: mac_units must be the square of a power of two ≥ 2 (4, 16, 64, 256, 1024), "
+                f"not {self.mac_units}")
+        if self.act_bits != 8 or self.weight_bits != 8:
+            raise FireforgeError(
+                f"engine config: only 8-bit activations and weights are supported by the compiler today "
+                f"(got act_bits={self.act_bits}, weight_bits={self.weight_bits})")
+        if self.acc_bits != 32:
+            raise FireforgeError(f"engine config: acc_bits must be 32 (ONNX Runtime accumulates in int32), "
+                                 f"not {self.acc_bits}")
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def vector(self) -> int:
+        """Channels per activation word, and both sides of the MAC array."""
+        return math.isqrt(self.mac_units)
+
+    @property
+    def act_word_bits(self) -> int:
+        return self.vector * self.act_bits
+
+    @property
+    def weight_word_bits(self) -> int:
+        return self.mac_units * self.weight_bits
+
+    @property
+    def quant_channel_bits(self) -> int:
+        """Per output channel: int32 bias, 24-bit mantissa, 8-bit shift (see sim.requant)."""
+        return 32 + 24 + 8
+
+    @property
+    def quant_word_bits(self) -> int:
+        return self.vector * self.quant_channel_bits
+
+    def groups(self, channels: int) -> int:
+        """Activation words per pixel for a tensor of ``channels`` channels."""
+        return -(-channels // self.vector)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, where: str = "engine config") -> "EngineConfig":
+        if not isinstance(d, dict):
+            raise FireforgeError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise FireforgeError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EngineConfig":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except OSError as e:
+            raise FireforgeError(f"cannot read engine config {path}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise FireforgeError(f"engine config {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+        return cls.from_dict(d, where=f"engine config {path}")
+
+    def with_depths(self, **depths: int) -> "EngineConfig":
+        """The config with the automatic (0) depths resolved to the given sizes, rounded up to 2^n."""
+        resolved = {}
+        for name, needed in depths.items():
+            current = getattr(self, name)
+            if current == 0:
+                resolved[name] = 1 << max(0, (max(1, needed) - 1).bit_length())
+            elif current < needed:
+                raise FireforgeError(
+                    f"engine config: {name}={current} words is too small for this program, which needs "
+                    f"{needed}; raise it or set it to 0 to size it automatically")
+        return dataclasses.replace(self, **resolved)

@@ -1,0 +1,164 @@
+"""Schedule a program for one engine: physical tensor layouts, activation addresses, descriptors.
+
+Physical layout: a tensor is stored pixel-major, one word per channel group of ``vector`` channels:
+``addr(y, x, g) = base + (y·W + x)·groups + g``. A concat tensor is the concatenation of its writers'
+layouts, each starting on a group boundary, so a writer's channel slice is whole words (channels that
+pad a slice to a group are never read with a nonzero weight). Activation memory is reused: a tensor's
+words are free again after its last reader (first-fit allocation over live ranges).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fireforge.errors import FireforgeError
+from fireforge.sim import requant
+from fireforge.sw.config import EngineConfig
+from fireforge.sw.descriptor import Op
+from fireforge.sw.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
+
+__all__ = ["TensorLayout", "Schedule", "schedule"]
+
+
+@dataclass
+class TensorLayout:
+    name: str
+    height: int
+    width: int
+    groups: int                  # words per pixel
+    channel_index: np.ndarray    # logical channel -> physical channel (group·vector + lane)
+    addr: int = 0
+
+    @property
+    def words(self) -> int:
+        return self.height * self.width * self.groups
+
+
+@dataclass
+class Schedule:
+    config: EngineConfig
+    layouts: dict[str, TensorLayout]
+    descriptors: list[dict]      # descriptor fields per layer, in program order (END not included)
+    weight_offsets: list[int]    # first weight word per layer (-1 when the layer has none)
+    quant_offsets: list[int]
+    weight_words: int
+    quant_words: int
+    act_words: int
+    luts: list[np.ndarray]
+
+
+def _result_layout(layer, program: Program, layouts: dict[str, TensorLayout], vector: int):
+    """(groups, channel_index) of the words a layer produces (before placing them in its destination)."""
+    if isinstance(layer, ConvLayer):
+        o = layer.out_channels
+        return -(-o // vector), np.arange(o)
+    src = layouts[layer.inputs[0]]
+    return src.groups, src.channel_index
+
+
+def _plan_layouts(program: Program, vector: int) -> tuple[dict[str, TensorLayout], dict[str, int]]:
+    layouts: dict[str, TensorLayout] = {}
+    t_in = program.tensors[program.input]
+    layouts[t_in.name] = TensorLayout(t_in.name, t_in.height, t_in.width, -(-t_in.channels // vector),
+                                      np.arange(t_in.channels))
+    goff: dict[str, int] = {}
+    writers: dict[str, list] = {}
+    for layer in program.layers:
+        writers.setdefault(layer.output, []).append(layer)
+    for layer in program.layers:
+        if layer.output in layouts:
+            continue
+        for a, b in zip(layer.inputs, layer.inputs[1:]):
+            la, lb = layouts[a], layouts[b]
+            if la.groups != lb.groups or not np.array_equal(la.channel_index, lb.channel_index):
+                raise FireforgeError(f"layer '{layer.name}': its inputs '{a}' and '{b}' have different channel "
+                                     f"layouts in memory (different concat splits); not supported")
+        t = program.tensors[layer.output]
+        group, index = 0, np.full(t.channels, -1)
+        for w in sorted(writers[layer.output], key=lambda l: l.out_channel_offset):
+            if any(x not in layouts for x in w.inputs):
+                raise FireforgeError(f"layer '{w.name}' writes into '{t.name}' before its input exists")
+            g, idx = _result_layout(w, program, layouts, vector)
+            n = len(idx)
+            index[w.out_channel_offset:w.out_channel_offset + n] = group * vector + idx
+            goff[w.name] = group
+            group += g
+        if np.any(index < 0):
+            raise FireforgeError(f"tensor '{t.name}': some channels are written by no layer")
+        layouts[t.name] = TensorLayout(t.name, t.height, t.width, group, index)
+    return layouts, goff
+
+
+def _allocate(program: Program, layouts: dict[str, TensorLayout]) -> int:
+    """First-fit addresses over live ranges; returns the activation words needed."""
+    first: dict[str, int] = {program.input: -1}
+    last: dict[str, int] = {}
+    for i, layer in enumerate(program.layers):
+        first.setdefault(layer.output, i)
+        for x in layer.inputs:
+            last[x] = i
+    end = len(program.layers)
+    last[program.output] = end
+    placed: list[tuple[int, int, int, int]] = []   # (addr, words, first, last)
+    top = 0
+    for name in sorted(first, key=lambda n: first[n]):
+        lay = layouts[name]
+        live = (first[name], last.get(name, first[name]))
+        busy = sorted((a, a + w) for a, w, f, l in placed if not (l < live[0] or live[1] < f))
+        addr = 0
+        for a0, a1 in busy:
+            if addr + lay.words <= a0:
+                break
+            addr = max(addr, a1)
+        lay.addr = addr
+        placed.append((addr, lay.words, *live))
+        top = max(top, addr + lay.words)
+    return top
+
+
+def schedule(program: Program, config: EngineConfig) -> Schedule:
+    v = config.vector
+    layouts, goff = _plan_layouts(program, v)
+    act_words = _allocate(program, layouts)
+    descriptors, w_off, q_off, luts = [], [], [], []
+    weight_words = quant_words = 0
+    for layer in program.layers:
+        out_t = program.tensors[layer.output]
+        dst = layouts[layer.output]
+        src = layouts[layer.inputs[0]]
+        d = {"in_addr": src.addr, "in_h": src.height, "in_w": src.width, "in_groups": src.groups,
+             "out_addr": dst.addr, "out_h": out_t.height, "out_w": out_t.width,
+             "out_groups": _result_layout(layer, program, layouts, v)[0], "out_pitch": dst.groups,
+             "out_goff": goff[layer.name], "in_zp": program.tensors[layer.inputs[0]].zero_point}
+        from fireforge.sim.golden import layer_qparams
+        y_scale, y_zp = layer_qparams(program, layer)
+        d["out_zp"] = y_zp
+        if layer.lut is not None:
+            d.update(lut_en=1, lut_index=len(luts))
+            luts.append(layer.lut)
+        w_off.append(-1)
+        q_off.append(-1)
+        if isinstance(layer, ConvLayer):
+            kh, kw = layer.kernel
+            d.update(op=Op.CONV, kernel_h=kh, kernel_w=kw, stride_h=layer.stride[0], stride_w=layer.stride[1],
+                     pad_t=layer.pads[0], pad_l=layer.pads[1], relu=int(layer.relu),
+                     weight_addr=weight_words, quant_addr=quant_words)
+            w_off[-1], q_off[-1] = weight_words, quant_words
+            og = d["out_groups"]
+            weight_words += og * kh * kw * src.groups
+            quant_words += og
+        elif isinstance(layer, MaxPoolLayer):
+            d.update(op=Op.MAXPOOL, kernel_h=layer.kernel[0], kernel_w=layer.kernel[1], stride_h=layer.stride[0],
+                     stride_w=layer.stride[1], pad_t=layer.pads[0], pad_l=layer.pads[1])
+        elif isinstance(layer, AddLayer):
+            a, b = program.tensors[layer.input_a], program.tensors[layer.input_b]
+            p = requant.add_params(a.scale, a.zero_point, b.scale, b.zero_point, y_scale, y_zp)
+            d.update(op=Op.ADD, in2_addr=layouts[layer.input_b].addr, in2_zp=b.zero_point, **p)
+        elif isinstance(layer, GlobalAvgPoolLayer):
+            x = program.tensors[layer.input]
+            p = requant.gap_params(x.scale, x.zero_point, y_scale, y_zp, x.height * x.width)
+            d.update(op=Op.GAP, **p)
+        descriptors.append(d)
+    return Schedule(config, layouts, descriptors, w_off, q_off, weight_words, quant_words, act_words, luts)
