@@ -63,7 +63,7 @@ def quantize_model(float_model: onnx.ModelProto, input_name: str, calib: np.ndar
             if not n.name:
                 raise FireforgeError(f"node producing '{n.output[0]}' has no name; the quantizer needs named nodes")
         quantize_static(float_path, out_path, None, calibration_cache_path=cache,
-                        quant_format=QuantFormat.QOperator, per_channel=True,
+                        quant_format=QuantFormat.QOperator, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
                         nodes_to_exclude=tail)
