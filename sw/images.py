@@ -5,7 +5,9 @@ same words little-endian, ``ceil(bits/8)`` bytes each. Word formats:
 
 * weights: one ``vector × vector`` int8 block; byte ``o·vector + i`` is output lane ``o``, input lane ``i``.
   A conv's words run ``for out_group: for ky: for kx: for in_group``.
-* quant: per output lane 64 bits: int32 bias (bits 0–31), 24-bit mantissa (32–55), shift (56–63).
+* quant: per output lane 64 bits: int32 folded bias (bits 0–31), 24-bit mantissa (32–55), shift (56–63).
+  The engine pads with the input's zero point and multiplies raw uint8 activations, so the bias it adds
+  is ``bias − zp_x·Σw`` (exactly ONNX Runtime's ``Σ w·(x − zp_x) + bias``).
 * descriptors: :data:`fireforge.sw.descriptor.DESCRIPTOR`, one per layer, then an END descriptor.
 * luts: 256 bytes per concat requant table.
 """
@@ -18,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fireforge.errors import FireforgeError
 from fireforge.sim import requant
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.descriptor import DESCRIPTOR, Op, pack
 from fireforge.sw.program import ConvLayer, Program
 from fireforge.sw.schedule import Schedule, schedule
 
-__all__ = ["write_images", "weight_words", "quant_words", "descriptor_words", "read_words"]
+__all__ = ["write_images", "weight_words", "quant_words", "folded_bias", "descriptor_words", "read_words"]
 
 
 def weight_words(layer: ConvLayer, in_layout, vector: int) -> np.ndarray:
@@ -37,12 +40,20 @@ def weight_words(layer: ConvLayer, in_layout, vector: int) -> np.ndarray:
     return np.ascontiguousarray(blocks).view(np.uint8).reshape(-1, vector * vector)
 
 
-def quant_words(layer: ConvLayer, vector: int) -> np.ndarray:
+def folded_bias(layer: ConvLayer, in_zero_point: int) -> np.ndarray:
+    """int32 bias with the input zero point folded in: bias − zp_x·Σw (per output channel)."""
+    b = layer.bias.astype(np.int64) - in_zero_point * layer.weights.reshape(layer.out_channels, -1).astype(np.int64).sum(1)
+    if np.any(np.abs(b) >= 2 ** 31):
+        raise FireforgeError(f"layer '{layer.name}': bias − zp·Σw overflows int32")
+    return b.astype(np.int32)
+
+
+def quant_words(layer: ConvLayer, in_zero_point: int, vector: int) -> np.ndarray:
     """A conv's requant words as uint8 [groups, vector·8]."""
     o = layer.out_channels
     og = -(-o // vector)
     lanes = np.zeros((og * vector, 8), np.uint8)
-    lanes[:o, 0:4] = layer.bias.astype("<i4").view(np.uint8).reshape(o, 4)
+    lanes[:o, 0:4] = folded_bias(layer, in_zero_point).astype("<i4").view(np.uint8).reshape(o, 4)
     for ch, s in enumerate(layer.scale):
         mant, shift = requant.requant_multiplier(float(s))
         lanes[ch, 4:7] = np.frombuffer(int(mant).to_bytes(3, "little"), np.uint8)
@@ -88,7 +99,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     for layer in program.layers:
         if isinstance(layer, ConvLayer):
             w_blocks.append(weight_words(layer, sched.layouts[layer.input], v))
-            q_blocks.append(quant_words(layer, v))
+            q_blocks.append(quant_words(layer, program.tensors[layer.input].zero_point, v))
     wts = np.concatenate(w_blocks) if w_blocks else np.zeros((0, v * v), np.uint8)
     qnt = np.concatenate(q_blocks) if q_blocks else np.zeros((0, v * 8), np.uint8)
     desc = descriptor_words(sched)

@@ -1,0 +1,54 @@
+"""Shared pytest options and fixtures: slow runs on demand, models built once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run slow tests (224x224 networks, long random sweeps)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def build_model(model_dir):
+    """build_model(name, **kwargs) -> path of a float ONNX model built once per session."""
+    from fireforge.models import squeezenet
+
+    cache = {}
+
+    def build(name, **kw):
+        key = (name, tuple(sorted(kw.items())))
+        if key not in cache:
+            if name in ("v1_0", "v1_1"):
+                m = squeezenet.build_squeezenet(name, **kw)
+            elif name == "fire":
+                m = squeezenet.build_fire(**kw)
+            else:
+                m = squeezenet.build_conv(**kw)
+            path = model_dir / f"{name}-{abs(hash(key)):x}.onnx"
+            onnx.save(m, path)
+            cache[key] = path
+        return cache[key]
+
+    return build
+
+
+def random_input(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
