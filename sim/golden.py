@@ -94,29 +94,17 @@ def run_layer(program: Program, layer, tensors: dict[str, np.ndarray]) -> np.nda
     out_hw = (out_t.height, out_t.width)
     if isinstance(layer, ConvLayer):
         x_t = program.tensors[layer.input]
-        return conv(layer, tensors[layer.input], x_t.zero_point, layer_zero_point(program, layer), out_hw)
+        return conv(layer, tensors[layer.input], x_t.zero_point, program.requant_target(layer)[1], out_hw)
     if isinstance(layer, MaxPoolLayer):
         return maxpool(layer, tensors[layer.input], out_hw)
     if isinstance(layer, AddLayer):
         a_t, b_t = program.tensors[layer.input_a], program.tensors[layer.input_b]
         return add(tensors[layer.input_a], (a_t.scale, a_t.zero_point), tensors[layer.input_b],
-                   (b_t.scale, b_t.zero_point), layer_qparams(program, layer))
+                   (b_t.scale, b_t.zero_point), program.requant_target(layer))
     if isinstance(layer, GlobalAvgPoolLayer):
         x_t = program.tensors[layer.input]
-        return global_average_pool(tensors[layer.input], (x_t.scale, x_t.zero_point), layer_qparams(program, layer))
+        return global_average_pool(tensors[layer.input], (x_t.scale, x_t.zero_point), program.requant_target(layer))
     raise TypeError(f"unknown layer {layer!r}")
-
-
-def layer_qparams(program: Program, layer) -> tuple[float, int]:
-    """The scale / zero point a layer requantizes to: its own when a concat table follows, else its tensor's."""
-    if layer.lut is not None and layer.lut_from is not None:
-        return tuple(layer.lut_from)
-    t = program.tensors[layer.output]
-    return t.scale, t.zero_point
-
-
-def layer_zero_point(program: Program, layer) -> int:
-    return layer_qparams(program, layer)[1]
 
 
 class GoldenResult:

@@ -7,7 +7,7 @@ every value against its field and names the layer and field that overflow.
 
 from __future__ import annotations
 
-from amaranth.hdl import Shape
+from amaranth.hdl import Shape, signed
 from amaranth.lib import data, enum
 
 from fireforge.errors import FireforgeError
@@ -23,31 +23,41 @@ class Op(enum.Enum, shape=3):
     GAP = 4
 
 
-# Addresses are in activation / weight / quant words; sizes in pixels and channel groups.
+# The engine runs every layer as one loop nest (see fireforge.hw.engine):
+#   for og < og_count: for oy < out_h: for ox < out_w: for ky < kernel_h: for kx < kernel_w: for ig < g_count
+# reading activation word  window(oy, ox) + ky·ky_step + kx·kx_step + ig  (+ og when depthwise), where
+# window(oy, ox) = win_addr0 + oy·row_step + ox·pix_step; taps outside the map (pad_en) read as padding.
+# Every address step is precomputed here, so the hardware only adds. Addresses are in words.
 DESCRIPTOR = data.StructLayout({
     "op": Op,
     "relu": 1,
     "lut_en": 1,
     "lut_index": 8,
-    "in_addr": 24,        # input tensor base (activation words)
-    "in2_addr": 24,       # second input of ADD
-    "out_addr": 24,       # destination tensor base
-    "in_h": 12, "in_w": 12,
-    "in_groups": 10,      # channel groups per input pixel (the input's pitch)
+    "pad_en": 1,          # check taps against the map (conv / max pool with padding or ceil mode)
+    "depthwise": 1,       # group og reads input group og (max pool, add, GAP); else all groups (conv)
+    "og_count": 10,       # output channel groups produced
     "out_h": 12, "out_w": 12,
-    "out_groups": 10,     # channel groups this layer computes
-    "out_pitch": 10,      # channel groups per pixel of the destination tensor
-    "out_goff": 10,       # first destination group written (concat slice)
-    "kernel_h": 4, "kernel_w": 4,
-    "stride_h": 3, "stride_w": 3,
+    "kernel_h": 12, "kernel_w": 12,   # GAP: the whole map
+    "g_count": 10,        # input groups per tap (conv: the input's groups; depthwise: 1)
+    "in_h": 12, "in_w": 12,
+    "stride_h": 4, "stride_w": 4,
     "pad_t": 4, "pad_l": 4,
+    "win_addr0": signed(26),  # input base − (pad_t·in_w + pad_l)·groups
+    "row_step": 26,       # stride_h·in_w·groups
+    "pix_step": 16,       # stride_w·groups
+    "ky_step": 24,        # in_w·groups
+    "kx_step": signed(26),  # groups; ADD: second input base − first input base
     "weight_addr": 24,    # first weight word of a CONV
+    "taps": 20,           # weight words per output group: kernel_h·kernel_w·g_count
     "quant_addr": 16,     # first requant word of a CONV
+    "out_addr": 24,       # destination base + first group of this layer's slice
+    "out_pitch": 10,      # channel groups per pixel of the destination tensor
     "in_zp": 8, "in2_zp": 8, "out_zp": 8,
     "mult_a": 24, "shift_a": 8,   # ADD: input A's multiplier; GAP: the averaging multiplier
     "mult_b": 24, "shift_b": 8,   # ADD: input B's multiplier
     "aux": 32,            # ADD/GAP: extra term of the requant (see fireforge.sim.requant)
 })
+
 
 def pack(fields: dict, *, layer: str = "?") -> int:
     """Pack a descriptor (missing fields are 0) into an integer of ``DESCRIPTOR.size`` bits."""

@@ -56,6 +56,9 @@ def quant_words(layer: ConvLayer, in_zero_point: int, vector: int) -> np.ndarray
     lanes[:o, 0:4] = folded_bias(layer, in_zero_point).astype("<i4").view(np.uint8).reshape(o, 4)
     for ch, s in enumerate(layer.scale):
         mant, shift = requant.requant_multiplier(float(s))
+        if not 0 <= shift < 256:
+            raise FireforgeError(f"layer '{layer.name}': output channel {ch} requant scale {s} is out of the "
+                                 f"engine's range (shift {shift} not in 0..255)")
         lanes[ch, 4:7] = np.frombuffer(int(mant).to_bytes(3, "little"), np.uint8)
         lanes[ch, 7] = shift
     return lanes.reshape(og, vector * 8)

@@ -420,16 +420,28 @@ def lower(model: onnx.ModelProto, path: str = "model") -> Program:
 
 
 def _group_fire_units(layers, tensors) -> None:
-    """Squeeze 1x1 → (expand 1x1, expand 3x3 → one concat tensor) is a Fire module: one scheduling unit."""
-    for i, sq in enumerate(layers):
+    """Squeeze 1x1 → (expand 1x1, expand 3x3 → one concat tensor) is a Fire module: one scheduling unit.
+
+    Independent layers between the squeeze and its expands (a complex bypass conv reading the module's
+    input) are moved after the expands, so the module runs as one unit."""
+    i = 0
+    while i < len(layers):
+        sq = layers[i]
+        i += 1
         if not isinstance(sq, ConvLayer) or sq.kernel != (1, 1):
             continue
-        expands = [l for l in layers[i + 1:] if isinstance(l, ConvLayer) and l.input == sq.output]
+        expands = [l for l in layers[i:] if isinstance(l, ConvLayer) and l.input == sq.output]
         if len(expands) != 2 or len({l.output for l in expands}) != 1:
             continue
-        idx = [layers.index(l) for l in expands]
-        if idx != [i + 1, i + 2]:
+        between = layers[i:layers.index(expands[1])]
+        others = [l for l in between if l not in expands]
+        touched = {sq.output, expands[0].output}
+        if any(set(l.inputs) & touched or l.output in touched for l in others):
             continue
+        for l in others:  # independent: run them after the module
+            layers.remove(l)
+        j = layers.index(expands[1]) + 1
+        layers[j:j] = others
         names = [sq.name] + [l.name for l in expands]
         prefix = names[0].rsplit("/", 1)[0] if "/" in names[0] else ""
         unit = prefix if prefix and all(n.startswith(prefix + "/") for n in names) else f"fire({sq.name})"

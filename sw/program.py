@@ -146,6 +146,13 @@ class Program:
                 return l
         raise KeyError(name)
 
+    def requant_target(self, layer: _Layer) -> tuple[float, int]:
+        """(scale, zero point) a layer requantizes to: its own when a concat table follows, else its tensor's."""
+        if layer.lut is not None and layer.lut_from is not None:
+            return tuple(layer.lut_from)
+        t = self.tensors[layer.output]
+        return t.scale, t.zero_point
+
     def units(self) -> list[tuple[str, list[_Layer]]]:
         """Layers grouped into scheduling units (a Fire module is one unit), in order."""
         out: list[tuple[str, list[_Layer]]] = []

@@ -118,6 +118,38 @@ def _allocate(program: Program, layouts: dict[str, TensorLayout]) -> int:
     return top
 
 
+def _float_fields(value, layer: str, what: str) -> tuple[int, int]:
+    try:
+        return requant.requant_multiplier(float(value))
+    except ValueError as e:
+        raise FireforgeError(f"layer '{layer}': {what} {value} cannot be requantized: {e}") from None
+
+
+def _add_fields(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, layer: str) -> dict:
+    """ADD: ORT's r = fma(a, ra, fma(b, rb, F)) constants (see sim.requant.qlinear_add): ra and rb as
+    mantissa/shift, F as float32 bits."""
+    ra, rb, f = requant.qlinear_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    mult_a, shift_a = _float_fields(ra, layer, "input A scale ratio")
+    mult_b, shift_b = _float_fields(rb, layer, "input B scale ratio")
+    for name, shift in (("A", shift_a), ("B", shift_b)):
+        if not 0 <= shift < 256:
+            raise FireforgeError(f"layer '{layer}': input {name} scale ratio is out of the engine's range")
+    return {"mult_a": mult_a, "shift_a": shift_a, "mult_b": mult_b, "shift_b": shift_b,
+            "aux": int(np.array(f, np.float32).view(np.uint32))}
+
+
+def _gap_fields(x_scale, x_zp, y_scale, size: int, layer: str) -> dict:
+    """GAP: the conv requantizer on Σx − zp·N with scale fl(x_scale / fl(y_scale·N))."""
+    try:
+        scale = requant.global_average_pool_scale(x_scale, y_scale, size)
+    except ValueError as e:
+        raise FireforgeError(f"layer '{layer}': {e}") from None
+    mult, shift = _float_fields(scale, layer, "average scale")
+    if not 0 <= shift < 256:
+        raise FireforgeError(f"layer '{layer}': average scale {scale} is out of the engine's range")
+    return {"mult_a": mult, "shift_a": shift, "aux": (-x_zp * size) & 0xFFFFFFFF}
+
+
 def schedule(program: Program, config: EngineConfig) -> Schedule:
     v = config.vector
     layouts, goff = _plan_layouts(program, v)
@@ -128,37 +160,46 @@ def schedule(program: Program, config: EngineConfig) -> Schedule:
         out_t = program.tensors[layer.output]
         dst = layouts[layer.output]
         src = layouts[layer.inputs[0]]
-        d = {"in_addr": src.addr, "in_h": src.height, "in_w": src.width, "in_groups": src.groups,
-             "out_addr": dst.addr, "out_h": out_t.height, "out_w": out_t.width,
-             "out_groups": _result_layout(layer, program, layouts, v)[0], "out_pitch": dst.groups,
-             "out_goff": goff[layer.name], "in_zp": program.tensors[layer.inputs[0]].zero_point}
-        from fireforge.sim.golden import layer_qparams
-        y_scale, y_zp = layer_qparams(program, layer)
-        d["out_zp"] = y_zp
+        y_scale, y_zp = program.requant_target(layer)
+        kh, kw, sh, sw, pt, pl = 1, 1, 1, 1, 0, 0
+        if isinstance(layer, (ConvLayer, MaxPoolLayer)):
+            kh, kw = layer.kernel
+            sh, sw = layer.stride
+            pt, pl = layer.pads[0], layer.pads[1]
+        elif isinstance(layer, GlobalAvgPoolLayer):
+            kh, kw = src.height, src.width
+        groups = src.groups
+        conv = isinstance(layer, ConvLayer)
+        g_count = groups if conv else 1
+        d = {"og_count": _result_layout(layer, program, layouts, v)[0],
+             "out_h": out_t.height, "out_w": out_t.width, "kernel_h": kh, "kernel_w": kw, "g_count": g_count,
+             "in_h": src.height, "in_w": src.width, "stride_h": sh, "stride_w": sw, "pad_t": pt, "pad_l": pl,
+             "pad_en": int(any(layer.pads)) if isinstance(layer, (ConvLayer, MaxPoolLayer)) else 0,
+             "depthwise": int(not conv),
+             "win_addr0": src.addr - (pt * src.width + pl) * groups,
+             "row_step": sh * src.width * groups, "pix_step": sw * groups, "ky_step": src.width * groups,
+             "kx_step": groups, "taps": kh * kw * g_count,
+             "out_addr": dst.addr + goff[layer.name], "out_pitch": dst.groups,
+             "in_zp": program.tensors[layer.inputs[0]].zero_point, "out_zp": y_zp}
         if layer.lut is not None:
             d.update(lut_en=1, lut_index=len(luts))
             luts.append(layer.lut)
         w_off.append(-1)
         q_off.append(-1)
-        if isinstance(layer, ConvLayer):
-            kh, kw = layer.kernel
-            d.update(op=Op.CONV, kernel_h=kh, kernel_w=kw, stride_h=layer.stride[0], stride_w=layer.stride[1],
-                     pad_t=layer.pads[0], pad_l=layer.pads[1], relu=int(layer.relu),
-                     weight_addr=weight_words, quant_addr=quant_words)
+        if conv:
+            d.update(op=Op.CONV, relu=int(layer.relu), weight_addr=weight_words, quant_addr=quant_words)
             w_off[-1], q_off[-1] = weight_words, quant_words
-            og = d["out_groups"]
-            weight_words += og * kh * kw * src.groups
-            quant_words += og
+            weight_words += d["og_count"] * d["taps"]
+            quant_words += d["og_count"]
         elif isinstance(layer, MaxPoolLayer):
-            d.update(op=Op.MAXPOOL, kernel_h=layer.kernel[0], kernel_w=layer.kernel[1], stride_h=layer.stride[0],
-                     stride_w=layer.stride[1], pad_t=layer.pads[0], pad_l=layer.pads[1])
+            d.update(op=Op.MAXPOOL)
         elif isinstance(layer, AddLayer):
             a, b = program.tensors[layer.input_a], program.tensors[layer.input_b]
-            p = requant.add_params(a.scale, a.zero_point, b.scale, b.zero_point, y_scale, y_zp)
-            d.update(op=Op.ADD, in2_addr=layouts[layer.input_b].addr, in2_zp=b.zero_point, **p)
+            p = _add_fields(a.scale, a.zero_point, b.scale, b.zero_point, y_scale, y_zp, layer.name)
+            d.update(op=Op.ADD, kernel_w=2, kx_step=layouts[layer.input_b].addr - src.addr, in2_zp=b.zero_point, **p)
         elif isinstance(layer, GlobalAvgPoolLayer):
             x = program.tensors[layer.input]
-            p = requant.gap_params(x.scale, x.zero_point, y_scale, y_zp, x.height * x.width)
+            p = _gap_fields(x.scale, x.zero_point, y_scale, x.height * x.width, layer.name)
             d.update(op=Op.GAP, **p)
         descriptors.append(d)
     return Schedule(config, layouts, descriptors, w_off, q_off, weight_words, quant_words, act_words, luts)

@@ -106,7 +106,7 @@ def test_images_decode_back_to_the_program(compiled):
         o, c, kh, kw = layer.weights.shape
         in_t = manifest["tensors"][layer.input]
         g_in = in_t["groups"]
-        assert d["in_groups"] == g_in and (d["kernel_h"], d["kernel_w"]) == (kh, kw)
+        assert d["g_count"] == g_in and (d["kernel_h"], d["kernel_w"]) == (kh, kw)
         og = -(-o // v)
         block = weights[d["weight_addr"]:d["weight_addr"] + og * kh * kw * g_in].view(np.int8)
         block = block.reshape(og, kh, kw, g_in, v, v).transpose(0, 4, 3, 5, 1, 2).reshape(og * v, g_in * v, kh, kw)
@@ -132,7 +132,8 @@ def test_concat_slices_are_group_aligned_for_odd_channel_counts(build_model, tmp
     cat = program.output
     assert manifest["tensors"][cat]["groups"] == 3 + 4       # ceil(20/8) + ceil(28/8)
     e3 = [l for l in program.layers if l.out_channel_offset == 20][0]
-    assert manifest["layers"][program.layers.index(e3)]["descriptor"]["out_goff"] == 3
+    e3_desc = manifest["layers"][program.layers.index(e3)]["descriptor"]
+    assert e3_desc["out_addr"] == manifest["tensors"][cat]["addr"] + 3
     _assert_exact(out, (1, 24, 9, 9), seeds=range(3))
 
 

@@ -1,18 +1,25 @@
 // ff_rom.v -- single-port ROM with a registered read port (plain Verilog-2005).
 //
-// Synthesis: infers block RAM (DP16KD / RAMB18E1 / SB_RAM40_4K) because the read is registered
-// and the contents come from $readmemh(INIT_FILE).
+//   always @(posedge clk) if (en) data <= mem[addr];
 //
-// Contents, in this order (later steps overwrite earlier ones):
+// Synthesis (yosys read_verilog; synth_ecp5 / synth_xilinx / synth_ice40): block RAM is inferred
+// for large DEPTH (32768x8 -> DP16KD), small ROMs become LUTs.  Contents come from
+// $readmemh(INIT_FILE).  Words the file does not cover are *undefined* to yosys (it may
+// optimise on them), so write hex files that cover all DEPTH words for synthesis
+// (fireforge.sim.verilator.write_memh(..., depth=DEPTH) pads with zeros).  No zero-fill loop is
+// given to yosys: unrolling it takes minutes for a 32K-word ROM.
+//
+// Simulation (`VERILATOR or `FF_SIM defined), in this order:
 //   1. every word is zero-filled, so words past the end of a short hex file read as 0;
-//   2. if INIT_FILE != "" : $readmemh(INIT_FILE, mem)       (synthesis and simulation)
-//   3. simulation only (`VERILATOR or `FF_SIM defined): if PLUSARG != "" and the simulator was
-//      started with +<PLUSARG>=<path>, the memory is zero-filled again and $readmemh(<path>)
-//      is loaded *instead of* INIT_FILE.  This lets one Verilated model be run with many memory
-//      images without being rebuilt.  The plusarg format string is the constant expression
-//      {PLUSARG, "=%s"}, which Verilator and Icarus accept (no runtime-built format needed).
+//   2. if INIT_FILE != "" : $readmemh(INIT_FILE, mem);
+//   3. if PLUSARG != "" and the simulator was started with +<PLUSARG>=<path>: zero-fill again
+//      and $readmemh(<path>) *instead of* INIT_FILE.  One Verilated model can thus be run with
+//      many memory images without being rebuilt.  The format string is the constant expression
+//      {PLUSARG, "=%s"} (a parameter concatenation, accepted by Verilator 5), so no runtime-built
+//      format string is needed.  A missing file stops the simulation ($finish) with an ERROR
+//      line instead of silently simulating an all-zero ROM.
 //
-// Hex files: one WIDTH-bit word per line in hex, `@addr` lines and // comments allowed.
+// Hex files: one WIDTH-bit word per line in hex; `@addr` lines and // comments are allowed.
 `default_nettype none
 
 module ff_rom #(
@@ -30,8 +37,6 @@ module ff_rom #(
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
 
-    integer i;
-
 `ifdef VERILATOR
  `define FF_ROM_SIM_
 `elsif FF_SIM
@@ -42,11 +47,14 @@ module ff_rom #(
     // File name given by +<PLUSARG>=<path>; up to 1024 characters.
     reg [8*1024-1:0] plusarg_path;
     integer fd;
+    integer i;
 `endif
 
     initial begin
+`ifdef FF_ROM_SIM_
         for (i = 0; i < DEPTH; i = i + 1)
             mem[i] = {WIDTH{1'b0}};
+`endif
         if (INIT_FILE != "")
             $readmemh(INIT_FILE, mem);
 `ifdef FF_ROM_SIM_

@@ -1,0 +1,318 @@
+"""The fireforge engine: runs a compiled program from its descriptor ROM, autonomously.
+
+Every layer is one loop nest (see :mod:`fireforge.sw.descriptor`). Data flows through decoupled stages,
+so the activation memory may stall or answer late without losing a beat:
+
+``agu`` (address generation, one tap per cycle) → activation read request + a record in the tap FIFO
+→ ``c0`` (pair the record with its read response, or padding; start the weight-ROM read) → ``c1``
+(ROM data arrives) → ``c2`` (register between ROM and multipliers) → :class:`MacArray` →
+``acc`` (accumulate / max / sum / pair) → requant (:class:`Requantizer` per lane, or the add / average
+twins) → write FIFO → activation write port.
+
+Back-pressure: the AGU issues a tap only when the tap FIFO has room (which bounds outstanding reads and
+buffered responses), and the last tap of an output only when fewer than ``WRITE_DEPTH`` results are in
+flight, so the results in the pipeline always fit the write FIFO. Between output groups and layers the
+pipeline drains (``inflight == 0``), which is also when the per-group requant words are loaded.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from fireforge.hw.mac import MacArray
+from fireforge.hw.requant import Requantizer
+from fireforge.hw.vector_ops import AddRequantizer, AverageRequantizer
+from fireforge.sw.config import EngineConfig
+from fireforge.sw.descriptor import DESCRIPTOR, Op
+
+__all__ = ["Engine"]
+
+ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
+TAP_DEPTH = 8           # tap FIFO: covers the read latency at one tap per cycle
+WRITE_DEPTH = 16        # results allowed in flight (pipeline + write FIFO)
+
+
+def _bits_for(depth: int) -> int:
+    return max(1, (max(depth, 2) - 1).bit_length())
+
+
+class Engine(wiring.Component):
+    """The engine core, without memories: ROM ports, activation read / write ports, host control.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        Lanes and memory depths (depths must be resolved, i.e. nonzero).
+
+    Members
+    -------
+    start : In(1)
+        Pulse to run the program from descriptor 0 (ignored while busy).
+    busy, done : Out(1)
+        ``done`` rises when the END descriptor is reached and stays high until the next start.
+    cycles : Out(32)
+        Clock cycles of the last (or current) run, from start to done.
+    layer_done : Out(1)
+        High for one cycle when a layer's last result has been written.
+    desc_*, w_*, q_* :
+        Synchronous ROM ports: ``addr`` and ``en`` in one cycle, ``data`` the next.
+    rd_* :
+        Activation reads: a request (``rd_valid``/``rd_ready``/``rd_addr``) and in-order responses
+        (``rd_resp_valid``/``rd_resp_data``) any number of cycles later.
+    wr_* :
+        Activation writes: ``wr_valid``/``wr_ready``/``wr_addr``/``wr_data``.
+    """
+
+    def __init__(self, config: EngineConfig):
+        if 0 in (config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth):
+            raise ValueError("engine config depths must be resolved (nonzero) to build hardware")
+        self.config = config
+        v = config.vector
+        self.vector = v
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32), "layer_done": Out(1),
+            "desc_addr": Out(_bits_for(config.desc_depth)), "desc_en": Out(1), "desc_data": In(DESCRIPTOR.size),
+            "w_addr": Out(_bits_for(config.weight_depth)), "w_en": Out(1), "w_data": In(config.weight_word_bits),
+            "q_addr": Out(_bits_for(config.quant_depth)), "q_en": Out(1), "q_data": In(config.quant_word_bits),
+            "rd_valid": Out(1), "rd_ready": In(1), "rd_addr": Out(_bits_for(config.act_depth)),
+            "rd_resp_valid": In(1), "rd_resp_data": In(config.act_word_bits),
+            "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(_bits_for(config.act_depth)),
+            "wr_data": Out(config.act_word_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        v = self.vector
+        cfg = self.config
+
+        # ---------------------------------------------------------------------------- control
+        desc = Signal(DESCRIPTOR)
+        desc_ptr = Signal(_bits_for(cfg.desc_depth))
+        running = Signal()
+        m.d.comb += self.busy.eq(running)
+        with m.If(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        inflight = Signal(range(WRITE_DEPTH + 1))
+        inflight_inc = Signal()
+        inflight_dec = Signal()
+        m.d.sync += inflight.eq(inflight + inflight_inc - inflight_dec)
+        drained = Signal()
+
+        # quant registers of the current output group: folded bias, mantissa, shift per lane
+        quant_layout = data.ArrayLayout(data.StructLayout({"bias": signed(32), "mantissa": unsigned(24),
+                                                           "shift": unsigned(8)}), v)
+        quant = Signal(quant_layout)
+
+        # AGU state
+        og = Signal(10)
+        oy, ox = Signal(12), Signal(12)
+        ky, kx = Signal(12), Signal(12)
+        ig = Signal(10)
+        row_addr, pix_addr, ky_addr, kx_addr, addr = (Signal(signed(ADDR_BITS), name=n) for n in
+                                                      ("row_addr", "pix_addr", "ky_addr", "kx_addr", "addr"))
+        iy0, ix0, iy, ix = (Signal(signed(14), name=n) for n in ("iy0", "ix0", "iy", "ix"))
+        og_wbase = Signal(24)
+        w_ptr = Signal(24)
+        out_ptr = Signal(24)
+        agu_active = Signal()
+
+        is_conv = Signal()
+        m.d.comb += is_conv.eq(desc.op == Op.CONV)
+
+        # ------------------------------------------------------------------ address generation
+        tap_layout = data.StructLayout({"pad": 1, "first": 1, "last": 1, "w_addr": 24, "out_addr": 24})
+        m.submodules.tapq = tapq = fifo.SyncFIFOBuffered(width=tap_layout.size, depth=TAP_DEPTH)
+        m.submodules.respq = respq = fifo.SyncFIFOBuffered(width=cfg.act_word_bits, depth=TAP_DEPTH)
+
+        g_last, kw_last, kh_last = Signal(), Signal(), Signal()
+        ox_last, oy_last, tap_first, tap_last, pad = Signal(), Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [
+            g_last.eq(ig == desc.g_count - 1), kw_last.eq(kx == desc.kernel_w - 1),
+            kh_last.eq(ky == desc.kernel_h - 1), ox_last.eq(ox == desc.out_w - 1), oy_last.eq(oy == desc.out_h - 1),
+            tap_first.eq((ig == 0) & (kx == 0) & (ky == 0)), tap_last.eq(g_last & kw_last & kh_last),
+            pad.eq(desc.pad_en & ((iy < 0) | (iy >= desc.in_h) | (ix < 0) | (ix >= desc.in_w))),
+        ]
+        credit_ok = Signal()
+        m.d.comb += credit_ok.eq(~tap_last | (inflight < WRITE_DEPTH - 1))
+        can_issue = Signal()
+        m.d.comb += can_issue.eq(agu_active & tapq.w_rdy & credit_ok)
+        fire = Signal()
+        m.d.comb += [
+            self.rd_valid.eq(can_issue & ~pad),
+            self.rd_addr.eq(addr),
+            fire.eq(can_issue & (pad | self.rd_ready)),
+        ]
+        tap = Signal(tap_layout)
+        m.d.comb += [tap.pad.eq(pad), tap.first.eq(tap_first), tap.last.eq(tap_last), tap.w_addr.eq(w_ptr),
+                     tap.out_addr.eq(out_ptr),
+                     tapq.w_data.eq(tap.as_value()), tapq.w_en.eq(fire),
+                     inflight_inc.eq(fire & tap_last)]
+        agu_finished = Signal()
+        m.d.comb += agu_finished.eq(fire & tap_last & ox_last & oy_last)
+
+        with m.If(fire):
+            with m.If(~g_last):
+                m.d.sync += [ig.eq(ig + 1), addr.eq(addr + 1), w_ptr.eq(w_ptr + 1)]
+            with m.Elif(~kw_last):
+                m.d.sync += [ig.eq(0), kx.eq(kx + 1), kx_addr.eq(kx_addr + desc.kx_step),
+                             addr.eq(kx_addr + desc.kx_step), ix.eq(ix + 1), w_ptr.eq(w_ptr + 1)]
+            with m.Elif(~kh_last):
+                m.d.sync += [ig.eq(0), kx.eq(0), ky.eq(ky + 1), ky_addr.eq(ky_addr + desc.ky_step),
+                             kx_addr.eq(ky_addr + desc.ky_step), addr.eq(ky_addr + desc.ky_step),
+                             iy.eq(iy + 1), ix.eq(ix0), w_ptr.eq(w_ptr + 1)]
+            with m.Else():
+                m.d.sync += [ig.eq(0), kx.eq(0), ky.eq(0), w_ptr.eq(og_wbase), out_ptr.eq(out_ptr + desc.out_pitch)]
+                with m.If(~ox_last):
+                    nxt = pix_addr + desc.pix_step
+                    m.d.sync += [ox.eq(ox + 1), pix_addr.eq(nxt), ky_addr.eq(nxt), kx_addr.eq(nxt), addr.eq(nxt),
+                                 ix0.eq(ix0 + desc.stride_w), ix.eq(ix0 + desc.stride_w), iy.eq(iy0)]
+                with m.Elif(~oy_last):
+                    nxt = row_addr + desc.row_step
+                    m.d.sync += [ox.eq(0), oy.eq(oy + 1), row_addr.eq(nxt), pix_addr.eq(nxt), ky_addr.eq(nxt),
+                                 kx_addr.eq(nxt), addr.eq(nxt), iy0.eq(iy0 + desc.stride_h),
+                                 iy.eq(iy0 + desc.stride_h), ix0.eq(-desc.pad_l), ix.eq(-desc.pad_l)]
+
+        # --------------------------------------------------------------------------- FSM
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [running.eq(1), self.done.eq(0), self.cycles.eq(0), desc_ptr.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += [self.desc_en.eq(1), self.desc_addr.eq(desc_ptr)]
+                m.next = "FETCH_WAIT"
+            with m.State("FETCH_WAIT"):
+                m.d.sync += desc.as_value().eq(self.desc_data)
+                m.next = "DECODE"
+            with m.State("DECODE"):
+                with m.If(desc.op == Op.END):
+                    m.d.sync += [running.eq(0), self.done.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [og.eq(0), og_wbase.eq(desc.weight_addr)]
+                    m.next = "GROUP"
+            with m.State("GROUP"):
+                # output group og starts once the previous one has left the pipeline
+                with m.If(drained):
+                    m.d.comb += [self.q_en.eq(is_conv), self.q_addr.eq(desc.quant_addr + og)]
+                    base = Signal(signed(ADDR_BITS))
+                    m.d.comb += base.eq(desc.win_addr0 + Mux(desc.depthwise, og, 0))
+                    m.d.sync += [oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0), ig.eq(0),
+                                 row_addr.eq(base), pix_addr.eq(base), ky_addr.eq(base), kx_addr.eq(base),
+                                 addr.eq(base),
+                                 iy0.eq(-desc.pad_t), ix0.eq(-desc.pad_l), iy.eq(-desc.pad_t), ix.eq(-desc.pad_l),
+                                 w_ptr.eq(og_wbase), out_ptr.eq(desc.out_addr + og)]
+                    m.next = "QUANT"
+            with m.State("QUANT"):
+                with m.If(is_conv):
+                    m.d.sync += quant.as_value().eq(self.q_data)
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += agu_active.eq(1)
+                with m.If(agu_finished):
+                    with m.If(og + 1 == desc.og_count):
+                        m.next = "LAYER_END"
+                    with m.Else():
+                        m.d.sync += [og.eq(og + 1), og_wbase.eq(og_wbase + desc.taps)]
+                        m.next = "GROUP"
+            with m.State("LAYER_END"):
+                with m.If(drained):
+                    m.d.comb += self.layer_done.eq(1)
+                    m.d.sync += desc_ptr.eq(desc_ptr + 1)
+                    m.next = "FETCH"
+
+        # ------------------------------------------------------------ read responses, c0, c1, c2
+        m.d.comb += [respq.w_data.eq(self.rd_resp_data), respq.w_en.eq(self.rd_resp_valid)]
+        head = data.View(tap_layout, tapq.r_data)
+        take = Signal()
+        m.d.comb += take.eq(tapq.r_rdy & (head.pad | respq.r_rdy))
+        m.d.comb += [tapq.r_en.eq(take), respq.r_en.eq(take & ~head.pad),
+                     self.w_en.eq(take), self.w_addr.eq(head.w_addr)]
+        act = data.ArrayLayout(unsigned(8), v)
+        pad_word = Signal(act)
+        for lane in range(v):
+            m.d.comb += pad_word[lane].eq(Mux(is_conv, desc.in_zp, 0))
+        side = data.StructLayout({"valid": 1, "first": 1, "last": 1, "out_addr": 24})
+        c1, c2 = Signal(side), Signal(side)
+        c1_x, c2_x = Signal(act), Signal(act)
+        c2_w = Signal(data.ArrayLayout(signed(8), v * v))
+        m.d.sync += [c1.valid.eq(take), c1.first.eq(head.first), c1.last.eq(head.last),
+                     c1.out_addr.eq(head.out_addr),
+                     c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data)),
+                     c2.eq(c1), c2_x.eq(c1_x), c2_w.as_value().eq(self.w_data)]
+
+        # ----------------------------------------------------------------- MAC array + delay line
+        m.submodules.mac = mac = MacArray(vector=v)
+        m.d.comb += [mac.x.eq(c2_x), mac.w.eq(c2_w)]
+        a_side, a_x = c2, c2_x
+        for stage in range(mac.latency):
+            ns, nx = Signal(side, name=f"m{stage}_side"), Signal(act, name=f"m{stage}_x")
+            m.d.sync += [ns.eq(a_side), nx.eq(a_x)]
+            a_side, a_x = ns, nx
+
+        # ----------------------------------------------------- accumulate / max / sum / pair
+        acc = Signal(data.ArrayLayout(signed(32), v))
+        nxt = Signal(data.ArrayLayout(signed(32), v))
+        for lane in range(v):
+            x = a_x[lane]
+            with m.Switch(desc.op):
+                with m.Case(Op.CONV):
+                    m.d.comb += nxt[lane].eq(Mux(a_side.first, quant[lane].bias, acc[lane]) + mac.sums[lane])
+                with m.Case(Op.MAXPOOL):
+                    m.d.comb += nxt[lane].eq(Mux(a_side.first | (x > acc[lane]), x, acc[lane]))
+                with m.Case(Op.GAP):
+                    m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane] + x))
+                with m.Default():   # ADD: tap 0 is input A (kept), tap 1 input B
+                    m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane]))
+        res_valid = Signal()
+        res_addr = Signal(24)
+        res = Signal(data.ArrayLayout(signed(32), v))
+        res_b = Signal(act)
+        with m.If(a_side.valid):
+            m.d.sync += acc.eq(nxt)
+        m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt),
+                     res_b.eq(a_x)]
+
+        # ------------------------------------------------------------------------- requant
+        out_bytes = Signal(act)
+        rq_valid = Signal()
+        lanes = []
+        for lane in range(v):
+            rq = Requantizer()
+            m.submodules[f"rq{lane}"] = rq
+            m.d.comb += [rq.valid.eq(res_valid), rq.acc.eq(res[lane]), rq.mantissa.eq(quant[lane].mantissa),
+                         rq.shift.eq(quant[lane].shift), rq.zero_point.eq(desc.out_zp), rq.relu.eq(desc.relu)]
+            lanes.append(rq)
+        m.submodules.addrq = addrq = AddRequantizer(vector=v)
+        m.submodules.avgrq = avgrq = AverageRequantizer(vector=v)
+        for lane in range(v):
+            m.d.comb += [addrq.a[lane].eq(res[lane][:8]), addrq.b[lane].eq(res_b[lane]),
+                         avgrq.sum[lane].eq(res[lane])]
+        m.d.comb += [addrq.params.eq(desc), avgrq.params.eq(desc)]
+        # max pool results wait as long as the requantizers take
+        pool, pool_addr, pool_valid = res, res_addr, res_valid
+        for stage in range(Requantizer.latency):
+            np_, na, nv = Signal(data.ArrayLayout(signed(32), v), name=f"r{stage}_pool"), Signal(24, name=f"r{stage}_addr"), Signal(name=f"r{stage}_valid")
+            m.d.sync += [np_.eq(pool), na.eq(pool_addr), nv.eq(pool_valid)]
+            pool, pool_addr, pool_valid = np_, na, nv
+        for lane in range(v):
+            with m.Switch(desc.op):
+                with m.Case(Op.CONV):
+                    m.d.comb += out_bytes[lane].eq(lanes[lane].out)
+                with m.Case(Op.MAXPOOL):
+                    m.d.comb += out_bytes[lane].eq(pool[lane][:8])
+                with m.Case(Op.GAP):
+                    m.d.comb += out_bytes[lane].eq(avgrq.out[lane])
+                with m.Default():
+                    m.d.comb += out_bytes[lane].eq(addrq.out[lane])
+        m.d.comb += rq_valid.eq(pool_valid)
+
+        # ---------------------------------------------------------------------------- writes
+        m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=24 + cfg.act_word_bits, depth=WRITE_DEPTH)
+        m.d.comb += [wq.w_data.eq(Cat(pool_addr, out_bytes.as_value())), wq.w_en.eq(rq_valid),
+                     self.wr_valid.eq(wq.r_rdy), self.wr_addr.eq(wq.r_data[:24]),
+                     self.wr_data.eq(wq.r_data[24:]), wq.r_en.eq(self.wr_ready),
+                     inflight_dec.eq(wq.r_rdy & self.wr_ready),
+                     drained.eq(inflight == 0)]
+        return m

@@ -1,0 +1,115 @@
+// ff_act_ram.v -- activation memory behind the engine's memory port (plain Verilog-2005).
+//
+// One read channel (request valid/ready, response one cycle after acceptance) and one write channel
+// (valid/ready), i.e. a simple dual-port RAM: synthesis infers block RAM. A board without room for
+// activations maps the same two channels onto external RAM instead.
+//
+// Simulation only (`VERILATOR or `FF_SIM):
+//   +act_init=<file>       $readmemh the contents at time 0 (zero-filled otherwise);
+//   +act_dump=<file>       $writememh the contents whenever `dump` is high at a clock edge;
+//   +act_dump_layers=<pfx> $writememh the contents to <pfx>.<n>.hex at the n-th edge with `dump_layer` high
+//                          (the engine raises it as each layer finishes: every layer's output survives);
+//   +act_stall_seed=<n>    n != 0: rd_ready / wr_ready drop pseudo-randomly (two LFSRs seeded by n);
+//   +act_stall_pct=<p>     roughly p % of cycles stall on each channel (default 30).
+`default_nettype none
+
+module ff_act_ram #(
+    parameter integer WIDTH      = 64,
+    parameter integer DEPTH      = 1024,
+    parameter integer ADDR_WIDTH = 10
+) (
+    input  wire                  clk,
+    input  wire                  rd_valid,
+    output wire                  rd_ready,
+    input  wire [ADDR_WIDTH-1:0] rd_addr,
+    output reg                   rd_resp_valid,
+    output reg  [WIDTH-1:0]      rd_resp_data,
+    input  wire                  wr_valid,
+    output wire                  wr_ready,
+    input  wire [ADDR_WIDTH-1:0] wr_addr,
+    input  wire [WIDTH-1:0]      wr_data,
+    input  wire                  dump,
+    input  wire                  dump_layer
+);
+
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    integer i;
+
+`ifdef VERILATOR
+ `define FF_ACT_SIM_
+`elsif FF_SIM
+ `define FF_ACT_SIM_
+`endif
+
+`ifdef FF_ACT_SIM_
+    reg [8*1024-1:0] init_path, dump_path, layers_path, layer_file;
+    reg              have_dump, have_layers;
+    integer          layer_n;
+    integer          stall_seed, stall_pct, fd;
+    reg [31:0]       lfsr_r, lfsr_w;
+    reg              stall_r, stall_w;
+    initial begin
+        for (i = 0; i < DEPTH; i = i + 1)
+            mem[i] = {WIDTH{1'b0}};
+        init_path = 0;
+        dump_path = 0;
+        if ($value$plusargs("act_init=%s", init_path)) begin
+            fd = $fopen(init_path, "r");
+            if (fd == 0) begin
+                $display("ff_act_ram %m: ERROR: cannot open +act_init=%0s", init_path);
+                $finish;
+            end
+            $fclose(fd);
+            $readmemh(init_path, mem);
+        end
+        have_dump = $value$plusargs("act_dump=%s", dump_path);
+        layers_path = 0;
+        have_layers = $value$plusargs("act_dump_layers=%s", layers_path);
+        layer_n = 0;
+        stall_seed = 0;
+        stall_pct = 30;
+        if (!$value$plusargs("act_stall_seed=%d", stall_seed)) stall_seed = 0;
+        if (!$value$plusargs("act_stall_pct=%d", stall_pct)) stall_pct = 30;
+        lfsr_r = stall_seed ^ 32'h1234_5678;
+        lfsr_w = stall_seed ^ 32'h8765_4321;
+        stall_r = 1'b0;
+        stall_w = 1'b0;
+        rd_resp_valid = 1'b0;
+        rd_resp_data = {WIDTH{1'b0}};
+    end
+    // Galois LFSRs (x^32 + x^22 + x^2 + x + 1); a stall whenever the low byte falls below the threshold
+    always @(posedge clk) begin
+        lfsr_r <= {1'b0, lfsr_r[31:1]} ^ (lfsr_r[0] ? 32'h8020_0003 : 32'h0);
+        lfsr_w <= {1'b0, lfsr_w[31:1]} ^ (lfsr_w[0] ? 32'h8020_0003 : 32'h0);
+        stall_r <= (stall_seed != 0) && ((lfsr_r[15:8] * 100) < (stall_pct * 256));
+        stall_w <= (stall_seed != 0) && ((lfsr_w[15:8] * 100) < (stall_pct * 256));
+        if (dump && have_dump)
+            $writememh(dump_path, mem);
+        if (dump_layer && have_layers) begin
+            $sformat(layer_file, "%0s.%0d.hex", layers_path, layer_n);
+            $writememh(layer_file, mem);
+            layer_n <= layer_n + 1;
+        end
+    end
+    assign rd_ready = !stall_r;
+    assign wr_ready = !stall_w;
+`else
+    assign rd_ready = 1'b1;
+    assign wr_ready = 1'b1;
+`endif
+
+    always @(posedge clk) begin
+        rd_resp_valid <= rd_valid && rd_ready;
+        if (rd_valid && rd_ready)
+            rd_resp_data <= mem[rd_addr];
+        if (wr_valid && wr_ready)
+            mem[wr_addr] <= wr_data;
+    end
+
+`ifdef FF_ACT_SIM_
+ `undef FF_ACT_SIM_
+`endif
+
+endmodule
+
+`default_nettype wire
