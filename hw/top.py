@@ -42,6 +42,7 @@ class FireforgeTop(wiring.Component):
     busy: Out(1)
     done: Out(1)
     cycles: Out(32)
+    layer_done: Out(1)
     dump: In(1)
 
     def __init__(self, config: EngineConfig):
@@ -53,7 +54,7 @@ class FireforgeTop(wiring.Component):
         cfg = self.config
         m.submodules.engine = eng = Engine(cfg)
         m.d.comb += [eng.start.eq(self.start), self.busy.eq(eng.busy), self.done.eq(eng.done),
-                     self.cycles.eq(eng.cycles)]
+                     self.cycles.eq(eng.cycles), self.layer_done.eq(eng.layer_done)]
 
         def rom(name, width, depth, en, addr, data):
             stem, plusarg = ROM_IMAGES[name]

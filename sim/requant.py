@@ -9,9 +9,14 @@ outputs per thousand.  This file pins each operator down twice:
 * an *integer* formulation (numpy int64 / Python int, no float arithmetic per element) that a
   pipelined integer circuit can implement and that is bit-identical to the emulation.
 
-Measured on onnxruntime 1.32.0, Linux x86-64.  The test machine is an AMD Zen3 (AVX2 + FMA3, no
+Measured on onnxruntime 1.32.0, Linux x86-64.  The test machine is an AMD Zen3 (AVX2 + FMA3, *no*
 AVX-512, no VNNI); the formulas below are the ones of the AVX2/FMA3 MLAS kernels that ORT dispatches to
 there (QLinearAdd uses ``qladd_avx2.cpp``, whose FMA chain is the reason for its odd formula).
+
+Scope: requantization only.  On this AVX2 machine ORT's u8 x s8 conv *accumulator* is not the exact
+sum: VPMADDUBSW adds pairs of raw ``x*w`` products (consecutive K elements, K ordered (kh, kw, ci))
+with int16 saturation before the int32 sum; ``x_zp * sum(w)`` is subtracted separately.  With
+``|w| <= 64`` no pair can saturate (255*64*2 < 2^15) and the accumulator is exact.
 
 Formulas (``fl`` = float32 round-to-nearest-even, ``fma`` = single-rounding fused multiply-add,
 ``rint`` = round half to even, ``cvt`` = x86 CVTPS2DQ: rint, and INT32_MIN if the result does not fit
@@ -44,9 +49,9 @@ QLinearAveragePool (com.microsoft, NCHW, ceil_mode=0).  If the kernel covers the
 pads are 0 ORT falls back to the global-average-pool formula above.  Otherwise::
 
     d_i = fl(x_scale * float(x_i - x_zp));  s = (((0 + d_0) + d_1) + ...)  in float32, window row-major
-    v   = fl(s / float(count));  y = clamp(int(rint(fl(fl(v / y_scale) + float(y_zp)))), 0, 255)
+    v   = fl(s / float(count));  y = clamp(cvt(fl(fl(v / y_scale) + float(y_zp))), 0, 255)
 
-The integer versions implement IEEE float32 with explicit integer mantissas/exponents (``_SF``):
+The integer versions implement IEEE float32 with explicit integer mantissas/exponents (``_sf_*`` helpers):
 every fl(), fma() and division above is "exact integer result, then round to 24 significant bits
 half-to-even (or at 2^-149 for subnormals)".  See :func:`requantize` for the hardware pipeline of the
 conv requant with bit widths, and :func:`qlinear_add_int` for the add.
@@ -204,9 +209,10 @@ def requantize(acc, mantissa, shift, zero_point, relu: bool = False) -> np.ndarr
       S2  P = Ma * m     : 24 x 24 unsigned multiplier                            48 b
       S3  fp32 multiply  : Lp = bitlen(P) (LZC over 48 b), k = max(0, Lp-24)       5 b
           rounding       : Mp = RNE(P / 2^k) (guard + sticky over <= 24 bits)      25 b (2^24 ok)
-      S4  to integer     : E = d + k - shift (shift in [-104,149], E 10 b signed);
-                           E >= 0 -> saturate (value >= 2^23); else
-                           mag = RNE(Mp / 2^-E), shift amount clipped to 26       25 b
+      S4  to integer     : E = d + k - shift (shift in [-104,149], E 10 b signed),
+                           r = -E.  Mp >= 2^23 whenever acc != 0, so r <= 15 means
+                           |value| >= 256 (saturate) and r >= 26 means <= 1/4 (-> 0):
+                           mag = RNE(Mp / 2^r) needs r in [16, 25] only            9 b
       S5  sign, clamp    : v = +-mag clamped to [lo, 255-zp], lo = -zp or 0 (relu)  10 b signed
           + zero point   : q = v + zp                                              8 b
 
@@ -474,7 +480,8 @@ def qlinear_add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp) -> np.ndarray
     """
     a = np.asarray(a, np.uint8)
     b = np.asarray(b, np.uint8)
-    _check_zero_point(a_zp, "a_zp"), _check_zero_point(b_zp, "b_zp"), _check_zero_point(y_zp, "y_zp")
+    for zp, name in ((a_zp, "a_zp"), (b_zp, "b_zp"), (y_zp, "y_zp")):
+        _check_zero_point(zp, name)
     ra, rb, f = qlinear_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
     a, b = np.broadcast_arrays(a, b)
     t = _fma_f32(b.astype(_F32), rb, f)
@@ -499,7 +506,8 @@ def qlinear_add_int(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp) -> np.nda
     """
     a = np.asarray(a, np.uint8)
     b = np.asarray(b, np.uint8)
-    _check_zero_point(a_zp, "a_zp"), _check_zero_point(b_zp, "b_zp"), _check_zero_point(y_zp, "y_zp")
+    for zp, name in ((a_zp, "a_zp"), (b_zp, "b_zp"), (y_zp, "y_zp")):
+        _check_zero_point(zp, name)
     sa, sb, sy = (_sf_from_f32(_F32(s)) for s in (a_scale, b_scale, y_scale))
     ra = _sf_div(sa, sy)
     rb = _sf_div(sb, sy)
@@ -615,7 +623,8 @@ def qlinear_average_pool(x, x_scale, x_zp, y_scale, y_zp, kernel_shape, strides=
     then ``nearbyintf(fl(v / y_scale) + y_zp)``.  Kernel == image with zero pads uses the global path.
     """
     x = np.asarray(x, np.uint8)
-    _check_zero_point(x_zp, "x_zp"), _check_zero_point(y_zp, "y_zp")
+    _check_zero_point(x_zp, "x_zp")
+    _check_zero_point(y_zp, "y_zp")
     if _is_global_fallback(x.shape, kernel_shape, pads):
         return global_average_pool(x, x_scale, x_zp, y_scale, y_zp)[..., None, None]
     h, w = x.shape[-2:]
@@ -648,7 +657,8 @@ def qlinear_average_pool_int(x, x_scale, x_zp, y_scale, y_zp, kernel_shape, stri
     but name); the global-pool fallback uses :func:`global_average_pool_int`.
     """
     x = np.asarray(x, np.uint8)
-    _check_zero_point(x_zp, "x_zp"), _check_zero_point(y_zp, "y_zp")
+    _check_zero_point(x_zp, "x_zp")
+    _check_zero_point(y_zp, "y_zp")
     if _is_global_fallback(x.shape, kernel_shape, pads):
         return global_average_pool_int(x, x_scale, x_zp, y_scale, y_zp)[..., None, None]
     h, w = x.shape[-2:]

@@ -130,6 +130,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
         })
     tensors = {name: {"channels": program.tensors[name].channels, "height": lay.height, "width": lay.width,
                       "groups": lay.groups, "addr": lay.addr, "words": lay.words,
+                      "channel_index": [int(c) for c in lay.channel_index],
                       "scale": program.tensors[name].scale, "zero_point": program.tensors[name].zero_point}
                for name, lay in sched.layouts.items()}
     manifest = {

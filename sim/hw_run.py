@@ -1,0 +1,170 @@
+"""Run a compiled program on the Verilated engine: ``rtl_run(out_dir, x)`` mirrors ``golden.run(program, x)``.
+
+The Verilated model depends only on the engine config (lanes and memory depths), so it is built once
+per config and cached under ``build/verilator``; each run passes the program's images by plusarg
+(``+desc= +weights= +quant=``) and the activation memory's initial contents (the quantized input at its
+address) by ``+act_init``. Python does not run per cycle: the bench pulses start and sleeps until done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fireforge.errors import FireforgeError
+from fireforge.sim import golden
+from fireforge.sw.config import EngineConfig
+from fireforge.sw.program import ConvLayer, Program
+
+__all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "load_compiled"]
+
+
+def default_build_root() -> Path:
+    """``$FIREFORGE_BUILD`` or ``./build``: generated files never land in the source tree's packages."""
+    return Path(os.environ.get("FIREFORGE_BUILD", "build")).absolute()
+
+
+@dataclass
+class HwResult:
+    cycles: int                                   # engine cycle counter, start to done (first run)
+    runs: list[int]                               # cycles of each back-to-back run
+    layer_cycles: list[int]                       # cycles spent in each layer (first run)
+    layer_outputs: dict[str, np.ndarray] = field(default_factory=dict)   # every layer's own result
+    output: np.ndarray | None = None              # the program's output tensor
+    sim_seconds: float = 0.0
+    build_dir: Path | None = None
+
+
+def load_compiled(out_dir: Path) -> tuple[Program, dict, EngineConfig]:
+    out_dir = Path(out_dir)
+    program = Program.load(out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    return program, manifest, EngineConfig(**manifest["engine"])
+
+
+def build_engine(config: EngineConfig, build_root: Path | None = None) -> Path:
+    """Verilog for ``config`` → a Verilated model (cached by content); returns the build directory."""
+    from fireforge.hw.top import HDL_SOURCES, write_verilog
+    from fireforge.sim import verilator
+
+    root = Path(build_root or default_build_root()) / "verilator"
+    rtl = root / "rtl" / "-".join(f"{k}{v}" for k, v in config.to_dict().items())
+    top = write_verilog(config, rtl)
+    return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
+
+
+def _check_supported(program: Program) -> None:
+    for layer in program.layers:
+        if layer.lut is not None:
+            raise FireforgeError(f"layer '{layer.name}': concat into a different scale (a requant table) is not "
+                                 f"implemented in the engine yet")
+        if layer.kind == "add":
+            raise FireforgeError(f"layer '{layer.name}': element-wise add is not implemented in the engine yet")
+
+
+def _words_to_hex(words: np.ndarray, path: Path) -> None:
+    """uint8 [n, bytes] → $readmemh lines (lane 0 in the low byte)."""
+    lines = words[:, ::-1].copy()
+    path.write_text("\n".join(row.tobytes().hex() for row in lines) + "\n")
+
+
+def _hex_to_words(path: Path, nbytes: int, depth: int) -> np.ndarray:
+    out = np.zeros((depth, nbytes), np.uint8)
+    i = 0
+    for line in path.read_text().split():
+        if line.startswith("@"):
+            i = int(line[1:], 16)
+            continue
+        if line.startswith("//"):
+            continue
+        out[i] = np.frombuffer(bytes.fromhex(line.rjust(2 * nbytes, "0")), np.uint8)[::-1]
+        i += 1
+    return out
+
+
+def _tensor_words(manifest: dict, name: str, t: np.ndarray, v: int) -> tuple[int, np.ndarray]:
+    """(address, words) of a logical [C,H,W] uint8 tensor in its physical layout."""
+    info = manifest["tensors"][name]
+    c, h, w = t.shape
+    words = np.zeros((h * w, info["groups"] * v), np.uint8)
+    idx = np.asarray(info["channel_index"])
+    words[:, idx] = t.reshape(c, h * w).T
+    return info["addr"], words.reshape(h * w * info["groups"], v)
+
+
+def _layer_result(manifest: dict, layer_entry: dict, mem: np.ndarray, v: int) -> np.ndarray:
+    """A layer's own result [C, H, W] read out of an activation memory image."""
+    d = layer_entry["descriptor"]
+    out_h, out_w, pitch, og = d["out_h"], d["out_w"], d["out_pitch"], d["og_count"]
+    pix = np.arange(out_h * out_w)
+    addrs = d["out_addr"] + pix[:, None] * pitch + np.arange(og)[None, :]
+    block = mem[addrs].reshape(out_h * out_w, og * v)
+    if layer_entry["kind"] == "conv":
+        idx = np.arange(layer_entry["channels"])
+    else:
+        idx = np.asarray(manifest["tensors"][layer_entry["inputs"][0]]["channel_index"])
+    return block[:, idx].T.reshape(len(idx), out_h, out_w)
+
+
+def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, runs: int = 1,
+            dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
+            max_cycles: int = 500_000_000) -> HwResult:
+    """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1)."""
+    from fireforge.sim import verilator
+
+    out_dir = Path(out_dir).absolute()
+    program, manifest, config = load_compiled(out_dir)
+    _check_supported(program)
+    v = config.vector
+    build_dir = build_engine(config, build_root)
+    t_in = program.tensors[program.input]
+    xq = golden.quantize_input(x, t_in.scale, t_in.zero_point)
+    mem = np.zeros((config.act_depth, v), np.uint8)
+    addr, words = _tensor_words(manifest, program.input, xq, v)
+    mem[addr:addr + len(words)] = words
+    root = Path(build_root or default_build_root()) / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=root) as tmp:
+        tmp = Path(tmp)
+        _words_to_hex(mem, tmp / "act_init.hex")
+        plusargs = {"desc": out_dir / "descriptors.hex", "weights": out_dir / "weights.hex",
+                    "quant": out_dir / "quant.hex", "act_init": tmp / "act_init.hex",
+                    "act_dump": tmp / "act_final.hex"}
+        if dump_layers:
+            plusargs["act_dump_layers"] = tmp / "layer"
+        if stall_seed:
+            plusargs.update(act_stall_seed=stall_seed, act_stall_pct=stall_pct)
+        res = verilator.run(build_dir, "fireforge_top", "fireforge.sim.cocotb_engine",
+                            plusargs={k: str(p) for k, p in plusargs.items()}, test_dir=tmp / "sim",
+                            timeout_s=timeout_s,
+                            extra_env={"FF_RUNS": runs, "FF_MAX_CYCLES": max_cycles, "FF_LAYER_CYCLES": 1})
+        final = _hex_to_words(tmp / "act_final.hex", v, config.act_depth)
+        outputs = {}
+        n_layers = len(program.layers)
+        for i, entry in enumerate(manifest["layers"]):
+            if dump_layers:
+                snap = _hex_to_words(tmp / f"layer.{i}.hex", v, config.act_depth)
+                outputs[entry["name"]] = _layer_result(manifest, entry, snap, v)
+        last_entry = manifest["layers"][n_layers - 1]
+        if not dump_layers:
+            outputs[last_entry["name"]] = _layer_result(manifest, last_entry, final, v)
+        out_info = manifest["tensors"][program.output]
+        t_out = program.tensors[program.output]
+        out_words = final[out_info["addr"]:out_info["addr"] + out_info["words"]].reshape(
+            t_out.height * t_out.width, out_info["groups"] * v)
+        output = out_words[:, np.asarray(out_info["channel_index"])].T.reshape(t_out.shape)
+    stamps = res.get("layer_cycles") or []
+    layer_cycles = list(np.diff([0, *stamps[:n_layers]])) if len(stamps) >= n_layers else []
+    return HwResult(cycles=res["cycles"], runs=res["runs"], layer_cycles=[int(c) for c in layer_cycles],
+                    layer_outputs=outputs, output=output, sim_seconds=res.get("sim_seconds", 0.0),
+                    build_dir=build_dir)
+
+
+def ideal_cycles(program: Program, layer, config: EngineConfig) -> int:
+    """MACs ÷ MAC units: the cycles a perfectly used array would need (0 for layers without MACs)."""
+    return -(-program.macs(layer) // config.mac_units) if isinstance(layer, ConvLayer) else 0
