@@ -109,6 +109,29 @@ def cmd_compare(args) -> int:
     return 0 if result.top1_agree else 1
 
 
+# -- simulate / generate --------------------------------------------------------------------------------------
+
+def cmd_simulate(args) -> int:
+    from fireforge.sw import simulate as sim_mod
+    from fireforge.sw.compile import input_shape
+    from fireforge.sw.inputs import load_input
+    from fireforge.sw.program import Program
+
+    program = Program.load(args.out_dir)
+    x = load_input(args.input, input_shape(program), args.preprocess)
+    rep = sim_mod.simulate(Path(args.out_dir), x, dump_layers=args.dump_layers, stall_seed=args.stall_seed)
+    print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))
+    return 0 if rep.mismatches == 0 else 1
+
+
+def cmd_generate(args) -> int:
+    from fireforge.hw.generate import generate
+
+    res = generate(Path(args.out_dir), Path(args.output), force=args.force, lint_check=args.lint)
+    _log(f"wrote {res['top']} ({res['config']['mac_units']} MAC units)" + (", Verilator lint clean" if args.lint else ""))
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
     k.add_argument("--json", action="store_true", help="print one JSON object")
     k.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("simulate", help="run the compiled program on the Verilated engine, check vs golden")
+    s.add_argument("out_dir")
+    s.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
+    s.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
+    s.add_argument("--dump-layers", action="store_true", help="compare every layer's output, not only the last")
+    s.add_argument("--stall-seed", type=int, default=0, help="nonzero: random stalls on the activation memory port")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_simulate)
+
+    gen = sub.add_parser("generate", help="Verilog for the engine that runs OUT/ (+ the ROM images it reads)")
+    gen.add_argument("out_dir")
+    gen.add_argument("-o", "--output", required=True, help="RTL output directory")
+    gen.add_argument("--lint", action="store_true", help="run verilator --lint-only on the result")
+    gen.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    gen.set_defaults(func=cmd_generate)
     return p
 
 

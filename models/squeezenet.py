@@ -382,8 +382,10 @@ def build_conv(*, in_channels: int, out_channels: int, kernel: int, stride: int 
     kernel = _int_arg("kernel", kernel, 1)
     stride = _int_arg("stride", stride, 1)
     padding = _int_arg("padding", padding, 0)
-    if padding >= kernel:
-        raise FireforgeError(f"padding {padding} must be smaller than kernel {kernel}")
+    if padding > kernel:
+        # a pad of up to the kernel size still puts real pixels in every window's reach (Caffe's
+        # SqueezeNet v1.0 conv10 is a 1x1 conv with pad 1); more would make all-padding rows
+        raise FireforgeError(f"padding {padding} must not exceed the kernel size {kernel}")
     layer = Layer("conv", "conv", in_channels, out_channels, kernel, stride, padding)
     (out,) = check_input_size([layer], input_size, what=f"a {kernel}x{kernel} conv")
     b = _Builder(_int_arg("seed", seed, 0))

@@ -58,15 +58,6 @@ def build_engine(config: EngineConfig, build_root: Path | None = None) -> Path:
     return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
 
 
-def _check_supported(program: Program) -> None:
-    for layer in program.layers:
-        if layer.lut is not None:
-            raise FireforgeError(f"layer '{layer.name}': concat into a different scale (a requant table) is not "
-                                 f"implemented in the engine yet")
-        if layer.kind == "add":
-            raise FireforgeError(f"layer '{layer.name}': element-wise add is not implemented in the engine yet")
-
-
 def _words_to_hex(words: np.ndarray, path: Path) -> None:
     """uint8 [n, bytes] → $readmemh lines (lane 0 in the low byte)."""
     lines = words[:, ::-1].copy()
@@ -119,7 +110,9 @@ def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int
 
     out_dir = Path(out_dir).absolute()
     program, manifest, config = load_compiled(out_dir)
-    _check_supported(program)
+    from fireforge.hw.generate import check_supported
+
+    check_supported(program)
     v = config.vector
     build_dir = build_engine(config, build_root)
     t_in = program.tensors[program.input]

@@ -4,7 +4,8 @@ Physical layout: a tensor is stored pixel-major, one word per channel group of `
 ``addr(y, x, g) = base + (y·W + x)·groups + g``. A concat tensor is the concatenation of its writers'
 layouts, each starting on a group boundary, so a writer's channel slice is whole words (channels that
 pad a slice to a group are never read with a nonzero weight). Activation memory is reused: a tensor's
-words are free again after its last reader (first-fit allocation over live ranges).
+words are free again after its last reader (first-fit allocation over live ranges); the input and the
+output are never overwritten, so back-to-back runs see the same input.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def _allocate(program: Program, layouts: dict[str, TensorLayout]) -> int:
             last[x] = i
     end = len(program.layers)
     last[program.output] = end
+    last[program.input] = end      # kept intact: the host may start the engine again on the same input
     placed: list[tuple[int, int, int, int]] = []   # (addr, words, first, last)
     top = 0
     for name in sorted(first, key=lambda n: first[n]):

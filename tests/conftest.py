@@ -10,6 +10,8 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run slow tests (224x224 networks, long random sweeps)")
+    parser.addoption("--engine-shapes", type=int, default=50,
+                     help="random conv shapes the engine is checked on (default 50)")
 
 
 def pytest_collection_modifyitems(config, items):

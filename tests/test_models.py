@@ -385,6 +385,6 @@ def test_small_blocks_reject_bad_arguments():
     with pytest.raises(FireforgeError, match="minimum input_size is 5"):
         build_conv(in_channels=3, out_channels=4, kernel=5, input_size=4)
     with pytest.raises(FireforgeError, match="padding"):
-        build_conv(in_channels=3, out_channels=4, kernel=3, padding=3, input_size=8)
+        build_conv(in_channels=3, out_channels=4, kernel=3, padding=4, input_size=8)
     with pytest.raises(FireforgeError, match="squeeze"):
         build_fire(in_channels=3, squeeze=0, expand1x1=4, expand3x3=4, input_size=8)

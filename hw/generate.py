@@ -1,0 +1,68 @@
+"""``fireforge generate``: the Verilog of the engine a compiled program needs, with its ROM images."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from fireforge.errors import FireforgeError
+from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES, write_verilog
+from fireforge.sw.compile import commit_output_dir, prepare_output_dir
+from fireforge.sw.config import EngineConfig
+from fireforge.sw.program import Program
+
+__all__ = ["generate", "check_supported", "lint"]
+
+WAIVERS = "waivers.vlt"
+
+
+def check_supported(program: Program) -> None:
+    """Refuse, by layer name, what the engine cannot run yet (rather than run it wrongly)."""
+    for layer in program.layers:
+        if layer.lut is not None:
+            raise FireforgeError(f"layer '{layer.name}': concat into a different scale (a requant table) is not "
+                                 f"implemented in the engine yet; quantize with fireforge compile so concat "
+                                 f"inputs share the concat's scale")
+        if layer.kind == "add":
+            raise FireforgeError(f"layer '{layer.name}': element-wise add (bypass) is not implemented in the "
+                                 f"engine yet")
+
+
+def lint(rtl_dir: Path) -> str:
+    """``verilator --lint-only`` with the waiver file; returns its warnings and errors (empty when clean)."""
+    from fireforge.sim.verilator import verilator_environ
+
+    files = [WAIVERS, "fireforge_top.v", *HDL_SOURCES]
+    with verilator_environ() as env:
+        proc = subprocess.run(["verilator", "--lint-only", "--top-module", "fireforge_top", *files],
+                              cwd=rtl_dir, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    problems = [l for l in out.splitlines() if l.startswith("%")]
+    if proc.returncode and not problems:
+        problems = [f"verilator exited with status {proc.returncode}"]
+    return "\n".join(problems)
+
+
+def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: bool = False) -> dict:
+    out_dir = Path(out_dir)
+    program = Program.load(out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    config = EngineConfig(**manifest["engine"])
+    check_supported(program)
+    tmp = prepare_output_dir(rtl_dir, force)
+    try:
+        top = write_verilog(config, tmp)
+        shutil.copyfile(HDL_DIR / WAIVERS, tmp / WAIVERS)
+        for stem, _ in ROM_IMAGES.values():
+            shutil.copyfile(out_dir / f"{stem}.hex", tmp / f"{stem}.hex")
+        shutil.copyfile(out_dir / "manifest.json", tmp / "manifest.json")
+        if lint_check:
+            report = lint(tmp)
+            if report:
+                first = report.splitlines()[0]
+                raise FireforgeError(f"verilator --lint-only is not clean: {first}")
+        commit_output_dir(tmp, rtl_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"top": Path(rtl_dir) / top.name, "config": config.to_dict()}

@@ -1,0 +1,216 @@
+"""The engine against the golden model, byte for byte: ``rtl_run(program, x) == golden.run(program, x)``.
+
+Each engine config is Verilated once (cached under build/verilator) and runs every program that fits
+its memory depths. ``--engine-shapes N`` raises the number of random layer shapes (default 50).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from amaranth.sim import Simulator
+from conftest import random_input
+from onnx import TensorProto, helper, numpy_helper
+
+from fireforge.hw.requant import Requantizer
+from fireforge.models import squeezenet
+from fireforge.sim import golden, requant
+from fireforge.sim.hw_run import rtl_run
+from fireforge.sw.compile import compile_model
+from fireforge.sw.config import EngineConfig
+from fireforge.sw.program import Program
+
+
+def _config(mac_units: int) -> EngineConfig:
+    return EngineConfig(mac_units=mac_units, weight_depth=8192, quant_depth=512, desc_depth=64, act_depth=16384)
+
+
+def _compile(model: onnx.ModelProto, out, mac_units: int):
+    path = out.with_suffix(".onnx")
+    onnx.save(model, path)
+    compile_model(path, out, config=_config(mac_units))
+    return out
+
+
+def _assert_hw_equals_golden(out, x, **kw):
+    program = Program.load(out)
+    expected = golden.run(program, x)
+    hw = rtl_run(out, x, dump_layers=True, **kw)
+    for layer in program.layers:
+        got, want = hw.layer_outputs[layer.name], expected.layer_outputs[layer.name]
+        bad = int(np.count_nonzero(got != want))
+        assert bad == 0, f"{layer.name}: {bad} of {want.size} bytes differ from the golden model"
+    np.testing.assert_array_equal(hw.output, expected.output)
+    return hw
+
+
+# -- the requantizer alone ----------------------------------------------------------------------------------
+
+def _requant_cases():
+    rng = np.random.default_rng(1)
+    cases = []
+    for acc in (0, 1, -1, 2**24 - 1, 2**24, 2**24 + 1, 2**24 + 3, -(2**24 + 3), 2**31 - 1, -(2**31), 3 * 2**25 + 5):
+        for scale in (0.5, 2.0**-20, 1 / 3, 0.0123, 0.75):
+            for zp in (0, 128, 255):
+                cases.append((acc, np.float32(scale), zp, 0))
+                cases.append((acc, np.float32(scale), zp, 1))
+    for acc in range(-21, 22):           # exact ties: acc * 0.5 and * 0.25 end in .5
+        cases += [(acc, np.float32(0.5), 128, 0), (acc, np.float32(0.25), 3, 1)]
+    for _ in range(1500):
+        scale = np.float32(rng.uniform(0.5, 1.0) * 2.0 ** rng.integers(-14, 2))
+        span = int(rng.choice([2**31 - 1, 2**16, int(300 / scale)]))
+        cases.append((int(rng.integers(-span, span)), scale, int(rng.integers(0, 256)), int(rng.integers(0, 2))))
+    return cases
+
+
+def test_requantizer_matches_the_golden_function_on_edge_values():
+    cases = _requant_cases()
+    dut = Requantizer()
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    got = []
+
+    async def bench(ctx):
+        for acc, scale, zp, relu in cases + [cases[-1]] * Requantizer.latency:
+            m, sh = requant.requant_multiplier(scale)
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.acc, acc)
+            ctx.set(dut.mantissa, m)
+            ctx.set(dut.shift, sh)
+            ctx.set(dut.zero_point, zp)
+            ctx.set(dut.relu, relu)
+            await ctx.tick()
+            if ctx.get(dut.out_valid):
+                got.append(ctx.get(dut.out))
+
+    sim.add_testbench(bench)
+    sim.run()
+    want = [int(requant.requantize(acc, *requant.requant_multiplier(s), zp, relu=bool(r))) for acc, s, zp, r in cases]
+    assert got[:len(want)] == want
+
+
+# -- single convolutions --------------------------------------------------------------------------------------
+
+CONV_SHAPES = [  # in, out, kernel, stride, padding, size
+    (3, 24, 3, 2, 1, 17),    # conv1-like, odd size, 3 input channels
+    (5, 7, 1, 1, 0, 6),      # channels not a multiple of the lanes
+    (16, 16, 3, 1, 1, 3),    # tiny 3x3 map
+    (8, 12, 3, 1, 1, 1),     # 1x1 map, 3x3 kernel all padding but the centre
+    (12, 5, 1, 2, 0, 9),     # strided 1x1
+    (7, 9, 3, 2, 0, 8),      # strided 3x3 without padding
+    (4, 20, 1, 1, 1, 5),     # padded 1x1 (Caffe's conv10)
+    (3, 16, 7, 2, 0, 23),    # v1.0's conv1 kernel
+]
+
+
+@pytest.mark.parametrize("cin,cout,k,s,p,size", CONV_SHAPES)
+def test_conv_is_byte_exact(tmp_path, cin, cout, k, s, p, size):
+    model = squeezenet.build_conv(in_channels=cin, out_channels=cout, kernel=k, stride=s, padding=p,
+                                  input_size=size, seed=cin * 100 + cout)
+    out = _compile(model, tmp_path / "conv", 16)
+    _assert_hw_equals_golden(out, random_input((1, cin, size, size), size))
+
+
+# -- Fire modules -----------------------------------------------------------------------------------------------
+
+def _v11_fire_shapes(input_size=64):
+    """(name, in_channels, squeeze, e1, e3, map size) of every Fire module of v1.1 at this input size."""
+    model = squeezenet.build_squeezenet("v1_1", input_size=input_size, classes=10)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in inferred.graph.value_info}
+    inits = {t.name: t.dims for t in model.graph.initializer}
+    fires = []
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.name.endswith("/squeeze1x1"):
+            fire = node.name.split("/")[0]
+            x = shapes[node.input[0]]
+            sq = inits[node.input[1]][0]
+            e1 = inits[f"{fire}/expand1x1/weight"][0]
+            e3 = inits[f"{fire}/expand3x3/weight"][0]
+            fires.append((fire, x[1], sq, e1, e3, x[2]))
+    return fires
+
+
+@pytest.mark.parametrize("fire,cin,sq,e1,e3,size", _v11_fire_shapes())
+def test_every_v11_fire_module_at_64(tmp_path, fire, cin, sq, e1, e3, size):
+    model = squeezenet.build_fire(in_channels=cin, squeeze=sq, expand1x1=e1, expand3x3=e3, input_size=size,
+                                  seed=int(fire[4:]))
+    out = _compile(model, tmp_path / fire, 64)
+    hw = _assert_hw_equals_golden(out, random_input((1, cin, size, size), 7))
+    assert hw.cycles > 0
+
+
+def test_fire_module_on_256_mac_units(tmp_path):
+    model = squeezenet.build_fire(in_channels=64, squeeze=16, expand1x1=64, expand3x3=64, input_size=15)
+    out = _compile(model, tmp_path / "fire256", 256)
+    _assert_hw_equals_golden(out, random_input((1, 64, 15, 15), 2))
+
+
+# -- random layer shapes ----------------------------------------------------------------------------------------
+
+def _random_chain(rng, n_layers):
+    """A chain of conv+ReLU layers of random shapes (ONNX float model) and its input shape."""
+    cin = int(rng.integers(1, 40))
+    size = int(rng.integers(5, 20))
+    shape = (1, cin, size, size)
+    nodes, inits, x = [], [], "input"
+    for i in range(n_layers):
+        k = int(rng.choice([1, 1, 3, 3, 3, 5]))
+        s = int(rng.choice([1, 1, 1, 2]))
+        p = int(rng.integers(0, k // 2 + 1))
+        if (size + 2 * p - k) // s + 1 < 1:
+            k, s, p = 1, 1, 0
+        cout = int(rng.integers(1, 48))
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(np.float32)
+        b = (rng.standard_normal(cout) * 0.05).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"l{i}/w"), numpy_helper.from_array(b, f"l{i}/b")]
+        nodes.append(helper.make_node("Conv", [x, f"l{i}/w", f"l{i}/b"], [f"l{i}"], name=f"l{i}", kernel_shape=[k, k],
+                                      strides=[s, s], pads=[p] * 4))
+        relu = i == n_layers - 1 or rng.random() < 0.8
+        if relu:
+            nodes.append(helper.make_node("Relu", [f"l{i}"], [f"l{i}/relu"], name=f"l{i}/relu"))
+        x = f"l{i}/relu" if relu else f"l{i}"
+        cin, size = cout, (size + 2 * p - k) // s + 1
+    nodes.append(helper.make_node("Identity", [x], ["output"], name="out"))
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", "c", "h", "w"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model, shape
+
+
+def test_random_layer_shapes(tmp_path, request):
+    """≥ 50 random conv shapes (seeded), in chains of 10 so one simulator run checks ten layers."""
+    n_shapes = request.config.getoption("--engine-shapes")
+    rng = np.random.default_rng(2024)
+    done = 0
+    while done < n_shapes:
+        n = min(10, n_shapes - done)
+        model, shape = _random_chain(rng, n)
+        out = _compile(model, tmp_path / f"chain{done}", 16)
+        _assert_hw_equals_golden(out, random_input(shape, done))
+        done += n
+
+
+# -- memory-port stalls and back-to-back runs --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fire_program(tmp_path_factory):
+    model = squeezenet.build_fire(in_channels=32, squeeze=16, expand1x1=64, expand3x3=64, input_size=15)
+    return _compile(model, tmp_path_factory.mktemp("fire") / "fire", 16)
+
+
+@pytest.mark.parametrize("seed,pct", [(7, 30), (3, 60)])
+def test_random_stalls_on_the_memory_port(fire_program, seed, pct):
+    x = random_input((1, 32, 15, 15), 3)
+    calm = rtl_run(fire_program, x)
+    stalled = _assert_hw_equals_golden(fire_program, x, stall_seed=seed, stall_pct=pct)
+    assert stalled.cycles > calm.cycles
+
+
+def test_two_back_to_back_runs(fire_program):
+    x = random_input((1, 32, 15, 15), 4)
+    hw = rtl_run(fire_program, x, runs=2)
+    assert len(hw.runs) == 2 and hw.runs[0] == hw.runs[1] > 0
+    np.testing.assert_array_equal(hw.output, golden.run(Program.load(fire_program), x).output)
