@@ -75,7 +75,9 @@ def simulate(out_dir: Path, x: np.ndarray, *, dump_layers: bool = False, stall_s
         rows.append(LayerReport(layer.name, layer.kind, cycles, ideal_cycles(program, layer, config), mism,
                                 int(mine.size)))
     out_mism = diff(hw.output, g.output)[1]
-    return SimReport(rows, hw.cycles, config.mac_units, top5(hw.output), top5(g.output), out_mism, hw)
+    is_scores = hw.output.shape[1:] == (1, 1)     # class scores: top-5 means something
+    return SimReport(rows, hw.cycles, config.mac_units, top5(hw.output) if is_scores else [],
+                     top5(g.output) if is_scores else [], out_mism, hw)
 
 
 def format_report(rep: SimReport) -> str:
@@ -90,6 +92,7 @@ def format_report(rep: SimReport) -> str:
                  f"utilization {rep.utilization:.1%}")
     lines.append(f"output tensor: {rep.output_mismatches} mismatching bytes; all compared layers: "
                  f"{rep.mismatches} mismatching bytes")
-    lines.append(f"top-5 hardware: {rep.top5_hw}   golden: {rep.top5_golden}")
+    if rep.top5_hw:
+        lines.append(f"top-5 hardware: {rep.top5_hw}   golden: {rep.top5_golden}")
     lines.append(f"Verilator: {rep.hw.sim_seconds:.1f} s simulated run")
     return "\n".join(lines)
