@@ -169,6 +169,15 @@ def prepare_float_model(model: onnx.ModelProto, path: str | Path = "model") -> o
         except Exception as e:
             raise FireforgeError(f"{path}: could not convert opset {_opset(model)} to 13 for quantization: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    # the quantizer addresses nodes by name; the version converter adds unnamed ones
+    taken = {n.name for n in m.graph.node if n.name}
+    for i, n in enumerate(m.graph.node):
+        if not n.name:
+            name = f"{n.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            n.name = name
+            taken.add(name)
     # old exporters list initializers as inputs; the quantizer wants them as initializers only
     inits = {t.name for t in m.graph.initializer}
     keep = [i for i in m.graph.input if i.name not in inits]

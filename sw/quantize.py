@@ -59,9 +59,6 @@ def quantize_model(float_model: onnx.ModelProto, input_name: str, calib: np.ndar
         cache = tmp / "calibration.json"
         save_tensors_data(ranges, cache)
         tail = [n.name for n in float_model.graph.node if n.op_type == "Softmax"]
-        for n in float_model.graph.node:
-            if not n.name:
-                raise FireforgeError(f"node producing '{n.output[0]}' has no name; the quantizer needs named nodes")
         quantize_static(float_path, out_path, None, calibration_cache_path=cache,
                         quant_format=QuantFormat.QOperator, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

@@ -212,3 +212,47 @@ def test_compare_accepts_an_image_file(compiled, tmp_path):
     Image.fromarray(img).save(tmp_path / "cat.png")
     for pre in ("torchvision", "caffe", "none"):
         assert main(["compare", str(out), "--input", str(tmp_path / "cat.png"), "--preprocess", pre]) == 0
+
+
+def test_torchvision_style_export(tmp_path):
+    from fireforge.models.zoo_style import build_torchvision_export
+
+    onnx.save(build_torchvision_export("v1_1", input_size=64, classes=10), tmp_path / "tv.onnx")
+    compile_model(tmp_path / "tv.onnx", tmp_path / "out")
+    assert Program.load(tmp_path / "out").input_name == "x"
+    _assert_exact(tmp_path / "out", (1, 3, 64, 64), seeds=range(2))
+
+
+def test_caffe_model_zoo_style_graph(tmp_path):
+    """Opset 7, initializers listed as inputs, floor-mode pools, Dropout, a padded 1x1 conv10, Softmax tail."""
+    from fireforge.models.zoo_style import build_caffe_zoo
+
+    onnx.save(build_caffe_zoo("v1_0", input_size=99, classes=10), tmp_path / "zoo.onnx")
+    compile_model(tmp_path / "zoo.onnx", tmp_path / "out")
+    program = Program.load(tmp_path / "out")
+    conv10 = program.layer("conv10")
+    assert conv10.kernel == (1, 1) and conv10.pads == (1, 1, 1, 1)
+    _assert_exact(tmp_path / "out", (1, 3, 99, 99), seeds=range(2))
+
+
+def test_already_quantized_qdq_model(tmp_path):
+    """A QDQ model from onnxruntime.quantization (DequantizeLinear → op → QuantizeLinear) is lowered as is."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    class Reader:
+        def __init__(self):
+            self.items = iter([{"input": random_input((1, 3, 64, 64), s)} for s in range(4)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    from fireforge.models.squeezenet import build_squeezenet
+
+    onnx.save(build_squeezenet(
+        "v1_1", input_size=64, classes=10, bypass="simple"), tmp_path / "f.onnx")
+    quantize_static(tmp_path / "f.onnx", tmp_path / "qdq.onnx", Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    compile_model(tmp_path / "qdq.onnx", tmp_path / "out")
+    assert Program.load(tmp_path / "out").meta["form"] == "qdq"
+    _assert_exact(tmp_path / "out", (1, 3, 64, 64), seeds=range(2))
