@@ -29,7 +29,8 @@ __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
 TAP_DEPTH = 8           # tap FIFO: covers the read latency at one tap per cycle
-WRITE_DEPTH = 16        # results allowed in flight (pipeline + write FIFO)
+WRITE_DEPTH = 32        # results in flight (pipeline + write FIFO): above the ~20-cycle issue-to-write latency,
+                        # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
 
 
 def _bits_for(depth: int) -> int:
