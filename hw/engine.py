@@ -21,7 +21,6 @@ from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
-from fireforge.hw.vector_ops import AddRequantizer, AverageRequantizer
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.descriptor import DESCRIPTOR, Op
 
@@ -262,51 +261,43 @@ class Engine(wiring.Component):
                     m.d.comb += nxt[lane].eq(Mux(a_side.first, quant[lane].bias, acc[lane]) + mac.sums[lane])
                 with m.Case(Op.MAXPOOL):
                     m.d.comb += nxt[lane].eq(Mux(a_side.first | (x > acc[lane]), x, acc[lane]))
-                with m.Case(Op.GAP):
-                    m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane] + x))
-                with m.Default():   # ADD: tap 0 is input A (kept), tap 1 input B
+                with m.Case(Op.GAP):   # Σx − zp·N: the zero-point term (aux) enters like a conv's bias
+                    m.d.comb += nxt[lane].eq(Mux(a_side.first, desc.aux.as_signed(), acc[lane]) + x)
+                with m.Default():   # ADD (not in the engine yet; refused by fireforge.hw.generate)
                     m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane]))
         res_valid = Signal()
         res_addr = Signal(24)
         res = Signal(data.ArrayLayout(signed(32), v))
-        res_b = Signal(act)
         with m.If(a_side.valid):
             m.d.sync += acc.eq(nxt)
-        m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt),
-                     res_b.eq(a_x)]
+        m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt)]
 
         # ------------------------------------------------------------------------- requant
         out_bytes = Signal(act)
         rq_valid = Signal()
         lanes = []
+        # conv: per-channel requant words; GAP: the same requantizer with the averaging multiplier (mult_a)
+        is_gap = Signal()
+        m.d.comb += is_gap.eq(desc.op == Op.GAP)
         for lane in range(v):
             rq = Requantizer()
             m.submodules[f"rq{lane}"] = rq
-            m.d.comb += [rq.valid.eq(res_valid), rq.acc.eq(res[lane]), rq.mantissa.eq(quant[lane].mantissa),
-                         rq.shift.eq(quant[lane].shift), rq.zero_point.eq(desc.out_zp), rq.relu.eq(desc.relu)]
+            m.d.comb += [rq.valid.eq(res_valid),
+                         rq.acc.eq(res[lane]),
+                         rq.mantissa.eq(Mux(is_gap, desc.mult_a, quant[lane].mantissa)),
+                         rq.shift.eq(Mux(is_gap, desc.shift_a, quant[lane].shift)),
+                         rq.zero_point.eq(desc.out_zp), rq.relu.eq(desc.relu & ~is_gap)]
             lanes.append(rq)
-        m.submodules.addrq = addrq = AddRequantizer(vector=v)
-        m.submodules.avgrq = avgrq = AverageRequantizer(vector=v)
-        for lane in range(v):
-            m.d.comb += [addrq.a[lane].eq(res[lane][:8]), addrq.b[lane].eq(res_b[lane]),
-                         avgrq.sum[lane].eq(res[lane])]
-        m.d.comb += [addrq.params.eq(desc), avgrq.params.eq(desc)]
         # max pool results wait as long as the requantizers take
-        pool, pool_addr, pool_valid = res, res_addr, res_valid
+        pool, pool_addr, pool_valid = Signal(act), res_addr, res_valid
+        for lane in range(v):
+            m.d.comb += pool[lane].eq(res[lane][:8])
         for stage in range(Requantizer.latency):
-            np_, na, nv = Signal(data.ArrayLayout(signed(32), v), name=f"r{stage}_pool"), Signal(24, name=f"r{stage}_addr"), Signal(name=f"r{stage}_valid")
+            np_, na, nv = Signal(act, name=f"r{stage}_pool"), Signal(24, name=f"r{stage}_addr"), Signal(name=f"r{stage}_valid")
             m.d.sync += [np_.eq(pool), na.eq(pool_addr), nv.eq(pool_valid)]
             pool, pool_addr, pool_valid = np_, na, nv
         for lane in range(v):
-            with m.Switch(desc.op):
-                with m.Case(Op.CONV):
-                    m.d.comb += out_bytes[lane].eq(lanes[lane].out)
-                with m.Case(Op.MAXPOOL):
-                    m.d.comb += out_bytes[lane].eq(pool[lane][:8])
-                with m.Case(Op.GAP):
-                    m.d.comb += out_bytes[lane].eq(avgrq.out[lane])
-                with m.Default():
-                    m.d.comb += out_bytes[lane].eq(addrq.out[lane])
+            m.d.comb += out_bytes[lane].eq(Mux(desc.op == Op.MAXPOOL, pool[lane], lanes[lane].out))
         m.d.comb += rq_valid.eq(pool_valid)
 
         # ---------------------------------------------------------------------------- writes

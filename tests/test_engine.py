@@ -244,3 +244,39 @@ def test_generate_writes_lint_clean_verilog(fire_program, tmp_path):
     # without the waiver file Verilator does complain (so the waivers are what makes it clean)
     (rtl / "waivers.vlt").write_text("`verilator_config\n")
     assert "WIDTH" in lint(rtl)
+
+
+def test_classifier_tail_conv_relu_global_average_pool(tmp_path):
+    """conv 1x1 + ReLU + GlobalAveragePool (SqueezeNet's classifier) on the engine."""
+    rng = np.random.default_rng(8)
+    w = (rng.standard_normal((10, 24, 1, 1)) * 0.3).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], name="conv10", kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["output"], name="flatten")]
+    graph = helper.make_graph(nodes, "tail", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 24, 7, 7])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    out = _compile(model, tmp_path / "tail", 16)
+    assert [l.kind for l in Program.load(out).layers] == ["conv", "gap"]
+    _assert_hw_equals_golden(out, random_input((1, 24, 7, 7), 1))
+
+
+def test_max_pool_ceil_mode(tmp_path):
+    """v1.1's conv1 + ceil-mode max pool (the window at the edge is clipped)."""
+    model = squeezenet.build_squeezenet("v1_1", input_size=38, classes=10)   # conv1 gives 18x18: 9x9 in ceil mode
+    keep = {"conv1", "conv1/relu", "pool1"}
+    nodes = [n for n in model.graph.node if n.name in keep]
+    out_name = [n for n in nodes if n.name == "pool1"][0].output[0]
+    used = {i for n in nodes for i in n.input}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    graph = helper.make_graph(nodes, "pool", list(model.graph.input),
+                              [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["n", "c", "h", "w"])], inits)
+    sub = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    sub.ir_version = 8
+    out = _compile(sub, tmp_path / "pool", 16)
+    pool = Program.load(out).layer("pool1")
+    assert pool.pads[2:] == (1, 1)            # the last window hangs over the map's edge
+    _assert_hw_equals_golden(out, random_input((1, 3, 38, 38), 2))
