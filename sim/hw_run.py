@@ -81,11 +81,37 @@ def _hex_to_words(path: Path, nbytes: int, depth: int) -> np.ndarray:
 def _tensor_words(manifest: dict, name: str, t: np.ndarray, v: int) -> tuple[int, np.ndarray]:
     """(address, words) of a logical [C,H,W] uint8 tensor in its physical layout."""
     info = manifest["tensors"][name]
+    if info.get("im2col"):
+        return info["addr"], pack_im2col(t, info, program_zero_point=info["zero_point"], vector=v)
     c, h, w = t.shape
     words = np.zeros((h * w, info["groups"] * v), np.uint8)
     idx = np.asarray(info["channel_index"])
     words[:, idx] = t.reshape(c, h * w).T
     return info["addr"], words.reshape(h * w * info["groups"], v)
+
+
+def pack_im2col(x: np.ndarray, info: dict, *, program_zero_point: int, vector: int) -> np.ndarray:
+    """The input as the first conv's windows (see fireforge.sw.schedule.im2col_conv): what a host writes.
+
+    Word g of output pixel p holds taps (ky, kx, c) number g·vector .. g·vector+vector−1; taps in the
+    padding hold the input zero point (the real value 0).
+    """
+    spec = info["im2col"]
+    kh, kw = spec["kernel"]
+    sh, sw = spec["stride"]
+    pt, pl, pb, pr = spec["pads"]
+    c, h, w = x.shape
+    xp = np.full((c, h + pt + pb, w + pl + pr), program_zero_point, np.uint8)
+    xp[:, pt:pt + h, pl:pl + w] = x
+    oh, ow = info["height"], info["width"]
+    taps = np.empty((oh, ow, kh, kw, c), np.uint8)
+    for ky in range(kh):
+        for kx in range(kw):
+            taps[:, :, ky, kx, :] = xp[:, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw].transpose(1, 2, 0)
+    k = kh * kw * c
+    words = np.zeros((oh * ow, info["groups"] * vector), np.uint8)
+    words[:, :k] = taps.reshape(oh * ow, k)
+    return words.reshape(oh * ow * info["groups"], vector)
 
 
 def _layer_result(manifest: dict, layer_entry: dict, mem: np.ndarray, v: int) -> np.ndarray:

@@ -30,12 +30,13 @@ from fireforge.sw.schedule import Schedule, schedule
 __all__ = ["write_images", "weight_words", "quant_words", "folded_bias", "descriptor_words", "read_words"]
 
 
-def weight_words(layer: ConvLayer, in_layout, vector: int) -> np.ndarray:
-    """A conv's weight words as uint8 [words, vector·vector] (byte order as in the module docstring)."""
-    o, c, kh, kw = layer.weights.shape
+def weight_words(weights: np.ndarray, in_layout, vector: int) -> np.ndarray:
+    """A conv's [O, C, kh, kw] weights as uint8 [words, vector·vector] (byte order as in the module docstring)."""
+    o, c, kh, kw = weights.shape
     og = -(-o // vector)
     wp = np.zeros((og * vector, in_layout.groups * vector, kh, kw), np.int8)
-    wp[:o, in_layout.channel_index] = layer.weights
+    index = np.arange(c) if in_layout.im2col else in_layout.channel_index
+    wp[:o, index] = weights
     blocks = wp.reshape(og, vector, in_layout.groups, vector, kh, kw).transpose(0, 4, 5, 2, 1, 3)
     return np.ascontiguousarray(blocks).view(np.uint8).reshape(-1, vector * vector)
 
@@ -101,7 +102,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     w_blocks, q_blocks = [], []
     for layer in program.layers:
         if isinstance(layer, ConvLayer):
-            w_blocks.append(weight_words(layer, sched.layouts[layer.input], v))
+            w_blocks.append(weight_words(sched.conv_weights(layer), sched.layouts[layer.input], v))
             q_blocks.append(quant_words(layer, program.tensors[layer.input].zero_point, v))
     wts = np.concatenate(w_blocks) if w_blocks else np.zeros((0, v * v), np.uint8)
     qnt = np.concatenate(q_blocks) if q_blocks else np.zeros((0, v * 8), np.uint8)
@@ -130,7 +131,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
         })
     tensors = {name: {"channels": program.tensors[name].channels, "height": lay.height, "width": lay.width,
                       "groups": lay.groups, "addr": lay.addr, "words": lay.words,
-                      "channel_index": [int(c) for c in lay.channel_index],
+                      "channel_index": [int(c) for c in lay.channel_index], "im2col": lay.im2col,
                       "scale": program.tensors[name].scale, "zero_point": program.tensors[name].zero_point}
                for name, lay in sched.layouts.items()}
     manifest = {

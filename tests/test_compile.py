@@ -103,7 +103,8 @@ def test_images_decode_back_to_the_program(compiled):
         if not isinstance(layer, ConvLayer):
             continue
         assert d["op"] == Op.CONV
-        o, c, kh, kw = layer.weights.shape
+        w_eff = sched.conv_weights(layer)          # an im2col conv1 runs as a 1x1 conv over kh·kw·C taps
+        o, c, kh, kw = w_eff.shape
         in_t = manifest["tensors"][layer.input]
         g_in = in_t["groups"]
         assert d["g_count"] == g_in and (d["kernel_h"], d["kernel_w"]) == (kh, kw)
@@ -111,8 +112,9 @@ def test_images_decode_back_to_the_program(compiled):
         block = weights[d["weight_addr"]:d["weight_addr"] + og * kh * kw * g_in].view(np.int8)
         block = block.reshape(og, kh, kw, g_in, v, v).transpose(0, 4, 3, 5, 1, 2).reshape(og * v, g_in * v, kh, kw)
         # logical input channel c lives at physical channel index[c]; padding channels hold zeros
-        index = sched.layouts[layer.input].channel_index
-        np.testing.assert_array_equal(block[:o][:, index], layer.weights)
+        lay = sched.layouts[layer.input]
+        index = np.arange(c) if lay.im2col else lay.channel_index
+        np.testing.assert_array_equal(block[:o][:, index], w_eff)
         assert not np.any(np.delete(block, index, axis=1)) and not np.any(block[o:])
         q = quant[d["quant_addr"]:d["quant_addr"] + og].reshape(og * v, 8)[:o]
         bias = q[:, 0:4].copy().view("<i4").reshape(-1)
