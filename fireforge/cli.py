@@ -101,7 +101,12 @@ def cmd_compare(args) -> int:
 
     program = Program.load(args.out_dir)
     x = load_input(args.input, input_shape(program), args.preprocess)
-    result = cmp_mod.compare(Path(args.out_dir), x, program)
+    bar = None
+    if args.hw:
+        from fireforge.sw.simulate import progress_bar
+
+        bar = progress_bar(len(program.layers), sys.stderr)
+    result = cmp_mod.compare(Path(args.out_dir), x, program, hw=args.hw, progress=bar)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -119,7 +124,10 @@ def cmd_simulate(args) -> int:
 
     program = Program.load(args.out_dir)
     x = load_input(args.input, input_shape(program), args.preprocess)
-    rep = sim_mod.simulate(Path(args.out_dir), x, dump_layers=args.dump_layers, stall_seed=args.stall_seed)
+    _log(f"building or reusing the Verilated engine, then running {len(program.layers)} layers")
+    bar = sim_mod.progress_bar(len(program.layers), sys.stderr)
+    rep = sim_mod.simulate(Path(args.out_dir), x, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
+                           progress=bar)
     print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))
     return 0 if rep.mismatches == 0 else 1
 
@@ -176,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
     k.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
     k.add_argument("--json", action="store_true", help="print one JSON object")
+    k.add_argument("--hw", action="store_true", help="add the Verilated engine: HW vs golden vs ONNX Runtime")
     k.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("simulate", help="run the compiled program on the Verilated engine, check vs golden")

@@ -98,14 +98,19 @@ async def _wait_done(dut, max_cycles: int, chunk: int, deadline: float | None) -
 
 
 async def _record_marks(dut, signal, marks: list[list[int]], has_cycles: bool, t_ref: list):
-    """Append the cycle count to marks[-1] at every rising edge of *signal*."""
+    """Append the cycle count to marks[-1] at every rising edge of *signal*; with ``FF_PROGRESS`` set, also
+    append "run mark cycles" lines to that file so the caller can show progress while the model runs."""
     edge = RisingEdge(signal)
+    progress = os.environ.get("FF_PROGRESS")
+    out = open(progress, "a", buffering=1) if progress else None
     while True:
         await edge
         if has_cycles:
             marks[-1].append(int(dut.cycles.value.to_unsigned()))
         else:
             marks[-1].append(round((get_sim_time("ns") - t_ref[0]) / PERIOD_NS))
+        if out is not None:
+            out.write(f"{len(marks) - 1} {len(marks[-1])} {marks[-1][-1]}\n")
 
 
 @cocotb.test()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,10 +129,30 @@ def _layer_result(manifest: dict, layer_entry: dict, mem: np.ndarray, v: int) ->
     return block[:, idx].T.reshape(len(idx), out_h, out_w)
 
 
+def _watch_progress(path: Path, stop: threading.Event, callback) -> None:
+    """Call ``callback(layers_done, cycles)`` as the simulation reports layers (first run only)."""
+    seen = 0
+    while True:
+        finished = stop.wait(0.2)
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            lines = []
+        for line in lines[seen:]:
+            run, layers, cycles = (int(v) for v in line.split())
+            if run == 0:
+                callback(layers, cycles)
+        seen = len(lines)
+        if finished:
+            return
+
+
 def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, runs: int = 1,
             dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
-            max_cycles: int = 500_000_000) -> HwResult:
-    """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1)."""
+            max_cycles: int = 500_000_000, progress=None) -> HwResult:
+    """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1).
+
+    ``progress(layers_done, cycles)`` is called from a helper thread as layers finish."""
     from fireforge.sim import verilator
 
     out_dir = Path(out_dir).absolute()
@@ -158,10 +179,22 @@ def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int
             plusargs["act_dump_layers"] = tmp / "layer"
         if stall_seed:
             plusargs.update(act_stall_seed=stall_seed, act_stall_pct=stall_pct)
-        res = verilator.run(build_dir, "fireforge_top", "fireforge.sim.cocotb_engine",
-                            plusargs={k: str(p) for k, p in plusargs.items()}, test_dir=tmp / "sim",
-                            timeout_s=timeout_s,
-                            extra_env={"FF_RUNS": runs, "FF_MAX_CYCLES": max_cycles, "FF_LAYER_CYCLES": 1})
+        env = {"FF_RUNS": runs, "FF_MAX_CYCLES": max_cycles, "FF_LAYER_CYCLES": 1}
+        watcher = stop = None
+        if progress is not None:
+            env["FF_PROGRESS"] = str(tmp / "progress.txt")
+            stop = threading.Event()
+            watcher = threading.Thread(target=_watch_progress, args=(tmp / "progress.txt", stop, progress),
+                                       daemon=True)
+            watcher.start()
+        try:
+            res = verilator.run(build_dir, "fireforge_top", "fireforge.sim.cocotb_engine",
+                                plusargs={k: str(p) for k, p in plusargs.items()}, test_dir=tmp / "sim",
+                                timeout_s=timeout_s, extra_env=env)
+        finally:
+            if watcher is not None:
+                stop.set()
+                watcher.join()
         final = _hex_to_words(tmp / "act_final.hex", v, config.act_depth)
         outputs = {}
         n_layers = len(program.layers)

@@ -21,8 +21,10 @@ class LayerDiff:
     kind: str
     shape: tuple
     size: int
-    max_abs_diff: int
+    max_abs_diff: int           # golden vs ONNX Runtime
     mismatches: int
+    hw_mismatches: int | None = None          # hardware vs golden (with --hw)
+    hw_ort_mismatches: int | None = None      # hardware vs ONNX Runtime
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Comparison:
     layers: list[LayerDiff]
     top5_golden: list[int]
     top5_ort: list[int]
+    top5_hw: list[int] | None = None
 
     @property
     def top1_agree(self) -> bool:
@@ -40,10 +43,17 @@ class Comparison:
         return sum(l.mismatches for l in self.layers)
 
     def to_json(self) -> dict:
-        return {"layers": [{"name": l.name, "kind": l.kind, "shape": list(l.shape), "max_abs_diff": l.max_abs_diff,
-                            "mismatches": l.mismatches, "size": l.size} for l in self.layers],
-                "top5": {"golden": self.top5_golden, "onnxruntime": self.top5_ort},
-                "mismatches": self.mismatches, "top1_agree": self.top1_agree}
+        layers = []
+        for l in self.layers:
+            row = {"name": l.name, "kind": l.kind, "shape": list(l.shape), "max_abs_diff": l.max_abs_diff,
+                   "mismatches": l.mismatches, "size": l.size}
+            if self.top5_hw is not None:
+                row.update(hw_mismatches=l.hw_mismatches, hw_ort_mismatches=l.hw_ort_mismatches)
+            layers.append(row)
+        top5 = {"golden": self.top5_golden, "onnxruntime": self.top5_ort}
+        if self.top5_hw is not None:
+            top5["hw"] = self.top5_hw
+        return {"layers": layers, "top5": top5, "mismatches": self.mismatches, "top1_agree": self.top1_agree}
 
 
 def top5(scores: np.ndarray) -> list[int]:
@@ -79,30 +89,52 @@ def ort_layer_outputs(out_dir: Path, program: Program, x: np.ndarray) -> tuple[d
     return values, values[final]
 
 
-def compare(out_dir: Path, x: np.ndarray, program: Program | None = None) -> Comparison:
+def compare(out_dir: Path, x: np.ndarray, program: Program | None = None, *, hw: bool = False,
+            progress=None) -> Comparison:
+    """Golden vs ONNX Runtime per layer; with ``hw`` also the Verilated engine (every layer dumped)."""
     program = program or Program.load(out_dir)
     g = golden.run(program, x)
     ort_values, ort_final = ort_layer_outputs(out_dir, program, x)
+    hw_res = None
+    if hw:
+        from fireforge.sim.hw_run import rtl_run
+
+        hw_res = rtl_run(out_dir, x, dump_layers=True, progress=progress)
     rows = []
     t_in = program.tensors[program.input]
     mx, mm = diff(g.tensors[program.input], ort_values[program.input])
     rows.append(LayerDiff("input (quantize)", "quantize", t_in.shape, int(np.prod(t_in.shape)), mx, mm))
     for layer in program.layers:
         mine = g.layer_outputs[layer.name]
-        mx, mm = diff(mine, ort_values[layer.ort_tensor])
-        rows.append(LayerDiff(layer.name, layer.kind, mine.shape, int(mine.size), mx, mm))
-    return Comparison(rows, top5(g.scores()), top5(ort_final))
+        theirs = ort_values[layer.ort_tensor]
+        mx, mm = diff(mine, theirs)
+        row = LayerDiff(layer.name, layer.kind, mine.shape, int(mine.size), mx, mm)
+        if hw_res is not None:
+            got = hw_res.layer_outputs[layer.name]
+            row.hw_mismatches = diff(got, mine)[1]
+            row.hw_ort_mismatches = diff(got, theirs)[1]
+        rows.append(row)
+    return Comparison(rows, top5(g.scores()), top5(ort_final), None if hw_res is None else top5(hw_res.output))
 
 
 def format_table(cmp: Comparison) -> str:
     w = max(len(r.name) for r in cmp.layers)
-    lines = [f"{'layer':<{w}}  {'kind':<8} {'shape':<16} {'max|Δ|':>7} {'mismatch':>9} {'of':>9}"]
+    hw = cmp.top5_hw is not None
+    head = f"{'layer':<{w}}  {'kind':<8} {'shape':<16} {'max|Δ|':>7} {'mismatch':>9}"
+    head += f" {'hw≠gold':>8} {'hw≠ort':>8}" if hw else ""
+    lines = [head + f" {'of':>9}"]
     for r in cmp.layers:
         shape = "x".join(str(s) for s in r.shape)
-        lines.append(f"{r.name:<{w}}  {r.kind:<8} {shape:<16} {r.max_abs_diff:>7} {r.mismatches:>9} {r.size:>9}")
+        line = f"{r.name:<{w}}  {r.kind:<8} {shape:<16} {r.max_abs_diff:>7} {r.mismatches:>9}"
+        if hw:
+            line += f" {'' if r.hw_mismatches is None else r.hw_mismatches:>8}"
+            line += f" {'' if r.hw_ort_mismatches is None else r.hw_ort_mismatches:>8}"
+        lines.append(line + f" {r.size:>9}")
     total = sum(r.size for r in cmp.layers)
     lines.append(f"total mismatching bytes: {cmp.mismatches} of {total}")
     lines.append(f"top-5 golden:      {cmp.top5_golden}")
     lines.append(f"top-5 onnxruntime: {cmp.top5_ort}")
+    if hw:
+        lines.append(f"top-5 hardware:    {cmp.top5_hw}")
     lines.append("top-1 agree" if cmp.top1_agree else "top-1 DIFFER")
     return "\n".join(lines)

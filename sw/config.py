@@ -121,13 +121,21 @@ class EngineConfig:
             raise FireforgeError(f"engine config {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
         return cls.from_dict(d, where=f"engine config {path}")
 
+    #: Automatic depths round up to a whole number of block-RAM rows (512 words: DP16KD and RAMB18 are
+    #: 512 deep at their widest), or to a power of two below that, so block RAM is not wasted on padding.
+    DEPTH_GRANULE = 512
+
     def with_depths(self, **depths: int) -> "EngineConfig":
-        """The config with the automatic (0) depths resolved to the given sizes, rounded up to 2^n."""
+        """The config with the automatic (0) depths resolved to the given sizes (see DEPTH_GRANULE)."""
         resolved = {}
         for name, needed in depths.items():
             current = getattr(self, name)
             if current == 0:
-                resolved[name] = 1 << max(0, (max(1, needed) - 1).bit_length())
+                needed = max(1, needed)
+                if needed <= self.DEPTH_GRANULE:
+                    resolved[name] = 1 << (needed - 1).bit_length()
+                else:
+                    resolved[name] = -(-needed // self.DEPTH_GRANULE) * self.DEPTH_GRANULE
             elif current < needed:
                 raise FireforgeError(
                     f"engine config: {name}={current} words is too small for this program, which needs "

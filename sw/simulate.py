@@ -62,10 +62,11 @@ class SimReport:
 
 
 def simulate(out_dir: Path, x: np.ndarray, *, dump_layers: bool = False, stall_seed: int = 0,
-             build_root: Path | None = None) -> SimReport:
+             build_root: Path | None = None, progress=None) -> SimReport:
     program, manifest, config = load_compiled(out_dir)
     g = golden.run(program, x)
-    hw = rtl_run(out_dir, x, dump_layers=dump_layers, stall_seed=stall_seed, build_root=build_root)
+    hw = rtl_run(out_dir, x, dump_layers=dump_layers, stall_seed=stall_seed, build_root=build_root,
+                 progress=progress)
     rows = []
     for i, layer in enumerate(program.layers):
         mine = g.layer_outputs[layer.name]
@@ -78,6 +79,18 @@ def simulate(out_dir: Path, x: np.ndarray, *, dump_layers: bool = False, stall_s
     is_scores = hw.output.shape[1:] == (1, 1)     # class scores: top-5 means something
     return SimReport(rows, hw.cycles, config.mac_units, top5(hw.output) if is_scores else [],
                      top5(g.output) if is_scores else [], out_mism, hw)
+
+
+def progress_bar(total_layers: int, stream):
+    """A one-line progress bar on ``stream`` (stderr): layers done and cycles so far."""
+    def show(done: int, cycles: int) -> None:
+        width = 30
+        filled = width * done // max(1, total_layers)
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total_layers} layers, {cycles:,} cycles")
+        if done >= total_layers:
+            stream.write("\n")
+        stream.flush()
+    return show
 
 
 def format_report(rep: SimReport) -> str:
