@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from amaranth import ClockSignal, Instance, Module, Signal
+from amaranth import ClockSignal, Instance, Module, Mux, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -36,18 +36,21 @@ class FireforgeTop(wiring.Component):
         As :class:`~fireforge.hw.engine.Engine`.
     dump : In(1)
         Simulation: write the activation memory to ``+act_dump=<file>``.
+    host_* :
+        The host's port into the activation memory while the engine is idle (load the input, read
+        the result): ``host_re``/``host_we`` with ``host_addr``/``host_wdata``; a read answers on
+        ``host_rdata`` with ``host_rvalid`` one or more cycles later. Requests while busy are ignored.
     """
-
-    start: In(1)
-    busy: Out(1)
-    done: Out(1)
-    cycles: Out(32)
-    layer_done: Out(1)
-    dump: In(1)
 
     def __init__(self, config: EngineConfig):
         self.config = config
-        super().__init__()
+        addr_bits = _bits_for(config.act_depth)
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32), "layer_done": Out(1),
+            "dump": In(1),
+            "host_addr": In(addr_bits), "host_wdata": In(config.act_word_bits), "host_we": In(1),
+            "host_re": In(1), "host_rdata": Out(config.act_word_bits), "host_rvalid": Out(1),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -66,12 +69,34 @@ class FireforgeTop(wiring.Component):
         rom("desc", DESCRIPTOR.size, cfg.desc_depth, eng.desc_en, eng.desc_addr, eng.desc_data)
         rom("weights", cfg.weight_word_bits, cfg.weight_depth, eng.w_en, eng.w_addr, eng.w_data)
         rom("quant", cfg.quant_word_bits, cfg.quant_depth, eng.q_en, eng.q_addr, eng.q_data)
+        # the activation RAM serves the engine while it runs and the host while it is idle; read
+        # responses go back to whoever asked (a one-bit FIFO would be needed for deeper latency: the
+        # RAM answers exactly one cycle after accepting, so a delayed owner bit suffices)
+        addr_bits = _bits_for(cfg.act_depth)
+        rd_valid, rd_ready, rd_addr = Signal(), Signal(), Signal(addr_bits)
+        resp_valid, resp_data = Signal(), Signal(cfg.act_word_bits)
+        wr_valid, wr_ready, wr_addr, wr_data = Signal(), Signal(), Signal(addr_bits), Signal(cfg.act_word_bits)
+        host = Signal()
+        m.d.comb += host.eq(~eng.busy)
+        host_read = Signal()
+        m.d.sync += host_read.eq(host & self.host_re & rd_ready)
+        m.d.comb += [
+            rd_valid.eq(Mux(host, self.host_re, eng.rd_valid)),
+            rd_addr.eq(Mux(host, self.host_addr, eng.rd_addr)),
+            eng.rd_ready.eq(rd_ready & ~host),
+            eng.rd_resp_valid.eq(resp_valid & ~host_read), eng.rd_resp_data.eq(resp_data),
+            self.host_rvalid.eq(resp_valid & host_read), self.host_rdata.eq(resp_data),
+            wr_valid.eq(Mux(host, self.host_we, eng.wr_valid)),
+            wr_addr.eq(Mux(host, self.host_addr, eng.wr_addr)),
+            wr_data.eq(Mux(host, self.host_wdata, eng.wr_data)),
+            eng.wr_ready.eq(wr_ready & ~host),
+        ]
         m.submodules.act_ram = Instance(
-            "ff_act_ram", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth, p_ADDR_WIDTH=_bits_for(cfg.act_depth),
+            "ff_act_ram", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth, p_ADDR_WIDTH=addr_bits,
             i_clk=ClockSignal(),
-            i_rd_valid=eng.rd_valid, o_rd_ready=eng.rd_ready, i_rd_addr=eng.rd_addr,
-            o_rd_resp_valid=eng.rd_resp_valid, o_rd_resp_data=eng.rd_resp_data,
-            i_wr_valid=eng.wr_valid, o_wr_ready=eng.wr_ready, i_wr_addr=eng.wr_addr, i_wr_data=eng.wr_data,
+            i_rd_valid=rd_valid, o_rd_ready=rd_ready, i_rd_addr=rd_addr,
+            o_rd_resp_valid=resp_valid, o_rd_resp_data=resp_data,
+            i_wr_valid=wr_valid, o_wr_ready=wr_ready, i_wr_addr=wr_addr, i_wr_data=wr_data,
             i_dump=self.dump, i_dump_layer=eng.layer_done)
         return m
 
