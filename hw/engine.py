@@ -19,6 +19,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from fireforge.hw.add_requant import AddRequantizer
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
 from fireforge.sw.config import EngineConfig
@@ -28,7 +29,7 @@ __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
 TAP_DEPTH = 8           # tap FIFO: covers the read latency at one tap per cycle
-WRITE_DEPTH = 32        # results in flight (pipeline + write FIFO): above the ~20-cycle issue-to-write latency,
+WRITE_DEPTH = 64        # results in flight (pipeline + write FIFO): above the ~30-cycle issue-to-write latency,
                         # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
 
 
@@ -263,14 +264,16 @@ class Engine(wiring.Component):
                     m.d.comb += nxt[lane].eq(Mux(a_side.first | (x > acc[lane]), x, acc[lane]))
                 with m.Case(Op.GAP):   # Σx − zp·N: the zero-point term (aux) enters like a conv's bias
                     m.d.comb += nxt[lane].eq(Mux(a_side.first, desc.aux.as_signed(), acc[lane]) + x)
-                with m.Default():   # ADD (not in the engine yet; refused by fireforge.hw.generate)
+                with m.Default():   # ADD: tap 0 (input A) is kept; tap 1 (input B) goes along beside it
                     m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane]))
         res_valid = Signal()
         res_addr = Signal(24)
         res = Signal(data.ArrayLayout(signed(32), v))
+        res_b = Signal(act)
         with m.If(a_side.valid):
             m.d.sync += acc.eq(nxt)
-        m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt)]
+        m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt),
+                     res_b.eq(a_x)]
 
         # ------------------------------------------------------------------------- requant
         out_bytes = Signal(act)
@@ -288,16 +291,41 @@ class Engine(wiring.Component):
                          rq.shift.eq(Mux(is_gap, desc.shift_a, quant[lane].shift)),
                          rq.zero_point.eq(desc.out_zp), rq.relu.eq(desc.relu & ~is_gap)]
             lanes.append(rq)
-        # max pool results wait as long as the requantizers take
-        pool, pool_addr, pool_valid = Signal(act), res_addr, res_valid
+        # ADD: ONNX Runtime's fma chain per lane (see fireforge.hw.add_requant)
+        adds = []
         for lane in range(v):
-            m.d.comb += pool[lane].eq(res[lane][:8])
-        for stage in range(Requantizer.latency):
-            np_, na, nv = Signal(act, name=f"r{stage}_pool"), Signal(24, name=f"r{stage}_addr"), Signal(name=f"r{stage}_valid")
-            m.d.sync += [np_.eq(pool), na.eq(pool_addr), nv.eq(pool_valid)]
-            pool, pool_addr, pool_valid = np_, na, nv
+            ad = AddRequantizer()
+            m.submodules[f"add{lane}"] = ad
+            m.d.comb += [ad.valid.eq(res_valid), ad.a.eq(res[lane][:8]), ad.b.eq(res_b[lane]),
+                         ad.mult_a.eq(desc.mult_a), ad.shift_a.eq(desc.shift_a), ad.mult_b.eq(desc.mult_b),
+                         ad.shift_b.eq(desc.shift_b), ad.addend.eq(desc.aux)]
+            adds.append(ad)
+        # every path is delayed to the slowest one, so results leave in order
+        latency = max(Requantizer.latency, AddRequantizer.latency)
+
+        def delay(value, cycles, name):
+            for stage in range(cycles):
+                nv = Signal.like(value, name=f"{name}_d{stage}")
+                m.d.sync += nv.eq(value)
+                value = nv
+            return value
+
+        rq_bytes, pool, add_bytes = Signal(act), Signal(act), Signal(act)
         for lane in range(v):
-            m.d.comb += out_bytes[lane].eq(Mux(desc.op == Op.MAXPOOL, pool[lane], lanes[lane].out))
+            m.d.comb += [rq_bytes[lane].eq(lanes[lane].out), pool[lane].eq(res[lane][:8]),
+                         add_bytes[lane].eq(adds[lane].out)]
+        rq_bytes = delay(rq_bytes.as_value(), latency - Requantizer.latency, "rq")
+        add_bytes = delay(add_bytes.as_value(), latency - AddRequantizer.latency, "addq")
+        pool = delay(pool.as_value(), latency, "pool")
+        pool_addr = delay(res_addr, latency, "res_addr")
+        pool_valid = delay(res_valid, latency, "res_valid")
+        with m.Switch(desc.op):
+            with m.Case(Op.MAXPOOL):
+                m.d.comb += out_bytes.as_value().eq(pool)
+            with m.Case(Op.ADD):
+                m.d.comb += out_bytes.as_value().eq(add_bytes)
+            with m.Default():
+                m.d.comb += out_bytes.as_value().eq(rq_bytes)
         m.d.comb += rq_valid.eq(pool_valid)
 
         # ---------------------------------------------------------------------------- writes

@@ -23,9 +23,6 @@ def check_supported(program: Program) -> None:
             raise FireforgeError(f"layer '{layer.name}': concat into a different scale (a requant table) is not "
                                  f"implemented in the engine yet; quantize with fireforge compile so concat "
                                  f"inputs share the concat's scale")
-        if layer.kind == "add":
-            raise FireforgeError(f"layer '{layer.name}': element-wise add (bypass) is not implemented in the "
-                                 f"engine yet")
 
 
 def lint(rtl_dir: Path) -> str:

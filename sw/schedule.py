@@ -166,7 +166,12 @@ def _float_fields(value, layer: str, what: str) -> tuple[int, int]:
 def _add_fields(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, layer: str) -> dict:
     """ADD: ORT's r = fma(a, ra, fma(b, rb, F)) constants (see sim.requant.qlinear_add): ra and rb as
     mantissa/shift, F as float32 bits."""
+    from fireforge.hw.add_requant import add_constants_supported
+
     ra, rb, f = requant.qlinear_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
+    problem = add_constants_supported(ra, rb, f)
+    if problem:
+        raise FireforgeError(f"layer '{layer}': the engine's adder cannot represent this add's scales: {problem}")
     mult_a, shift_a = _float_fields(ra, layer, "input A scale ratio")
     mult_b, shift_b = _float_fields(rb, layer, "input B scale ratio")
     for name, shift in (("A", shift_a), ("B", shift_b)):

@@ -18,7 +18,7 @@ from fireforge.sw.compile import compile_model
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.program import Program
 
-NETWORK_CONFIG = EngineConfig(mac_units=64, weight_depth=16384, quant_depth=1024, desc_depth=64, act_depth=131072)
+NETWORK_CONFIG = EngineConfig(mac_units=64, weight_depth=24576, quant_depth=1024, desc_depth=64, act_depth=131072)
 
 
 def _compile(model, tmp_path, name, config=NETWORK_CONFIG):
@@ -39,9 +39,10 @@ def _assert_every_layer_exact(out, x):
     return hw
 
 
-@pytest.mark.parametrize("version", ["v1_0", "v1_1"])
-def test_squeezenet_at_64(tmp_path, version):
-    out = _compile(build_squeezenet(version, input_size=64, classes=10), tmp_path, version)
+@pytest.mark.parametrize("version,bypass", [("v1_0", "none"), ("v1_1", "none"), ("v1_1", "simple"),
+                                            ("v1_1", "complex"), ("v1_0", "simple"), ("v1_0", "complex")])
+def test_squeezenet_at_64(tmp_path, version, bypass):
+    out = _compile(build_squeezenet(version, input_size=64, classes=10, bypass=bypass), tmp_path, version)
     _assert_every_layer_exact(out, random_input((1, 3, 64, 64), 1))
 
 
