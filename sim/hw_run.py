@@ -60,15 +60,26 @@ def build_engine(config: EngineConfig, build_root: Path | None = None) -> Path:
 
 
 def _words_to_hex(words: np.ndarray, path: Path) -> None:
-    """uint8 [n, bytes] → $readmemh lines (lane 0 in the low byte)."""
-    lines = words[:, ::-1].copy()
-    path.write_text("\n".join(row.tobytes().hex() for row in lines) + "\n")
+    """uint8 [n, bytes] → $readmemh lines (lane 0 in the low byte), vectorised."""
+    n, nbytes = words.shape
+    text = np.ascontiguousarray(words[:, ::-1]).tobytes().hex()
+    rows = np.frombuffer(text.encode(), dtype=f"S{2 * nbytes}")
+    path.write_bytes(b"\n".join(rows.tolist()) + b"\n")
 
 
 def _hex_to_words(path: Path, nbytes: int, depth: int) -> np.ndarray:
+    """A $writememh file → uint8 [depth, nbytes]; the fast path assumes one full-width word per line from 0."""
+    lines = path.read_text().split()
+    if lines and not any(l.startswith(("@", "/")) for l in lines[:2]) and all(len(l) == 2 * nbytes for l in lines[:1]):
+        body = [l for l in lines if not l.startswith("//")]
+        if all(len(l) == 2 * nbytes for l in body) and not any(l.startswith("@") for l in body):
+            raw = np.frombuffer(bytes.fromhex("".join(body)), np.uint8).reshape(len(body), nbytes)[:, ::-1]
+            out = np.zeros((depth, nbytes), np.uint8)
+            out[:len(body)] = raw[:depth]
+            return out
     out = np.zeros((depth, nbytes), np.uint8)
     i = 0
-    for line in path.read_text().split():
+    for line in lines:
         if line.startswith("@"):
             i = int(line[1:], 16)
             continue
