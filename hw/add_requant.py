@@ -10,7 +10,7 @@ on the *raw* uint8 values ``a`` and ``b``. Two float32 roundings (one per fma) a
 rounding happen in that order, so the circuit performs exactly those three roundings and no others:
 
 * two identical exact fused multiply-add units (:func:`_fma`): the product ``x·M`` of an 8-bit input
-  and a 24-bit significand is exact (32 bits); it is added to the float32 addend exactly in a 62-bit
+  and a 24-bit significand is exact (32 bits); it is added to the float32 addend exactly in a 61-bit
   window (with one sticky bit where the window is exceeded, see below), and the sum is rounded once to
   24 significant bits, half to even — IEEE ``fma``;
 * the conversion: round half to even to an integer, ``INT32_MIN`` if ``|r| ≥ 2^31`` (which the clamp
@@ -25,15 +25,18 @@ The fma window. The product ``P = x·M`` (``P < 2^32``; ``P ≥ 2^23`` unless ``
 ``[G, G+32)``, ``G = 3``, so bit 0 of the window is worth ``2^(−s−G)``. The addend's significand goes
 to bit ``q = E_c + s + G``:
 
-* ``QMIN ≤ q ≤ QMAX`` (``−25``, ``37``): placed exactly; bits that fall below bit 0 (``q < 0``) are
+* ``QMIN ≤ q ≤ QMAX`` (``−25``, ``36``): placed exactly; bits that fall below bit 0 (``q < 0``) are
   ORed into bit 0 (sticky). That is exact after rounding: the addend is then ``< 2^23`` window units
   while ``P·2^G ≥ 2^26``, so the sum has ≥ 26 bits and the rounding step is ≥ 4 units — its grid points
   and midpoints are even integers, and the true sum and the sticky-marked sum lie strictly between
-  the same two consecutive even integers.
+  the same two consecutive even integers (so ``G = 3`` is the least that works; tested).
 * ``q < QMIN``: the addend lies wholly below bit 0 — sticky only (same argument).
 * ``q > QMAX``: the addend is placed at ``QMAX`` (the window is re-based to the addend) and the product,
-  now ``< 2^34`` units below a 24-bit addend at ``2^37``, becomes a sticky 1 in bit 0 (rounding step
-  ≥ ``2^36``, midpoints multiples of ``2^35``: same argument).
+  now ``ε < 2^(G+32+QMAX−q) ≤ 2^34`` units next to a 24-bit addend at ``2^36``, becomes a
+  sticky 1 in bit 0: the sum has ≥ ``QMAX+23`` bits, so the rounding step is ≥ ``2^35`` and midpoints
+  are multiples of ``2^34``, none of which lies strictly between the addend and addend ± ε (so
+  ``QMAX = G + 33`` is the least that works). The rounded result is then always the addend itself; the
+  sticky 1 just keeps the datapath uniform.
 * ``x = 0`` (``P = 0``): nothing may be sticky, so the window is re-based to put the addend at ``G`` —
   the result is the addend itself.
 
@@ -52,10 +55,10 @@ Pipeline (registers after every step; no step has more than one wide shifter or 
 
   per fma (6 stages)                                                              widths
     A  product P = x·M, q = E_c + s + G, case select (exact/sticky/far/x=0)       8×24 → 32 b; 11 b adds
-    B  align the addend: M_c << (q_eff + 25), sticky mask in parallel             24 → 61 b, 6-bit amount
-    C  add / subtract (both differences in parallel → magnitude and sign)         62 b adders
-    D  leading-zero count (tree)                                                  64 b → 7 b
-    E  normalise: shift left by the count; sticky of the 37 bits under the guard  62 b, 6-bit amount
+    B  align the addend: M_c << (q_eff + 25), sticky mask in parallel             24 → 60 b, 6-bit amount
+    C  xp + xa, xp − xa, xa − xp side by side → magnitude and sign               3 × 61 b adders
+    D  leading-zero count (8-bit encoders, then the first non-zero group)         64 b → 7 b
+    E  normalise: shift left by the count; sticky of the 36 bits under the guard  61 b, 6-bit amount
        from a mask of the un-shifted value (parallel); result exponent
     F  round to 24 bits half to even (sticky from E), carry-out detected aside   24 b increment
   cvt (2 stages)
@@ -83,10 +86,10 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["AddRequantizer", "add_constants_supported", "add_port_constants"]
 
 G = 3                 # window bits below the product's LSB
-QMAX = G + 34         # highest exact addend position: above it the product (< 2^(G+32)) is sticky
+QMAX = G + 33         # highest exact addend position: above it the product (< 2^(G+32)) is sticky
 QMIN = -25            # lowest addend position needed: at or below it the addend is all sticky
-WIN = QMAX + 25       # magnitude window: addend top bit QMAX+23, plus one carry bit = 62 bits
-EXP = signed(11)      # exponent width: values reach 2^-172 (normalised exact subnormal) .. 2^127
+WIN = QMAX + 25       # magnitude window: addend top bit QMAX+23, plus one carry bit = 61 bits
+EXP = signed(11)      # LSB exponents -172 (2^-149 normalised) .. 104 (float32 max), and intermediates
 
 
 def _pipe(m: Module, prefix: str, **values):
@@ -101,7 +104,7 @@ def _pipe(m: Module, prefix: str, **values):
 
 # Inside a stage the logic is written as expressions of the previous stage's registers, not as chains
 # of comb Signals: the hardware is the same, but Amaranth's simulator then settles each clock edge in
-# one pass instead of one pass per Signal hop (4-5x faster; the tests stream ~200k cases).
+# one pass instead of one pass per Signal hop (4-5x faster; the tests stream ~250k cases).
 
 
 def _lzc64(v):
@@ -118,6 +121,13 @@ def _lzc64(v):
     return count
 
 
+def _unpack_f32(bits):
+    """``(sign, M, E)`` of finite float32 ``bits``: a subnormal (biased exponent 0) has no hidden bit and
+    ``E = -149``; zero gives ``M = 0``."""
+    biased = bits[23:31]
+    return bits[31], Cat(bits[:23], biased != 0), Mux(biased == 0, -149, biased - 150)
+
+
 def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, carry: dict):
     """Six pipeline stages computing ``fl(x · mult·2^-shift + (−1)^c_sign · c_mant·2^c_exp)``.
 
@@ -132,7 +142,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, car
     pos = c_exp + shift + (G - QMIN)
     x_zero = x == 0
     far = (pos > QMAX - QMIN) & (c_mant != 0) & ~x_zero   # addend so far above the product: P is sticky
-    amount = Signal(range(QMAX - QMIN + 1), name=f"{name}_a_amount")      # q_eff - QMIN, in [0, 62]
+    amount = Signal(range(QMAX - QMIN + 1), name=f"{name}_a_amount")      # q_eff - QMIN, in [0, 61]
     m.d.sync += amount.eq(Mux(x_zero, G - QMIN, Mux(far, QMAX - QMIN, Mux(pos < 0, 0, pos))))
     e_unit = Mux(x_zero, c_exp - G, Mux(far, c_exp - QMAX, -G - shift))   # exponent of window bit 0
     prod = Signal(32, name=f"{name}_a_prod")
@@ -164,7 +174,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, car
     d = _pipe(m, f"{name}_d", valid=c["valid"], mag=mag, neg=c["neg"], e_unit=c["e_unit"], **keep(c))
 
     # -- E: normalise (top bit to WIN-1) and the exponent of the 24-bit significand's LSB -------------------
-    # The sticky (bits under the guard after normalising: mag bits i < 37 - lzc) comes from a mask of
+    # The sticky (bits under the guard after normalising: mag bits i < 36 - lzc) comes from a mask of
     # the un-shifted magnitude, in parallel with the shifter, so stage F is only the increment.
     norm = Signal(WIN, name=f"{name}_e_norm")
     e_res = Signal(EXP, name=f"{name}_e_exp")
@@ -218,14 +228,9 @@ class AddRequantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # F's fields: a subnormal (biased exponent 0) has no hidden bit and exponent -149
-        f_biased = self.addend[23:31]
-        f_mant = Cat(self.addend[:23], f_biased != 0)
-        f_exp = Mux(f_biased == 0, -149, f_biased - 150)
-
         # t = fma(b, rb, F); a and its constants travel alongside
         v1, t_sign, t_mant, t_exp, later = _fma(
-            m, "fma1", self.valid, self.b, self.mult_b, self.shift_b, self.addend[31], f_mant, f_exp,
+            m, "fma1", self.valid, self.b, self.mult_b, self.shift_b, *_unpack_f32(self.addend),
             carry={"a": self.a, "mult_a": self.mult_a, "shift_a": self.shift_a})
         # r = fma(a, ra, t)
         v2, r_sign, r_mant, r_exp, _ = _fma(

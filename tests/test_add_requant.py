@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+from fireforge.hw import add_requant as AR
 from fireforge.hw.add_requant import AddRequantizer, add_constants_supported, add_port_constants
 from fireforge.sim import requant as R
 
@@ -63,62 +64,77 @@ def port_arrays(ra, rb, f):
     return cols
 
 
+PERIOD = 1e-8
 FIELDS = (("valid", 1), ("a", 8), ("b", 8), ("mult_a", 24), ("shift_a", 8), ("mult_b", 24), ("shift_b", 8),
           ("addend", 32))
 
 
-def simulate(a, b, ports: dict, valid=None) -> np.ndarray:
-    """Stream case i into the unit at cycle i; check out_valid timing; return the outputs (0 for bubbles).
+def stream(fields, cols: dict, build, out_width: int, latency: int) -> np.ndarray:
+    """Feed case i to a pipeline at cycle i; check its valid output is ``valid`` delayed by ``latency``;
+    return each case's output (0 for bubbles).
 
-    The stimulus sits in a ROM inside the simulated design (addressed by a cycle counter) and every
-    cycle's (out_valid, out) is written to a capture RAM that is read back at the end: the testbench
-    does not have to wake up each cycle, which halves the simulation time (the design itself is the
-    same, one case per cycle, ``valid`` as given).
+    ``build(m, inputs)`` adds the design under test to ``m`` (``inputs`` maps field names to Values) and
+    returns ``(out_valid, out)``.  The stimulus sits in a ROM inside the simulated design (addressed by
+    a cycle counter) and every cycle's (out_valid, out) is written to a capture RAM read back at the end,
+    so the testbench does not wake up each cycle: less than half the simulation time of ctx.set/ctx.get
+    per cycle, for the same one-case-per-cycle stream.
     """
-    n = len(a)
-    cols = {"a": a, "b": b, "valid": np.ones(n, np.int64) if valid is None else valid, **ports}
+    n = len(cols["valid"])
     words = [0] * n
     off = 0
-    for name, width in FIELDS:
+    for name, width in fields:
         col = np.broadcast_to(np.asarray(cols[name], np.int64), (n,)).tolist()
         assert all(0 <= v < 2**width for v in col), name
         words = [w | (v << off) for w, v in zip(words, col)]
         off += width
-    lat = AddRequantizer.latency
-    cycles = n + lat + 1
+    cycles = n + latency + 1
 
     m = Module()
-    m.submodules.dut = dut = AddRequantizer()
-    m.submodules.stim = stim = Memory(shape=unsigned(off), depth=n, init=words)
-    m.submodules.capture = capture = Memory(shape=unsigned(9), depth=cycles, init=[])
+    m.submodules.stim = stim = Memory(shape=unsigned(off), depth=cycles + 1, init=words)  # then zeros
+    m.submodules.capture = capture = Memory(shape=unsigned(out_width + 1), depth=cycles, init=[])
     rd = stim.read_port(domain="comb")
     wr = capture.write_port()
     cycle = Signal(range(cycles + 1))
     m.d.sync += cycle.eq(cycle + 1)
     m.d.comb += rd.addr.eq(cycle)
-    off = 0
-    for name, width in FIELDS:
-        m.d.comb += getattr(dut, name).eq(Mux(cycle < n, rd.data[off:off + width], 0))
+    inputs, off = {}, 0
+    for name, width in fields:
+        inputs[name] = rd.data[off:off + width]
         off += width
-    m.d.comb += [wr.addr.eq(cycle), wr.en.eq(cycle < cycles), wr.data.eq(Cat(dut.out, dut.out_valid))]
+    out_valid, out = build(m, inputs)
+    m.d.comb += [wr.addr.eq(cycle), wr.en.eq(cycle < cycles), wr.data.eq(Cat(out, out_valid))]
 
     sim = Simulator(m)
-    sim.add_clock(1e-8)
+    sim.add_clock(PERIOD)             # rising edges at (k + 1/2) * PERIOD
     seen = []
 
     async def bench(ctx):
-        await ctx.tick().repeat(cycles)
+        await ctx.delay(cycles * PERIOD)   # one wake-up for the whole run (tick().repeat wakes per cycle)
         seen.extend(ctx.get(capture.data[i]) for i in range(cycles))
 
     sim.add_testbench(bench)
     sim.run()
-    seen = np.array(seen, np.int64)
-    out_valid, out = seen >> 8, seen & 255
+    seen = np.array(seen, dtype=object)
+    got_valid = (seen >> out_width).astype(np.int64)
     want_valid = np.zeros(cycles, np.int64)
-    want_valid[lat:lat + n] = cols["valid"]
-    bad = np.flatnonzero(out_valid != want_valid)
-    assert not len(bad), f"out_valid is not valid delayed by {lat} cycles (first difference at cycle {bad[0]})"
-    return np.where(want_valid == 1, out, 0)[lat:lat + n].astype(np.uint8)
+    want_valid[latency:latency + n] = cols["valid"]
+    bad = np.flatnonzero(got_valid != want_valid)
+    assert not len(bad), f"out_valid is not valid delayed by {latency} cycles (first difference at cycle {bad[0]})"
+    return np.where(want_valid == 1, seen & (2**out_width - 1), 0)[latency:latency + n]
+
+
+def simulate(a, b, ports: dict, valid=None) -> np.ndarray:
+    """AddRequantizer on case i = (a[i], b[i], ports[*][i]) at cycle i; the outputs (0 for bubbles)."""
+    n = len(a)
+    cols = {"a": a, "b": b, "valid": np.ones(n, np.int64) if valid is None else valid, **ports}
+
+    def build(m, inputs):
+        m.submodules.dut = dut = AddRequantizer()
+        for name, value in inputs.items():
+            m.d.comb += getattr(dut, name).eq(value)
+        return dut.out_valid, dut.out
+
+    return stream(FIELDS, cols, build, 8, AddRequantizer.latency).astype(np.uint8)
 
 
 def assert_same(got, want, what, **cases):
@@ -240,6 +256,17 @@ def _int32_min_cases():
     return a, b, ra, rb, f
 
 
+def _fma_tie_cases(rng, n):
+    """t = b + F with |t| in [2^24, 2^25) and b odd: an exact tie at the first fma's rounding (ulp 2),
+    which r = a*2^17 + t (a = a0) then exposes as output b - 2c +- 1."""
+    a0 = rng.integers(128, 256, n)
+    c = rng.integers(0, 60, n)
+    b = rng.integers(0, 256, n)
+    f = (-(a0 * 2**17 + 2 * c)).astype(F32)
+    assert np.array_equal(f.astype(np.int64), -(a0 * 2**17 + 2 * c))     # F exactly representable
+    return a0, b, np.full(n, F32(2.0**17)), np.full(n, F32(1.0)), f
+
+
 def test_random_parameter_sets():
     rng = np.random.default_rng(20240611)
     parts = []
@@ -259,12 +286,13 @@ def test_random_parameter_sets():
 
     # host constants over the whole supported range
     ca, cb, cra, crb, cf = _constant_cases(rng, 8000)
+    ta, tb, tra, trb, tf = _fma_tie_cases(rng, 512)
     ia, ib, ira, irb, i_f = _int32_min_cases()
-    a = np.concatenate([a, ca, ia])
-    b = np.concatenate([b, cb, ib])
-    ra = np.concatenate([ra, cra, ira]).astype(F32)
-    rb = np.concatenate([rb, crb, irb]).astype(F32)
-    f = np.concatenate([f, cf, i_f]).astype(F32)
+    a = np.concatenate([a, ca, ta, ia])
+    b = np.concatenate([b, cb, tb, ib])
+    ra = np.concatenate([ra, cra, tra, ira]).astype(F32)
+    rb = np.concatenate([rb, crb, trb, irb]).astype(F32)
+    f = np.concatenate([f, cf, tf, i_f]).astype(F32)
     want = ref_from_constants(a, b, ra, rb, f)
     assert np.array_equal(want[:len(want_scales)], want_scales)
     assert np.array_equal(ref_soft_float(a, b, ra, rb, f), want)        # two independent references agree
@@ -276,6 +304,12 @@ def test_random_parameter_sets():
     approx = a * ra.astype(np.float64) + b * rb.astype(np.float64) + f.astype(np.float64)
     assert np.count_nonzero((approx > 2.0**31 + 2**12) & (want == 0)) > 100    # INT32_MIN -> 0 quirk
     assert np.count_nonzero(np.abs(f) < np.finfo(F32).tiny) > 500              # zero / subnormal F
+    r = R._fma_f32(a.astype(F32), ra, R._fma_f32(b.astype(F32), rb, f)).astype(np.float64)
+    assert np.count_nonzero((r > 0) & (r < 256) & (r % 1 == 0.5)) > 300         # cvt ties (x.5 exactly)
+    tied = slice(len(want) - 768, len(want) - 256)
+    t_exact = b[tied] + f[tied].astype(np.float64)
+    assert np.count_nonzero(t_exact % 2 != 0) > 200                            # first-fma ties
+    assert np.count_nonzero((want[tied] > 0) & (want[tied] < 255)) > 300
 
     got = simulate(a, b, port_arrays(ra, rb, f))
     assert_same(got, want, "random cases", a=a, b=b, ra=ra, rb=rb, F=f)
@@ -315,3 +349,108 @@ def test_bubbles_and_latency():
     got = simulate(a, b, add_port_constants(ra, rb, f), valid=valid)
     want = np.where(valid == 1, R.qlinear_add(a, F32(0.02), 77, b, F32(0.035), 200, F32(0.04), 131), 0)
     assert_same(got, want, "bubbles", a=a, b=b)
+
+
+# ----------------------------------------------------------------------------------------------
+# One fused multiply-add stage on its own: its float32 result is visible, so every rounding case
+# (ties, sticky bits under the window, cancellation, exact subnormals) is checked directly.
+# ----------------------------------------------------------------------------------------------
+
+FMA_FIELDS = (("valid", 1), ("x", 8), ("mult", 24), ("shift", 8), ("addend", 32))
+
+
+def _fma_cases(rng, n):
+    """(x, r, F) for fl(x*r + F): random, cancelling, tie products with sticky-only addends, power-of-two
+    products minus addends straddling the window bottom, addends far above, exact subnormal results."""
+    kinds = rng.integers(0, 6, n)
+    x = rng.integers(0, 256, n)
+    x[rng.random(n) < 0.03] = 0
+    r = (F32(2.0) ** rng.uniform(-126, 24, n).astype(F32)).astype(F32)
+    r = np.clip(r, np.finfo(F32).tiny, np.nextafter(F32(2.0**24), F32(0))).astype(F32)
+    bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    bits = np.where(((bits >> 23) & 0xFF) == 0xFF, bits & ~np.uint32(0x40000000), bits)
+    f = bits.view(F32).copy()
+    prod = x * r.astype(np.float64)                          # exact in float64
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+
+    # 1: cancellation: F = -fl(x r) moved by a few ulps, exact zero or tiny results
+    k = kinds == 1
+    f[k] = np.nextafter((-prod[k]).astype(F32), (sign[k] * np.inf).astype(F32))
+    e = k & (rng.random(n) < 0.3)
+    f[e] = (-prod[e]).astype(F32)                 # x r - fl(x r): the exact rounding error (or 0)
+    # 2: products x*M that are exact ties at 24 bits, plus an addend 2^20..2^80 times smaller (partly or
+    #    wholly under the window bottom: the sticky bit decides the rounding) or zero
+    k = np.flatnonzero(kinds == 2)
+    cand_x = rng.integers(3, 256, 400000)
+    cand_m = rng.integers(2**23, 2**24, 400000)
+    p = cand_x * cand_m
+    d = np.floor(np.log2(p)).astype(np.int64) + 1 - 24
+    tie = (d >= 1) & ((p & ((1 << np.maximum(d, 1)) - 1)) == (1 << np.maximum(d - 1, 0)))
+    pick = rng.choice(np.flatnonzero(tie), len(k))
+    shift = rng.integers(0, 150, len(k))
+    x[k] = cand_x[pick]
+    r[k] = (cand_m[pick] * 2.0 ** -shift).astype(F32)
+    prod[k] = x[k] * r[k].astype(np.float64)
+    scale = 2.0 ** rng.integers(-80, -20, len(k)) * np.where(rng.random(len(k)) < 0.5, -1, 1)
+    f[k] = np.where(rng.random(len(k)) < 0.15, 0.0, prod[k] * scale * rng.uniform(1, 2, len(k))).astype(F32)
+    # 3: power-of-two product minus an addend 8..1000 times smaller (borrow into the binade below; the
+    #    addend's low bits fall under the window bottom)
+    k = np.flatnonzero(kinds == 3)
+    x[k] = 2 ** rng.integers(0, 8, len(k))
+    r[k] = (2.0 ** rng.integers(-100, 24, len(k))).astype(F32)
+    prod[k] = x[k] * r[k].astype(np.float64)
+    f[k] = (-prod[k] / rng.uniform(8, 1000, len(k))).astype(F32)
+    # 4: addend far above the product, either sign, often a power of two (binade edge when subtracting)
+    k = np.flatnonzero(kinds == 4)
+    # 2^22..2^30 straddles the switch to "product only sticky" (addend LSB 2^34 product LSBs up)
+    big = prod[k] * 2.0 ** np.where(rng.random(len(k)) < 0.5, rng.integers(22, 31, len(k)),
+                                    rng.integers(12, 60, len(k)))
+    big = np.where(rng.random(len(k)) < 0.5, 2.0 ** np.ceil(np.log2(np.maximum(big, 1e-300))), big)
+    f[k] = (sign[k] * big).astype(F32)
+    # 5: tiny operands: results in or near the subnormal range (exact)
+    k = np.flatnonzero(kinds == 5)
+    r[k] = (2.0 ** rng.uniform(-126, -100, len(k))).astype(F32)
+    r[k] = np.maximum(r[k], np.finfo(F32).tiny)
+    prod[k] = x[k] * r[k].astype(np.float64)
+    f[k] = (-prod[k] * rng.uniform(0.5, 1.5, len(k))).astype(F32)
+    f[k[: len(k) // 4]] = (rng.integers(1, 2**23, len(k[: len(k) // 4])).astype(np.uint32)).view(F32)
+    return kinds, x, r.astype(F32), f.astype(F32)
+
+
+def test_fma_stage_is_ieee_fma():
+    """fl(x * r + F) from one fma pipeline (6 stages) against IEEE fma, for x uint8, r in the supported
+    range and F any finite float32."""
+    rng = np.random.default_rng(99)
+    kinds, x, r, f = _fma_cases(rng, 12000)
+    for i in range(len(r)):
+        assert add_constants_supported(r[i], F32(1), f[i]) is None, (r[i], f[i])
+    want = R._fma_f32(x.astype(F32), r, f)
+    # the soft-float model agrees (independent of the float64 round-to-odd trick)
+    sf = R._sf_to_f32(R._sf_fma(R._sf_from_int(x.astype(np.int64)), R._sf_from_f32(r), R._sf_from_f32(f)))
+    assert np.array_equal(sf.view(np.uint32), want.view(np.uint32))
+    rm, rs = map(np.array, zip(*(R.requant_multiplier(v) for v in r)))
+    cols = {"valid": np.ones(len(x), np.int64), "x": x, "mult": rm, "shift": rs,
+            "addend": f.view(np.uint32).astype(np.int64)}
+
+    def build(m, inputs):
+        valid, sign, mant, exp, _ = AR._fma(m, "fma", inputs["valid"], inputs["x"], inputs["mult"],
+                                            inputs["shift"], *AR._unpack_f32(inputs["addend"]), carry={})
+        return valid, Cat(mant, exp, sign)
+
+    got = stream(FMA_FIELDS, cols, build, 36, 6)
+    got = np.array([int(v) for v in got], np.int64)
+    g_m, g_e, g_s = got & 0xFFFFFF, (got >> 24) & 0x7FF, got >> 35
+    g_e = np.where(g_e >= 0x400, g_e - 0x800, g_e)                 # 11-bit two's complement
+    assert np.all((g_m == 0) | ((g_m >= 2**23) & (g_m < 2**24))), "fma output not normalised"
+    got_value = np.where(g_s == 1, -1.0, 1.0) * np.ldexp(g_m.astype(np.float64), g_e)
+    want_value = want.astype(np.float64)
+    bad = np.flatnonzero(got_value != want_value)
+    if len(bad):
+        i = bad[0]
+        pytest.fail(f"fma: {len(bad)} of {len(x)} mismatch; first: x={x[i]} r={r[i]!r} F={f[i]!r}: "
+                    f"got {got_value[i]!r}, want {want_value[i]!r}")
+    # what the cases were meant to reach
+    exact_small = (np.abs(want_value) < np.finfo(F32).tiny) & (want_value != 0)
+    assert np.count_nonzero(exact_small) > 100 and np.count_nonzero(want_value == 0) > 100
+    sticky_decided = (kinds == 2) & (f != 0) & (want != (x * r.astype(np.float64)).astype(F32))
+    assert np.count_nonzero(sticky_decided) > 300       # tie products pushed off the tie by a tiny F
