@@ -68,17 +68,21 @@ def _check_batch(x: np.ndarray, shape: tuple[int, int, int, int], what: str) -> 
     return x
 
 
+def _load_npy(path: Path, shape: tuple[int, int, int, int], what: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise FireforgeError(f"{path}: not a readable .npy file ({e})") from None
+    return _check_batch(x, shape, what)
+
+
 def load_input(path: str | Path, shape: tuple[int, int, int, int], preprocess: str = "torchvision") -> np.ndarray:
     """``--input X`` for compare/simulate: a .npy tensor (first item of a batch) or an image file."""
     path = Path(path)
     if not path.is_file():
         raise FireforgeError(f"{path}: no such input file")
     if path.suffix.lower() == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise FireforgeError(f"{path}: not a readable .npy file ({e})") from None
-        return _check_batch(x, shape, str(path))[:1]
+        return _load_npy(path, shape, str(path))[:1]
     return load_image(path, shape[2:], preprocess)
 
 
@@ -93,11 +97,7 @@ def load_batch(path: str | Path, shape: tuple[int, int, int, int], preprocess: s
     if not path.is_file():
         raise FireforgeError(f"{path}: no such calibration file or folder")
     if path.suffix.lower() == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise FireforgeError(f"{path}: not a readable .npy file ({e})") from None
-        return _check_batch(x, shape, f"calibration data {path}")
+        return _load_npy(path, shape, f"calibration data {path}")
     return load_image(path, shape[2:], preprocess)
 
 
