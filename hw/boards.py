@@ -843,12 +843,19 @@ _STAT_LINE = re.compile(r"^\s+(\d+)\s+(\S+)\s*$")
 
 
 def parse_yosys_stat(log_text: str) -> dict[str, int]:
-    """Cell counts of the last ``stat`` in a yosys log (one flattened top module)."""
+    """Cell counts of the last ``stat`` in a yosys log: the flattened top module, or the totals of the
+    ``design hierarchy`` section (counts including submodules) when the hierarchy was kept."""
     idx = log_text.rfind("Printing statistics")
     if idx < 0:
         return {}
+    text = log_text[idx:]
+    hier = text.rfind("=== design hierarchy ===")
+    if hier >= 0:
+        text = text[hier:]
+        last = text.rfind("Count including submodules")
+        text = text[last:] if last >= 0 else text
     cells: dict[str, int] = {}
-    for line in log_text[idx:].splitlines():
+    for line in text.splitlines():
         mt = _STAT_LINE.match(line)
         if mt and not mt.group(2)[0].isdigit() and mt.group(2) not in ("cells", "wires", "bits"):
             name = mt.group(2)
@@ -860,7 +867,7 @@ def parse_yosys_stat(log_text: str) -> dict[str, int]:
 #: LUT-equivalents per cell (distributed RAM and carry cells take LUT sites)
 _LUT_WEIGHTS = {
     "ecp5": {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 4},
-    "xc7": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "RAM32M": 4, "RAM64M": 4,
+    "xc7": {"INV": 1, "LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "RAM32M": 4, "RAM64M": 4,
             "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1, "RAM64X1S": 1, "SRL16E": 1, "SRLC32E": 1},
     "ice40": {"SB_LUT4": 1},
 }
@@ -966,7 +973,7 @@ def _xilinx_yosys_script() -> str:
 
     return "".join(f"read_verilog {s}\n" for s in HDL_SOURCES) + (
         f"read_verilog {TOP_NAME}.v\n"
-        f"synth_xilinx -family xc7 -top {TOP_NAME}\n"
+        f"synth_xilinx -family xc7 -flatten -top {TOP_NAME}\n"
         f"tee -o {TOP_NAME}.stat stat\n")
 
 
@@ -1120,5 +1127,5 @@ def _run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, report, det
         bit = d / f"{TOP_NAME}.{ext}"
         if not bit.exists():
             raise FireforgeError(f"the build script finished but wrote no {bit.name}")
-        report["bitstream"] = str(bit)
-    details["report"] = report
+        report["bitstream"] = bit.name           # made a path under rtl_dir once committed
+    details["report"] = dict(report)
