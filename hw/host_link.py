@@ -146,7 +146,7 @@ class HostLink(wiring.Component):
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
             "host_addr": Out(addr_bits), "host_wdata": Out(word_bits), "host_we": Out(1), "host_re": Out(1),
-            "host_rdata": In(word_bits), "host_rvalid": In(1),
+            "host_rdata": In(word_bits), "host_rvalid": In(1), "host_rready": In(1), "host_wready": In(1),
             "start": Out(1), "busy": In(1), "done": In(1), "cycles": In(32),
         })
 
@@ -243,29 +243,28 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.d.sync += idle_timer.eq(idle_timer + 1)
             with m.State("WRITE"):
+                # held until the memory takes the word (an external memory may be slow to accept)
                 refuse = refused | self.busy
                 m.d.comb += self.host_we.eq(~refuse)
-                m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), nbytes.eq(0), refused.eq(refuse)]
-                with m.If(count == 1):
-                    with m.If(refuse):
-                        m.d.sync += send(b"B")
+                with m.If(refuse | self.host_wready):
+                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), nbytes.eq(0), refused.eq(refuse)]
+                    with m.If(count == 1):
+                        with m.If(refuse):
+                            m.d.sync += send(b"B")
+                        with m.Else():
+                            m.d.sync += send(b"K")
+                        m.next = "SEND"
                     with m.Else():
-                        m.d.sync += send(b"K")
-                    m.next = "SEND"
-                with m.Else():
-                    m.next = "WDATA"
+                        m.next = "WDATA"
             with m.State("READ"):
                 with m.If(self.busy):               # started meanwhile (cannot happen: we hold the link)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += self.host_re.eq(1)
-                    m.d.sync += idle_timer.eq(0)
-                    m.next = "READ_WAIT"
+                    m.d.comb += self.host_re.eq(1)          # held until the memory takes it
+                    with m.If(self.host_rready):
+                        m.next = "READ_WAIT"
             with m.State("READ_WAIT"):
-                # the RAM answers one cycle after accepting; a request it did not accept is issued again
-                m.d.sync += idle_timer.eq(idle_timer + 1)
-                with m.If(~self.host_rvalid & (idle_timer == 15)):
-                    m.next = "READ"
+                # the answer comes one (on-chip RAM) or more (external memory) cycles after acceptance
                 with m.If(self.host_rvalid):
                     m.d.sync += [send(sig=self.host_rdata, length=wb), addr.eq(addr + 1), count.eq(count - 1),
                                  reading.eq(count != 1)]

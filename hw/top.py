@@ -3,7 +3,9 @@
 The ROMs are instances of ``hdl/ff_rom.v`` loaded with ``$readmemh`` rather than Amaranth memories with
 inline init: the same Verilog (and the same Verilated model) then runs any program whose images fit the
 config's depths — simulation swaps images with plusargs, synthesis reads the ``.hex`` files beside the
-Verilog. The activation memory is ``hdl/ff_act_ram.v`` (block RAM on chip; in simulation it can stall).
+Verilog. The activation memory is ``hdl/ff_act_ram.v`` (block RAM on chip; in simulation it can stall and
+answer late), or — ``act_memory="external"``, for a board whose block RAM holds the weights but not the
+activations — the same two channels as ``mem_*`` ports, for a DRAM controller outside the top.
 """
 
 import json
@@ -19,7 +21,8 @@ from fireforge.hw.engine import Engine, _bits_for
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.descriptor import DESCRIPTOR
 
-__all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "write_verilog", "ROM_IMAGES"]
+__all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "write_verilog", "ROM_IMAGES", "ACT_MEMORY",
+           "EXT_MEM_PORTS"]
 
 HDL_DIR = Path(__file__).parent / "hdl"
 HDL_SOURCES = ("ff_rom.v", "ff_act_ram.v")
@@ -27,30 +30,60 @@ HDL_SOURCES = ("ff_rom.v", "ff_act_ram.v")
 ROM_IMAGES = {"desc": ("descriptors", "desc"), "weights": ("weights", "weights"), "quant": ("quant", "quant")}
 
 
+#: where the activation memory lives: on-chip block RAM (``ff_act_ram``) or outside the top (``mem_*`` ports)
+ACT_MEMORY = ("on-chip", "external")
+
+#: the external activation-memory port (``act_memory="external"``): name -> (direction seen from the top, width key)
+EXT_MEM_PORTS = {
+    "rd_valid": ("out", 1), "rd_ready": ("in", 1), "rd_addr": ("out", "addr"),
+    "rd_resp_valid": ("in", 1), "rd_resp_data": ("in", "word"),
+    "wr_valid": ("out", 1), "wr_ready": ("in", 1), "wr_addr": ("out", "addr"), "wr_data": ("out", "word"),
+}
+
+
 class FireforgeTop(wiring.Component):
-    """Engine + descriptor / weight / quant ROMs + activation RAM.
+    """Engine + descriptor / weight / quant ROMs + the activation memory (or a port to it).
 
     Members
     -------
     start, busy, done, cycles :
         As :class:`~fireforge.hw.engine.Engine`.
     dump : In(1)
-        Simulation: write the activation memory to ``+act_dump=<file>``.
+        Simulation: write the activation memory to ``+act_dump=<file>`` (on-chip memory only).
     host_* :
         The host's port into the activation memory while the engine is idle (load the input, read
-        the result): ``host_re``/``host_we`` with ``host_addr``/``host_wdata``; a read answers on
-        ``host_rdata`` with ``host_rvalid`` one or more cycles later. Requests while busy are ignored.
+        the result): hold ``host_re``/``host_we`` with ``host_addr``/``host_wdata`` until
+        ``host_rready``/``host_wready`` says the memory took it; a read answers on ``host_rdata`` with
+        ``host_rvalid`` one or more cycles later, in order. Requests while busy are ignored.
+    mem_* : (``act_memory="external"`` only)
+        The activation memory's two channels, for a memory outside the top (a DRAM controller adapter):
+        reads ``mem_rd_valid``/``mem_rd_ready``/``mem_rd_addr`` with in-order responses
+        ``mem_rd_resp_valid``/``mem_rd_resp_data`` any number of cycles later (no back-pressure on
+        responses: the engine never has more reads outstanding than it can buffer), writes
+        ``mem_wr_valid``/``mem_wr_ready``/``mem_wr_addr``/``mem_wr_data``. Addresses count words of
+        ``act_word_bits`` (lane 0 in the low byte). A read must return the data of every write accepted
+        before it (the engine reads a layer's output only after the layer drained).
     """
 
-    def __init__(self, config: EngineConfig):
+    def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip"):
+        if act_memory not in ACT_MEMORY:
+            raise ValueError(f"act_memory must be one of {ACT_MEMORY}, not {act_memory!r}")
         self.config = config
+        self.act_memory = act_memory
         addr_bits = _bits_for(config.act_depth)
-        super().__init__({
+        ports = {
             "start": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32), "layer_done": Out(1),
             "dump": In(1),
             "host_addr": In(addr_bits), "host_wdata": In(config.act_word_bits), "host_we": In(1),
             "host_re": In(1), "host_rdata": Out(config.act_word_bits), "host_rvalid": Out(1),
-        })
+            "host_rready": Out(1), "host_wready": Out(1),
+        }
+        if act_memory == "external":
+            widths = {"addr": addr_bits, "word": config.act_word_bits}
+            for name, (direction, width) in EXT_MEM_PORTS.items():
+                # seen from the top: requests go out, readiness and responses come in
+                ports[f"mem_{name}"] = (Out if direction == "out" else In)(widths.get(width, width))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -69,28 +102,40 @@ class FireforgeTop(wiring.Component):
         rom("desc", DESCRIPTOR.size, cfg.desc_depth, eng.desc_en, eng.desc_addr, eng.desc_data)
         rom("weights", cfg.weight_word_bits, cfg.weight_depth, eng.w_en, eng.w_addr, eng.w_data)
         rom("quant", cfg.quant_word_bits, cfg.quant_depth, eng.q_en, eng.q_addr, eng.q_data)
-        # the activation RAM serves the engine while it runs and the host while it is idle; read
-        # responses go back to whoever asked (a one-bit FIFO would be needed for deeper latency: the
-        # RAM answers exactly one cycle after accepting, so a delayed owner bit suffices)
+        # the activation memory serves the engine while it runs and the host while it is idle. Responses
+        # come back in order, so the first `host_pending` responses are the host's: it only reads while
+        # the engine is idle, and the engine has no read outstanding once it is idle (it drained).
         addr_bits = _bits_for(cfg.act_depth)
         rd_valid, rd_ready, rd_addr = Signal(), Signal(), Signal(addr_bits)
         resp_valid, resp_data = Signal(), Signal(cfg.act_word_bits)
         wr_valid, wr_ready, wr_addr, wr_data = Signal(), Signal(), Signal(addr_bits), Signal(cfg.act_word_bits)
         host = Signal()
         m.d.comb += host.eq(~eng.busy)
-        host_read = Signal()
-        m.d.sync += host_read.eq(host & self.host_re & rd_ready)
+        host_pending = Signal(8)
+        to_host = Signal()
+        host_issue = Signal()
+        m.d.comb += [host_issue.eq(host & self.host_re & rd_ready), to_host.eq(host_pending != 0)]
+        m.d.sync += host_pending.eq(host_pending + host_issue - (resp_valid & to_host))
         m.d.comb += [
             rd_valid.eq(Mux(host, self.host_re, eng.rd_valid)),
             rd_addr.eq(Mux(host, self.host_addr, eng.rd_addr)),
             eng.rd_ready.eq(rd_ready & ~host),
-            eng.rd_resp_valid.eq(resp_valid & ~host_read), eng.rd_resp_data.eq(resp_data),
-            self.host_rvalid.eq(resp_valid & host_read), self.host_rdata.eq(resp_data),
+            eng.rd_resp_valid.eq(resp_valid & ~to_host), eng.rd_resp_data.eq(resp_data),
+            self.host_rvalid.eq(resp_valid & to_host), self.host_rdata.eq(resp_data),
+            self.host_rready.eq(host & rd_ready), self.host_wready.eq(host & wr_ready),
             wr_valid.eq(Mux(host, self.host_we, eng.wr_valid)),
             wr_addr.eq(Mux(host, self.host_addr, eng.wr_addr)),
             wr_data.eq(Mux(host, self.host_wdata, eng.wr_data)),
             eng.wr_ready.eq(wr_ready & ~host),
         ]
+        if self.act_memory == "external":
+            m.d.comb += [
+                self.mem_rd_valid.eq(rd_valid), rd_ready.eq(self.mem_rd_ready), self.mem_rd_addr.eq(rd_addr),
+                resp_valid.eq(self.mem_rd_resp_valid), resp_data.eq(self.mem_rd_resp_data),
+                self.mem_wr_valid.eq(wr_valid), wr_ready.eq(self.mem_wr_ready), self.mem_wr_addr.eq(wr_addr),
+                self.mem_wr_data.eq(wr_data),
+            ]
+            return m
         m.submodules.act_ram = Instance(
             "ff_act_ram", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth, p_ADDR_WIDTH=addr_bits,
             i_clk=ClockSignal(),
@@ -101,15 +146,18 @@ class FireforgeTop(wiring.Component):
         return m
 
 
-def write_verilog(config: EngineConfig, rtl_dir: Path, *, name: str = "fireforge_top") -> Path:
+def write_verilog(config: EngineConfig, rtl_dir: Path, *, name: str = "fireforge_top",
+                  act_memory: str = "on-chip") -> Path:
     """Write ``fireforge_top.v`` and the hand-written HDL it instantiates; return the top file."""
     rtl_dir = Path(rtl_dir)
     rtl_dir.mkdir(parents=True, exist_ok=True)
-    top = FireforgeTop(config)
+    top = FireforgeTop(config, act_memory=act_memory)
     text = verilog.convert(top, name=name, emit_src=False)
     path = rtl_dir / f"{name}.v"
     path.write_text(text)
     for src in HDL_SOURCES:
+        if src == "ff_act_ram.v" and act_memory == "external":
+            continue
         shutil.copyfile(HDL_DIR / src, rtl_dir / src)
     (rtl_dir / "engine.json").write_text(json.dumps(config.to_dict(), indent=1))
     return path

@@ -104,19 +104,46 @@ def test_the_ulx3s_suggestion_really_fits(compiled):
     assert fit_check(compiled(**kw), "ulx3s-85f").fits
 
 
-def test_v1_1_weights_fit_kc705_but_not_its_224_activations(compiled):
+def test_v1_1_fits_kc705_with_its_224_activations_in_ddr3(compiled, tmp_path):
     """v1_1's 9.9 Mb of weights fit the KC705 (285 of 445 RAMB36); its 224x224 activation buffer (172k
-    64-bit words, 337 RAMB36) does not fit beside them, so 224 is refused with an input-size suggestion
-    and v1_1 with all 1000 classes at 144x144 is accepted."""
+    64-bit words, 337 RAMB36) does not fit beside them, so the activations go to the DDR3 SODIMM (auto);
+    kept on chip by request it is refused, with --act-memory external as the suggestion."""
     rep = fit_check(compiled(), "kc705")
-    assert not rep.fits and rep.problems == ["block RAM"]
+    assert rep.fits and rep.act_memory == "external", rep.message()
     mem = rep.needs["memories"]
-    assert mem["weights"]["blocks"] == 285 and mem["weights"]["blocks"] < 445 < rep.needs["bram_blocks"]
-    assert mem["activations"]["blocks"] == 337
-    assert "--input-size ≤" in rep.message()
-    ok = fit_check(compiled(input_size=144), "kc705")
-    assert ok.fits, ok.message()
-    assert ok.needs["memories"]["weights"]["bits"] >= 9_852_416
+    assert mem["weights"]["blocks"] == 285 and mem["activations"]["blocks"] == 0
+    assert mem["activations"]["placement"] == "external" and mem["activations"]["bits"] == 172_544 * 64
+    assert rep.resources["bram_bits"][0] == rep.needs["bram_blocks"] * 36 * 1024 < 445 * 36 * 1024
+    assert any("DDR3" in n for n in rep.notes)
+    onchip = fit_check(compiled(), "kc705", act_memory="on-chip")
+    assert not onchip.fits and onchip.problems == ["block RAM"]
+    assert onchip.needs["memories"]["activations"]["blocks"] == 337 and onchip.needs["bram_blocks"] > 445
+    msg = onchip.message()
+    assert "--act-memory external" in msg and "--input-size ≤" in msg
+    with pytest.raises(FireforgeError, match="does not fit kc705"):
+        board_generate(compiled(), tmp_path / "kc", "kc705", act_memory="on-chip")
+    assert _no_leftovers(tmp_path, "kc")
+    small = fit_check(compiled(input_size=144), "kc705")     # all 1000 classes at 144x144: all on chip
+    assert small.fits and small.act_memory == "on-chip", small.message()
+
+
+def test_kc705_board_top_with_external_activation_memory(compiled, tmp_path):
+    rtl = tmp_path / "kc"
+    rep = board_generate(compiled(), rtl, "kc705")
+    _check_report(rep, "kc705")
+    verilog = (rtl / "fireforge_board.v").read_text()
+    assert "ff_ext_act_mem #(" in verilog and "ff_act_ram" not in verilog
+    for port in ("rd_valid", "rd_ready", "rd_resp_valid", "rd_resp_data", "wr_valid", "wr_ready", "wr_data"):
+        assert f".{port}(" in verilog
+    assert (rtl / "ff_ext_act_mem.v").exists() and not (rtl / "ff_act_ram.v").exists()
+    info = json.loads((rtl / "board.json").read_text())
+    assert info["act_memory"]["placement"] == "external" and info["act_memory"]["external_ram"] == "1 GB DDR3 SODIMM"
+    assert info["act_memory"]["peak_bytes_per_cycle"] == {"read": 8, "write": 8}
+    with pytest.raises(FireforgeError, match="ff_ext_act_mem"):     # no open DRAM controller to route
+        board_generate(compiled(**SMALL), tmp_path / "u", "ulx3s-85f", act_memory="external", pnr=True)
+    with pytest.raises(FireforgeError, match="icebreaker has no external RAM"):
+        fit_check(compiled(**SMALL), "icebreaker", act_memory="external")
+    assert _no_leftovers(tmp_path, "u")
 
 
 def test_fewer_mac_units_and_other_boards_are_suggested(compiled):
@@ -321,7 +348,7 @@ def test_parse_nextpnr_log():
 # -- the UART host link (amaranth.sim) ---------------------------------------------------------------------
 
 def test_host_link_protocol():
-    from amaranth import Elaboratable, Module, Signal
+    from amaranth import Elaboratable, Module, Mux, Signal
     from amaranth.lib.memory import Memory
     from amaranth.sim import Simulator
 
@@ -330,7 +357,8 @@ def test_host_link_protocol():
     div = 4
 
     class Harness(Elaboratable):
-        """HostLink + a 64-word memory with FireforgeTop's one-cycle read latency + a fake engine run."""
+        """HostLink + a 64-word memory that is slow to accept (ready 2 cycles in 3) and answers reads 5
+        cycles late (an external memory) + a fake engine run."""
 
         def __init__(self):
             self.link = HostLink(word_bits=64, addr_bits=6, mac_units=64, act_depth=64, clk_hz=div * 1000,
@@ -342,10 +370,24 @@ def test_host_link_protocol():
             m.submodules.mem = mem = Memory(shape=64, depth=64, init=[])
             rp, wp = mem.read_port(), mem.write_port()
             busy, done, left, cycles = Signal(), Signal(), Signal(16), Signal(32)
-            m.d.comb += [rp.addr.eq(link.host_addr), rp.en.eq(link.host_re), link.host_rdata.eq(rp.data),
-                         wp.addr.eq(link.host_addr), wp.data.eq(link.host_wdata), wp.en.eq(link.host_we & ~busy),
+            phase = Signal(2)
+            m.d.sync += phase.eq(Mux(phase == 2, 0, phase + 1))
+            ready = Signal()
+            m.d.comb += ready.eq((phase != 0) & ~busy)
+            take_r = Signal()
+            m.d.comb += [take_r.eq(link.host_re & ready),
+                         rp.addr.eq(link.host_addr), rp.en.eq(take_r),
+                         wp.addr.eq(link.host_addr), wp.data.eq(link.host_wdata), wp.en.eq(link.host_we & ready),
+                         link.host_rready.eq(ready), link.host_wready.eq(ready),
                          link.busy.eq(busy), link.done.eq(done), link.cycles.eq(cycles)]
-            m.d.sync += link.host_rvalid.eq(link.host_re & ~busy)
+            valid = Signal()
+            m.d.sync += valid.eq(take_r)
+            data = rp.data
+            for _ in range(4):                 # 4 more cycles of latency
+                v2, d2 = Signal(), Signal(64)
+                m.d.sync += [v2.eq(valid), d2.eq(data)]
+                valid, data = v2, d2
+            m.d.comb += [link.host_rvalid.eq(valid), link.host_rdata.eq(data)]
             with m.If(link.start & ~busy):
                 m.d.sync += [busy.eq(1), done.eq(0), left.eq(1000), cycles.eq(0)]
             with m.If(busy):

@@ -10,7 +10,9 @@
 //   +act_dump_layers=<pfx> $writememh the contents to <pfx>.<n>.hex at the n-th edge with `dump_layer` high
 //                          (the engine raises it as each layer finishes: every layer's output survives);
 //   +act_stall_seed=<n>    n != 0: rd_ready / wr_ready drop pseudo-randomly (two LFSRs seeded by n);
-//   +act_stall_pct=<p>     roughly p % of cycles stall on each channel (default 30).
+//   +act_stall_pct=<p>     roughly p % of cycles stall on each channel (default 30);
+//   +act_latency=<n>       read responses arrive n cycles after acceptance (1..64, default 1): models an
+//                          external memory (DRAM) behind the same channels; still in order.
 `default_nettype none
 
 module ff_act_ram #(
@@ -22,8 +24,8 @@ module ff_act_ram #(
     input  wire                  rd_valid,
     output wire                  rd_ready,
     input  wire [ADDR_WIDTH-1:0] rd_addr,
-    output reg                   rd_resp_valid,
-    output reg  [WIDTH-1:0]      rd_resp_data,
+    output wire                  rd_resp_valid,
+    output wire [WIDTH-1:0]      rd_resp_data,
     input  wire                  wr_valid,
     output wire                  wr_ready,
     input  wire [ADDR_WIDTH-1:0] wr_addr,
@@ -33,6 +35,8 @@ module ff_act_ram #(
 );
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
+    reg             r_valid;
+    reg [WIDTH-1:0] r_data;
     integer i;
 
 `ifdef VERILATOR
@@ -48,6 +52,10 @@ module ff_act_ram #(
     integer          stall_seed, stall_pct, fd;
     reg [31:0]       lfsr_r, lfsr_w;
     reg              stall_r, stall_w;
+    integer          latency;
+    reg              lat_valid [0:63];
+    reg [WIDTH-1:0]  lat_data  [0:63];
+    reg [5:0]        lat_ptr, lat_back;
     initial begin
         for (i = 0; i < DEPTH; i = i + 1)
             mem[i] = {WIDTH{1'b0}};
@@ -70,12 +78,23 @@ module ff_act_ram #(
         stall_pct = 30;
         if (!$value$plusargs("act_stall_seed=%d", stall_seed)) stall_seed = 0;
         if (!$value$plusargs("act_stall_pct=%d", stall_pct)) stall_pct = 30;
+        if (!$value$plusargs("act_latency=%d", latency)) latency = 1;
+        if (latency < 1 || latency > 64) begin
+            $display("ff_act_ram %m: ERROR: +act_latency=%0d is outside 1..64", latency);
+            $finish;
+        end
+        lat_ptr = 6'd0;
+        lat_back = latency - 1;
+        for (i = 0; i < 64; i = i + 1) begin
+            lat_valid[i] = 1'b0;
+            lat_data[i] = {WIDTH{1'b0}};
+        end
         lfsr_r = stall_seed ^ 32'h1234_5678;
         lfsr_w = stall_seed ^ 32'h8765_4321;
         stall_r = 1'b0;
         stall_w = 1'b0;
-        rd_resp_valid = 1'b0;
-        rd_resp_data = {WIDTH{1'b0}};
+        r_valid = 1'b0;
+        r_data = {WIDTH{1'b0}};
     end
     // Galois LFSRs (x^32 + x^22 + x^2 + x + 1); a stall whenever the low byte falls below the threshold
     always @(posedge clk) begin
@@ -91,17 +110,27 @@ module ff_act_ram #(
             layer_n <= layer_n + 1;
         end
     end
+    // latency: the one-cycle response goes into a 64-entry ring and comes out latency-1 cycles later
+    always @(posedge clk) begin
+        lat_valid[lat_ptr] <= r_valid;
+        lat_data[lat_ptr] <= r_data;
+        lat_ptr <= lat_ptr + 6'd1;
+    end
     assign rd_ready = !stall_r;
     assign wr_ready = !stall_w;
+    assign rd_resp_valid = latency == 1 ? r_valid : lat_valid[lat_ptr - lat_back];
+    assign rd_resp_data = latency == 1 ? r_data : lat_data[lat_ptr - lat_back];
 `else
     assign rd_ready = 1'b1;
     assign wr_ready = 1'b1;
+    assign rd_resp_valid = r_valid;
+    assign rd_resp_data = r_data;
 `endif
 
     always @(posedge clk) begin
-        rd_resp_valid <= rd_valid && rd_ready;
+        r_valid <= rd_valid && rd_ready;
         if (rd_valid && rd_ready)
-            rd_resp_data <= mem[rd_addr];
+            r_data <= mem[rd_addr];
         if (wr_valid && wr_ready)
             mem[wr_addr] <= wr_data;
     end

@@ -1,0 +1,72 @@
+"""Activations in external memory: the engine behind a slow memory (Verilator), the external-port top.
+
+A board whose block RAM holds the weights but not the activations (v1_1 at 224x224 on the KC705) puts them
+in DRAM behind the engine's two memory channels. What that needs from the engine is exactness whatever the
+read latency and back-pressure; ``ff_act_ram``'s ``+act_latency`` models the DRAM in simulation.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from fireforge.cli import main
+from fireforge.hw.generate import generate
+from fireforge.models import squeezenet
+from fireforge.sim import golden
+from fireforge.sim.hw_run import rtl_run
+from fireforge.sw.compile import compile_model
+from fireforge.sw.config import EngineConfig
+from fireforge.sw.program import Program
+
+from conftest import random_input
+
+
+@pytest.fixture(scope="module")
+def fire_out(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ext")
+    onnx.save(squeezenet.build_fire(in_channels=32, squeeze=16, expand1x1=64, expand3x3=64, input_size=15),
+              d / "fire.onnx")
+    compile_model(d / "fire.onnx", d / "out", config=EngineConfig(mac_units=16))
+    return d / "out"
+
+
+def _exact(out, x, **kw):
+    program = Program.load(out)
+    want = golden.run(program, x)
+    hw = rtl_run(out, x, dump_layers=True, **kw)
+    for layer in program.layers:
+        bad = int(np.count_nonzero(hw.layer_outputs[layer.name] != want.layer_outputs[layer.name]))
+        assert bad == 0, f"{layer.name}: {bad} bytes differ from the golden model ({kw})"
+    return hw
+
+
+def test_engine_is_exact_behind_a_slow_memory(fire_out):
+    x = random_input((1, 32, 15, 15), 11)
+    fast = _exact(fire_out, x)
+    slow = _exact(fire_out, x, read_latency=40, stall_seed=5, stall_pct=30)   # a DRAM-like memory
+    mid = _exact(fire_out, x, read_latency=8)
+    assert fast.cycles < mid.cycles < slow.cycles
+
+
+def test_simulate_refuses_an_impossible_latency(fire_out, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", random_input((1, 32, 15, 15), 1))
+    assert main(["simulate", str(fire_out), "--input", str(tmp_path / "x.npy"), "--read-latency", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "read latency 0 is outside 1..64" in err and "Traceback" not in err
+
+
+def test_external_port_top_is_lint_clean(fire_out, tmp_path):
+    res = generate(fire_out, tmp_path / "rtl", lint_check=True, act_memory="external")
+    assert res["act_memory"] == "external"
+    v = (tmp_path / "rtl" / "fireforge_top.v").read_text()
+    for port in ("mem_rd_valid", "mem_rd_ready", "mem_rd_addr", "mem_rd_resp_valid", "mem_rd_resp_data",
+                 "mem_wr_valid", "mem_wr_ready", "mem_wr_addr", "mem_wr_data", "host_rready", "host_wready"):
+        assert f" {port}" in v, port
+    assert "ff_act_ram" not in v and not (tmp_path / "rtl" / "ff_act_ram.v").exists()
+
+
+def test_generate_act_memory_auto_needs_a_board(fire_out, tmp_path, capsys):
+    assert main(["generate", str(fire_out), "-o", str(tmp_path / "r"), "--act-memory", "auto"]) == 2
+    assert "needs --board" in capsys.readouterr().err and not (tmp_path / "r").exists()
