@@ -807,8 +807,7 @@ class FireforgeBoard(Elaboratable):
 
     def elaborate(self, platform):
         from fireforge.hw.engine import _bits_for
-        from fireforge.hw.host_link import HostLink
-        from fireforge.hw.top import FireforgeTop
+        from fireforge.hw.host_link import LinkedTop
 
         m = Module()
         cfg, clk = self.config, self.clock
@@ -847,7 +846,8 @@ class FireforgeBoard(Elaboratable):
             rst = rst | rst_buf.i
         m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
 
-        m.submodules.top = top = FireforgeTop(cfg, act_memory=self.act_memory)
+        m.submodules.core = core = LinkedTop(cfg, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
+                                             act_memory=self.act_memory)
         if self.act_memory == "external":
             from fireforge.hw.top import EXT_MEM_PORTS
 
@@ -855,22 +855,12 @@ class FireforgeBoard(Elaboratable):
             m.submodules.act_mem = Instance(
                 "ff_ext_act_mem", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth,
                 p_ADDR_WIDTH=_bits_for(cfg.act_depth), i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"),
-                **{f"{'i' if d == 'out' else 'o'}_{name}": getattr(top, f"mem_{name}")
+                **{f"{'i' if d == 'out' else 'o'}_{name}": getattr(core, f"mem_{name}")
                    for name, (d, _) in EXT_MEM_PORTS.items()})
-        m.submodules.link = link = HostLink(
-            word_bits=cfg.act_word_bits, addr_bits=_bits_for(cfg.act_depth), mac_units=cfg.mac_units,
-            act_depth=cfg.act_depth, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
-        m.d.comb += [
-            link.rx.eq(uart_rx.i), uart_tx.o.eq(link.tx),
-            top.host_addr.eq(link.host_addr), top.host_wdata.eq(link.host_wdata), top.host_we.eq(link.host_we),
-            top.host_re.eq(link.host_re), link.host_rdata.eq(top.host_rdata), link.host_rvalid.eq(top.host_rvalid),
-            link.host_rready.eq(top.host_rready), link.host_wready.eq(top.host_wready),
-            top.start.eq(link.start), link.busy.eq(top.busy), link.done.eq(top.done), link.cycles.eq(top.cycles),
-            top.dump.eq(0),
-        ]
+        m.d.comb += [core.rx.eq(uart_rx.i), uart_tx.o.eq(core.tx)]
         half_period = max(2, int(clk["mhz"] * 1e6) // 3)
         beat = Signal(range(half_period))
         heartbeat = Signal()
@@ -878,7 +868,7 @@ class FireforgeBoard(Elaboratable):
             m.d.sync += [beat.eq(half_period - 1), heartbeat.eq(~heartbeat)]
         with m.Else():
             m.d.sync += beat.eq(beat - 1)
-        for i, sig in enumerate((top.busy, top.done, heartbeat, locked)):
+        for i, sig in enumerate((core.busy, core.done, heartbeat, locked)):
             try:
                 led = platform.request("led", i, dir="-")
             except ResourceError:       # fewer LEDs on this board
