@@ -184,12 +184,14 @@ def test_icebreaker_is_refused_clearly(compiled, tmp_path):
 
 
 def test_multipliers_follow_the_engine():
-    """The fit check counts the products of the elaborated engine; extrapolation to 256 MACs is exact."""
-    products, fifos = boards.engine_inventory(4)
-    assert products[(8, True, 8, False)] == 16                 # the MAC array
-    assert products[(25, False, 24, False)] == 4               # one requantizer product per lane
+    """The fit check counts the products of the elaborated engine: the MAC array's int8 × uint8 products and,
+    per output lane, the requantizer's and the adder's; extrapolation to other vector widths is per lane."""
+    p4, _ = boards.engine_inventory(4)
     p16, _ = boards.engine_inventory(16)
-    assert p16[(8, True, 8, False)] == 256 and p16[(25, False, 24, False)] == 16
+    assert p4[boards.MAC_PRODUCT] == 16 and p16[boards.MAC_PRODUCT] == 256
+    lanes = {k: n for k, n in p4.items() if k != boards.MAC_PRODUCT}
+    assert lanes and all(n % 4 == 0 and p16[k] == 4 * n for k, n in lanes.items())
+    assert set(p16) == set(p4)
 
 
 @pytest.mark.slow
