@@ -261,29 +261,29 @@ def _walk_fragment(frag, products: Counter, memories: list) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _elaborate_inventory(vector: int) -> tuple[tuple, tuple]:
+def _elaborate_inventory(vector: int, read_depth: int | None = None) -> tuple[tuple, tuple]:
     from amaranth.hdl import Fragment
 
-    from fireforge.hw.engine import Engine
+    from fireforge.hw.engine import TAP_DEPTH, Engine
 
     cfg = EngineConfig(mac_units=vector * vector, weight_depth=512, quant_depth=512, desc_depth=32, act_depth=1024)
     products, memories = Counter(), []
-    _walk_fragment(Fragment.get(Engine(cfg), None), products, memories)
+    _walk_fragment(Fragment.get(Engine(cfg, read_depth=read_depth or TAP_DEPTH), None), products, memories)
     return tuple(sorted(products.items())), tuple(memories)
 
 
-def engine_inventory(vector: int) -> tuple[dict, list]:
+def engine_inventory(vector: int, read_depth: int | None = None) -> tuple[dict, list]:
     """The engine's multiplications ``{(a_bits, a_signed, b_bits, b_signed): count}`` and internal memories
     ``[(width, depth, write_ports)]`` (its FIFOs; the ROMs and the activation RAM are Verilog instances)
     for ``vector`` lanes, read from the elaborated :class:`~fireforge.hw.engine.Engine` — so the fit
     check follows the engine as it changes. Elaborated at 2, 4 and 8 lanes (≈1 s, once per process);
     other sizes are extrapolated (counts quadratic, widths linear in the lanes: exact for the engine's
-    MAC-array-plus-lanes structure)."""
+    MAC-array-plus-lanes structure). ``read_depth``: the engine's reads in flight (deeper FIFOs for DRAM)."""
     if vector in (2, 4, 8):
-        products, memories = _elaborate_inventory(vector)
+        products, memories = _elaborate_inventory(vector, read_depth)
         return dict(products), list(memories)
-    p = [dict(_elaborate_inventory(v)[0]) for v in (2, 4, 8)]
-    m = [_elaborate_inventory(v)[1] for v in (2, 4, 8)]
+    p = [dict(_elaborate_inventory(v, read_depth)[0]) for v in (2, 4, 8)]
+    m = [_elaborate_inventory(v, read_depth)[1] for v in (2, 4, 8)]
     products = {}
     for key in set(p[0]) | set(p[1]) | set(p[2]):
         y = [d.get(key, 0) for d in p]      # fit y = a·v² + b·v + c through v = 2, 4, 8
@@ -308,6 +308,13 @@ ROM_LOGIC_DEPTH = 32
 FIFO_LUTRAM_DEPTH = 16
 
 
+def _read_depth(act_external: bool) -> int:
+    """Reads in flight the engine is built for: DRAM answers tens of cycles late."""
+    from fireforge.hw.engine import EXTERNAL_TAP_DEPTH, TAP_DEPTH
+
+    return EXTERNAL_TAP_DEPTH if act_external else TAP_DEPTH
+
+
 def _needs(config: EngineConfig, board: Board, act_external: bool = False) -> dict:
     fam = board.family
     mems = _memories(config)
@@ -317,7 +324,7 @@ def _needs(config: EngineConfig, board: Board, act_external: bool = False) -> di
             blocks[k] = 0 if act_external else ram_blocks(w, d, fam)
         else:
             blocks[k] = 0 if d <= ROM_LOGIC_DEPTH else bram_blocks(w, d, fam)
-    products, fifos = engine_inventory(config.vector)
+    products, fifos = engine_inventory(config.vector, _read_depth(act_external))
     blocks["engine FIFOs"] = sum(bram_blocks(w, d, fam) for w, d, _ in fifos if d > FIFO_LUTRAM_DEPTH)
     total_dsp = sum(n * dsp_blocks(*key, fam) for key, n in products.items())
     mac_dsp = config.mac_units * dsp_blocks(*MAC_PRODUCT, fam)

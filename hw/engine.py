@@ -28,7 +28,8 @@ from fireforge.sw.descriptor import DESCRIPTOR, Op
 __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
-TAP_DEPTH = 8           # tap FIFO: covers the read latency at one tap per cycle
+TAP_DEPTH = 8           # tap FIFO: covers the read latency at one tap per cycle (on-chip block RAM)
+EXTERNAL_TAP_DEPTH = 64 # ... and of external DRAM (tens of cycles): reads in flight = tap FIFO depth
 WRITE_DEPTH = 64        # results in flight (pipeline + write FIFO): above the ~30-cycle issue-to-write latency,
                         # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
 
@@ -44,6 +45,9 @@ class Engine(wiring.Component):
     ----------
     config : EngineConfig
         Lanes and memory depths (depths must be resolved, i.e. nonzero).
+    read_depth : int
+        Reads that may be in flight (the tap and response FIFOs' depth): one tap per cycle needs more than
+        the memory's read latency. :data:`TAP_DEPTH` for on-chip RAM, :data:`EXTERNAL_TAP_DEPTH` for DRAM.
 
     Members
     -------
@@ -64,10 +68,11 @@ class Engine(wiring.Component):
         Activation writes: ``wr_valid``/``wr_ready``/``wr_addr``/``wr_data``.
     """
 
-    def __init__(self, config: EngineConfig):
+    def __init__(self, config: EngineConfig, *, read_depth: int = TAP_DEPTH):
         if 0 in (config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth):
             raise ValueError("engine config depths must be resolved (nonzero) to build hardware")
         self.config = config
+        self.read_depth = read_depth
         v = config.vector
         self.vector = v
         super().__init__({
@@ -123,8 +128,8 @@ class Engine(wiring.Component):
 
         # ------------------------------------------------------------------ address generation
         tap_layout = data.StructLayout({"pad": 1, "first": 1, "last": 1, "w_addr": 24, "out_addr": 24})
-        m.submodules.tapq = tapq = fifo.SyncFIFOBuffered(width=tap_layout.size, depth=TAP_DEPTH)
-        m.submodules.respq = respq = fifo.SyncFIFOBuffered(width=cfg.act_word_bits, depth=TAP_DEPTH)
+        m.submodules.tapq = tapq = fifo.SyncFIFOBuffered(width=tap_layout.size, depth=self.read_depth)
+        m.submodules.respq = respq = fifo.SyncFIFOBuffered(width=cfg.act_word_bits, depth=self.read_depth)
 
         g_last, kw_last, kh_last = Signal(), Signal(), Signal()
         ox_last, oy_last, tap_first, tap_last, pad = Signal(), Signal(), Signal(), Signal(), Signal()

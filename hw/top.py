@@ -17,7 +17,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fireforge.hw.engine import Engine, _bits_for
+from fireforge.hw.engine import EXTERNAL_TAP_DEPTH, TAP_DEPTH, Engine, _bits_for
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.descriptor import DESCRIPTOR
 
@@ -65,11 +65,13 @@ class FireforgeTop(wiring.Component):
         before it (the engine reads a layer's output only after the layer drained).
     """
 
-    def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip"):
+    def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip", read_depth: int | None = None):
         if act_memory not in ACT_MEMORY:
             raise ValueError(f"act_memory must be one of {ACT_MEMORY}, not {act_memory!r}")
         self.config = config
         self.act_memory = act_memory
+        # reads in flight: enough for block RAM, or for DRAM's tens of cycles (see Engine)
+        self.read_depth = read_depth or (EXTERNAL_TAP_DEPTH if act_memory == "external" else TAP_DEPTH)
         addr_bits = _bits_for(config.act_depth)
         ports = {
             "start": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32), "layer_done": Out(1),
@@ -88,7 +90,7 @@ class FireforgeTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.engine = eng = Engine(cfg)
+        m.submodules.engine = eng = Engine(cfg, read_depth=self.read_depth)
         m.d.comb += [eng.start.eq(self.start), self.busy.eq(eng.busy), self.done.eq(eng.done),
                      self.cycles.eq(eng.cycles), self.layer_done.eq(eng.layer_done)]
 
@@ -147,11 +149,11 @@ class FireforgeTop(wiring.Component):
 
 
 def write_verilog(config: EngineConfig, rtl_dir: Path, *, name: str = "fireforge_top",
-                  act_memory: str = "on-chip") -> Path:
+                  act_memory: str = "on-chip", read_depth: int | None = None) -> Path:
     """Write ``fireforge_top.v`` and the hand-written HDL it instantiates; return the top file."""
     rtl_dir = Path(rtl_dir)
     rtl_dir.mkdir(parents=True, exist_ok=True)
-    top = FireforgeTop(config, act_memory=act_memory)
+    top = FireforgeTop(config, act_memory=act_memory, read_depth=read_depth)
     text = verilog.convert(top, name=name, emit_src=False)
     path = rtl_dir / f"{name}.v"
     path.write_text(text)

@@ -48,14 +48,22 @@ def load_compiled(out_dir: Path) -> tuple[Program, dict, EngineConfig]:
     return program, manifest, EngineConfig(**manifest["engine"])
 
 
-def build_engine(config: EngineConfig, build_root: Path | None = None) -> Path:
-    """Verilog for ``config`` → a Verilated model (cached by content); returns the build directory."""
+def build_engine(config: EngineConfig, build_root: Path | None = None, *, act_memory: str = "on-chip") -> Path:
+    """Verilog for ``config`` → a Verilated model (cached by content); returns the build directory.
+
+    ``act_memory="external"`` builds the engine a board with DRAM gets (more reads in flight), still with
+    the simulation RAM behind it (give it DRAM-like latency with ``+act_latency``)."""
+    from fireforge.hw.engine import EXTERNAL_TAP_DEPTH
     from fireforge.hw.top import HDL_SOURCES, write_verilog
     from fireforge.sim import verilator
 
+    if act_memory not in ("on-chip", "external"):
+        raise FireforgeError(f"act_memory must be on-chip or external, not {act_memory!r}")
+    read_depth = EXTERNAL_TAP_DEPTH if act_memory == "external" else None
     root = Path(build_root or default_build_root()) / "verilator"
-    rtl = root / "rtl" / "-".join(f"{k}{v}" for k, v in config.to_dict().items())
-    top = write_verilog(config, rtl)
+    rtl = root / "rtl" / ("-".join(f"{k}{v}" for k, v in config.to_dict().items())
+                          + (f"-reads{read_depth}" if read_depth else ""))
+    top = write_verilog(config, rtl, read_depth=read_depth)
     return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
 
 
@@ -159,12 +167,13 @@ def _watch_progress(path: Path, stop: threading.Event, callback) -> None:
 
 
 def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, read_latency: int = 1,
-            runs: int = 1, dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
+            act_memory: str = "on-chip", runs: int = 1, dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
             max_cycles: int = 500_000_000, progress=None) -> HwResult:
     """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1).
 
     ``stall_seed``/``stall_pct``: random back-pressure on the activation memory port; ``read_latency``:
-    cycles from an accepted read to its response (1 = on-chip block RAM; 20–40 models a DRAM controller).
+    cycles from an accepted read to its response (1 = on-chip block RAM; 20–40 models a DRAM controller);
+    ``act_memory="external"``: the engine as built for a board's DRAM (64 reads in flight instead of 8).
     ``progress(layers_done, cycles)`` is called from a helper thread as layers finish."""
     from fireforge.sim import verilator
 
@@ -176,7 +185,7 @@ def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int
 
     check_supported(program)
     v = config.vector
-    build_dir = build_engine(config, build_root)
+    build_dir = build_engine(config, build_root, act_memory=act_memory)
     t_in = program.tensors[program.input]
     xq = golden.quantize_input(x, t_in.scale, t_in.zero_point)
     mem = np.zeros((config.act_depth, v), np.uint8)
