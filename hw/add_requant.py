@@ -54,8 +54,10 @@ far below half an ulp of any float32 near ``2^128``.
 Pipeline (registers after every step; no step has more than one wide shifter or one wide adder)::
 
   per fma (6 stages)                                                              widths
-    A  product P = x·M, q = E_c + s + G, case select (exact/sticky/far/x=0)       8×24 → 32 b; 11 b adds
-    B  align the addend: M_c << (q_eff + 25), sticky mask in parallel             24 → 60 b, 6-bit amount
+    A  partial products x·M_lo, x·M_hi; q = E_c + s + G, case select              8×18, 8×6 DSP; 11 b adds
+       (exact/sticky/far/x=0), the comparisons against shift-only terms
+    B  P = x·M_lo + x·M_hi·2^18 (32 b add); align the addend: M_c << (q_eff + 25),  24 → 60 b, 6-bit amount
+       sticky mask in parallel
     C  xp + xa, xp − xa, xa − xp side by side → magnitude and sign               3 × 61 b adders
     D  leading-zero count (8-bit encoders, then the first non-zero group)         64 b → 7 b
     E  normalise: shift left by the count; sticky of the 36 bits under the guard  61 b, 6-bit amount
@@ -122,14 +124,28 @@ def _lzc64(v):
 
 
 def _unpack_f32(bits):
-    """``(sign, M, E)`` of finite float32 ``bits``: a subnormal (biased exponent 0) has no hidden bit and
-    ``E = -149``; zero gives ``M = 0``."""
+    """``(sign, M, B, 150)`` of finite float32 ``bits``, the exponent as ``E = B - 150``: ``B`` is the biased
+    exponent, or 1 for a subnormal (biased 0: no hidden bit, ``E = -149``); zero gives ``M = 0``. ``B`` is
+    the raw field with one OR on its low bit, so no adder stands between the port and :func:`_fma`'s
+    comparisons."""
     biased = bits[23:31]
-    return bits[31], Cat(bits[:23], biased != 0), Mux(biased == 0, -149, biased - 150)
+    is_sub = biased == 0
+    return bits[31], Cat(bits[:23], ~is_sub), Cat(biased[0] | is_sub, biased[1:]), 150
 
 
-def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, carry: dict):
-    """Six pipeline stages computing ``fl(x · mult·2^-shift + (−1)^c_sign · c_mant·2^c_exp)``.
+def _shift_terms(shift, c_bias: int) -> dict:
+    """The terms of stage A that depend on ``shift`` alone (one small adder each): the addend position's
+    offset, the limits of the far / below comparisons, and window bit 0's exponent for a plain product.
+    Computed ahead (and carried in registers) where ``shift`` is known early, they take an adder off
+    stage A's path."""
+    return {"off": shift + (G - QMIN - c_bias), "far_lim": (QMAX - G + c_bias) - shift,
+            "below_lim": (c_bias + QMIN - G) - shift, "e_prod": -G - shift}
+
+
+def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_bias: int, carry: dict):
+    """Six pipeline stages computing ``fl(x · mult·2^-shift + (−1)^c_sign · c_mant·2^(c_exp − c_bias))``.
+
+    ``shift`` is a Value, or the dict :func:`_shift_terms` ``(shift, c_bias)`` computed earlier.
 
     ``carry`` holds extra values to delay alongside (they come out with the result). Returns
     ``(valid, sign, mant, exp, carried)`` as registers.
@@ -138,15 +154,23 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, car
         return {k: regs[k] for k in carry}
 
     # -- A: exact product, addend position, case selection -------------------------------------------------
-    # pos = q - QMIN, q = c_exp + s + G the addend's LSB position in the window (one 12-bit adder)
-    pos = c_exp + shift + (G - QMIN)
+    # pos = q - QMIN, q = E_c + s + G the addend's LSB position in the window, E_c = c_exp - c_bias. The
+    # comparisons of pos are made on c_exp against shift-only terms (computed beside it), so each result
+    # is one adder or comparator from the ports, then a mux.
+    terms = shift if isinstance(shift, dict) else _shift_terms(shift, c_bias)
+    pos = c_exp + terms["off"]
     x_zero = x == 0
-    far = (pos > QMAX - QMIN) & (c_mant != 0) & ~x_zero   # addend so far above the product: P is sticky
+    # addend so far above the product that P is sticky: pos > QMAX - QMIN
+    far = (c_exp > terms["far_lim"]) & (c_mant != 0) & ~x_zero
+    below = c_exp < terms["below_lim"]                                     # pos < 0
     amount = Signal(range(QMAX - QMIN + 1), name=f"{name}_a_amount")      # q_eff - QMIN, in [0, 61]
-    m.d.sync += amount.eq(Mux(x_zero, G - QMIN, Mux(far, QMAX - QMIN, Mux(pos < 0, 0, pos))))
-    e_unit = Mux(x_zero, c_exp - G, Mux(far, c_exp - QMAX, -G - shift))   # exponent of window bit 0
-    prod = Signal(32, name=f"{name}_a_prod")
-    m.d.sync += prod.eq(x * mult)
+    m.d.sync += amount.eq(Mux(x_zero, G - QMIN, Mux(far, QMAX - QMIN, Mux(below, 0, pos))))
+    # exponent of window bit 0
+    e_unit = Mux(x_zero, c_exp - (c_bias + G), Mux(far, c_exp - (c_bias + QMAX), terms["e_prod"]))
+    # the product as two DSP partial products (x·M_lo, x·M_hi), summed in stage B beside the aligner
+    prod_lo = Signal(26, name=f"{name}_a_prod_lo")
+    prod_hi = Signal(14, name=f"{name}_a_prod_hi")
+    m.d.sync += [prod_lo.eq(x * mult[:18]), prod_hi.eq(x * mult[18:])]
     e_reg = Signal(EXP, name=f"{name}_a_e_unit")
     m.d.sync += e_reg.eq(e_unit)
     a = _pipe(m, f"{name}_a", valid=valid, far=far, c_sign=c_sign, c_mant=c_mant, **carry)
@@ -157,6 +181,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, car
     sticky = (a["c_mant"] & below) != 0
     xa = Signal(WIN - 1, name=f"{name}_b_xa")
     xp = Signal(G + 32, name=f"{name}_b_xp")
+    prod = (prod_lo + (prod_hi << 18))[:32]
     m.d.sync += [xa.eq(wide[-QMIN:] | sticky), xp.eq(Mux(a["far"], 1, prod << G))]
     b = _pipe(m, f"{name}_b", valid=a["valid"], c_sign=a["c_sign"], e_unit=e_reg, **keep(a))
 
@@ -231,10 +256,12 @@ class AddRequantizer(wiring.Component):
         # t = fma(b, rb, F); a and its constants travel alongside
         v1, t_sign, t_mant, t_exp, later = _fma(
             m, "fma1", self.valid, self.b, self.mult_b, self.shift_b, *_unpack_f32(self.addend),
-            carry={"a": self.a, "mult_a": self.mult_a, "shift_a": self.shift_a})
-        # r = fma(a, ra, t)
+            carry={"a": self.a, "mult_a": self.mult_a,
+                   **{f"sa_{k}": v for k, v in _shift_terms(self.shift_a, 0).items()}})
+        # r = fma(a, ra, t); shift_a's terms were computed at the input and carried
         v2, r_sign, r_mant, r_exp, _ = _fma(
-            m, "fma2", v1, later["a"], later["mult_a"], later["shift_a"], t_sign, t_mant, t_exp, carry={})
+            m, "fma2", v1, later["a"], later["mult_a"], {k[3:]: v for k, v in later.items() if k.startswith("sa_")},
+            t_sign, t_mant, t_exp, 0, carry={})
 
         # -- G: cvt + clamp, classified by the exponent (r = M·2^E with 2^23 <= M < 2^24 or M = 0) ----------
         #   E >= 8: r >= 2^31 -> INT32_MIN -> 0;  -15 <= E <= 7: 256 <= r < 2^31 -> 255;
