@@ -131,11 +131,14 @@ class Engine(wiring.Component):
         m.submodules.tapq = tapq = fifo.SyncFIFOBuffered(width=tap_layout.size, depth=self.read_depth)
         m.submodules.respq = respq = fifo.SyncFIFOBuffered(width=cfg.act_word_bits, depth=self.read_depth)
 
+        # loop bounds minus one, registered at DECODE, so each "last" flag is an equality compare only
+        g_max, og_max = Signal(10), Signal(10)
+        kw_max, kh_max, ow_max, oh_max = Signal(12), Signal(12), Signal(12), Signal(12)
         g_last, kw_last, kh_last = Signal(), Signal(), Signal()
         ox_last, oy_last, tap_first, tap_last, pad = Signal(), Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
-            g_last.eq(ig == desc.g_count - 1), kw_last.eq(kx == desc.kernel_w - 1),
-            kh_last.eq(ky == desc.kernel_h - 1), ox_last.eq(ox == desc.out_w - 1), oy_last.eq(oy == desc.out_h - 1),
+            g_last.eq(ig == g_max), kw_last.eq(kx == kw_max),
+            kh_last.eq(ky == kh_max), ox_last.eq(ox == ow_max), oy_last.eq(oy == oh_max),
             tap_first.eq((ig == 0) & (kx == 0) & (ky == 0)), tap_last.eq(g_last & kw_last & kh_last),
             pad.eq(desc.pad_en & ((iy < 0) | (iy >= desc.in_h) | (ix < 0) | (ix >= desc.in_w))),
         ]
@@ -196,7 +199,10 @@ class Engine(wiring.Component):
                     m.d.sync += [running.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [og.eq(0), og_wbase.eq(desc.weight_addr)]
+                    m.d.sync += [og.eq(0), og_wbase.eq(desc.weight_addr),
+                                 g_max.eq(desc.g_count - 1), og_max.eq(desc.og_count - 1),
+                                 kw_max.eq(desc.kernel_w - 1), kh_max.eq(desc.kernel_h - 1),
+                                 ow_max.eq(desc.out_w - 1), oh_max.eq(desc.out_h - 1)]
                     m.next = "GROUP"
             with m.State("GROUP"):
                 # output group og starts once the previous one has left the pipeline
@@ -217,7 +223,7 @@ class Engine(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += agu_active.eq(1)
                 with m.If(agu_finished):
-                    with m.If(og + 1 == desc.og_count):
+                    with m.If(og == og_max):
                         m.next = "LAYER_END"
                     with m.Else():
                         m.d.sync += [og.eq(og + 1), og_wbase.eq(og_wbase + desc.taps)]
@@ -229,7 +235,14 @@ class Engine(wiring.Component):
                     m.next = "FETCH"
 
         # ------------------------------------------------------------ read responses, c0, c1, c2
-        m.d.comb += [respq.w_data.eq(self.rd_resp_data), respq.w_en.eq(self.rd_resp_valid)]
+        # responses are registered once before the FIFO: the memory's output (block RAM clock-to-out, its
+        # bank mux, a cross-chip route) then ends in a flip-flop, not in the FIFO's write logic. One more
+        # cycle of read latency; the tap FIFO bounds the reads in flight, so the response FIFO still cannot
+        # overflow (responses held here and in it never outnumber the tap FIFO's entries).
+        resp_valid = Signal()
+        resp_data = Signal(cfg.act_word_bits)
+        m.d.sync += [resp_valid.eq(self.rd_resp_valid), resp_data.eq(self.rd_resp_data)]
+        m.d.comb += [respq.w_data.eq(resp_data), respq.w_en.eq(resp_valid)]
         head = data.View(tap_layout, tapq.r_data)
         take = Signal()
         m.d.comb += take.eq(tapq.r_rdy & (head.pad | respq.r_rdy))
