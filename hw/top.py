@@ -118,12 +118,15 @@ class FireforgeTop(wiring.Component):
         host_issue = Signal()
         m.d.comb += [host_issue.eq(host & self.host_re & rd_ready), to_host.eq(host_pending != 0)]
         m.d.sync += host_pending.eq(host_pending + host_issue - (resp_valid & to_host))
+        # the host's answers leave through a register: the read data is a wide block-RAM bank mux, and the
+        # host link's reply shifter sits elsewhere on the chip (this was the ULX3S critical path)
+        m.d.sync += [self.host_rvalid.eq(resp_valid & to_host), self.host_rdata.eq(resp_data)]
         m.d.comb += [
             rd_valid.eq(Mux(host, self.host_re, eng.rd_valid)),
             rd_addr.eq(Mux(host, self.host_addr, eng.rd_addr)),
             eng.rd_ready.eq(rd_ready & ~host),
             eng.rd_resp_valid.eq(resp_valid & ~to_host), eng.rd_resp_data.eq(resp_data),
-            self.host_rvalid.eq(resp_valid & to_host), self.host_rdata.eq(resp_data),
+
             self.host_rready.eq(host & rd_ready), self.host_wready.eq(host & wr_ready),
             wr_valid.eq(Mux(host, self.host_we, eng.wr_valid)),
             wr_addr.eq(Mux(host, self.host_addr, eng.wr_addr)),
