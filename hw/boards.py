@@ -592,9 +592,10 @@ def _suggest(config: EngineConfig, manifest: dict | None, board: Board,
     if act_memory == "on-chip" and board.external_ram and not _evaluate(config, board, "external")[1]:
         out.append(f"--act-memory external (the activations in the board's {board.external_ram})")
     elif act_memory == "auto" and board.external_ram:
-        n, _, _ = _evaluate(config, board, "external")
-        notes.append(f"even with the activations in the board's {board.external_ram}, the ROMs and FIFOs need "
-                     f"{n['bram_blocks']} {board.block_name} = {_mb(n['bram_bits'])} vs {board.bram_blocks}")
+        n, ext_problems, _ = _evaluate(config, board, "external")
+        if "block RAM" in ext_problems:     # the ROMs alone are too big: say by how much
+            notes.append(f"even with the activations in the board's {board.external_ram}, the ROMs and FIFOs "
+                         f"need {n['bram_blocks']} {board.block_name} = {_mb(n['bram_bits'])} vs {board.bram_blocks}")
     # 1. the same model with fewer (or more) MAC units on this board
     if shapes is not None:
         fitting = [m for m in MAC_CHOICES if m != config.mac_units
