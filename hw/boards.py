@@ -46,9 +46,10 @@ sets the environment they need (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, … �
 place-and-route for 7-series here), ``--bitstream`` amaranth's own build script (ULX3S, iCEBreaker).
 ``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
 totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
-/ 3.5 min (64 MACs), nextpnr-ecp5 6 min at 16 MACs and more than an hour at 64 MACs (a congested route:
-the 512-bit weight bus); KC705 synthesis of v1_1 (10 Mb of ROM) 22 min, 56 % of it ``techmap`` of the
-block-RAM contents.
+/ 3.5 min (64 MACs) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs placement takes 12 min
+and routing did not finish within the sessions' budget (router1: 108 k of 124 k arcs still unrouted after
+14 min; router2: 12.8 k wires still overused after 6 iterations, 15 min — the 512-bit weight and quant
+buses); KC705 synthesis of v1_1 (10 Mb of ROM) 22–26 min, 56 % of it ``techmap`` of the block-RAM contents.
 """
 
 from __future__ import annotations
