@@ -1,8 +1,7 @@
 // ff_act_ram.v -- activation memory behind the engine's memory port (plain Verilog-2005).
 //
-// One read channel (request valid/ready, response three cycles after acceptance) and one write channel
-// (valid/ready), i.e. a simple dual-port RAM: synthesis infers block RAM (512-word banks, registered
-// outputs and a registered bank mux, for Fmax). A board without room for
+// One read channel (request valid/ready, response one cycle after acceptance) and one write channel
+// (valid/ready), i.e. a simple dual-port RAM: synthesis infers block RAM. A board without room for
 // activations maps the same two channels onto external RAM instead.
 //
 // Simulation only (`VERILATOR or `FF_SIM):
@@ -12,8 +11,8 @@
 //                          (the engine raises it as each layer finishes: every layer's output survives);
 //   +act_stall_seed=<n>    n != 0: rd_ready / wr_ready drop pseudo-randomly (two LFSRs seeded by n);
 //   +act_stall_pct=<p>     roughly p % of cycles stall on each channel (default 30);
-//   +act_latency=<n>       n-1 more cycles of read latency (1..64, default 1): models an external
-//                          memory (DRAM) behind the same channels; still in order.
+//   +act_latency=<n>       read responses arrive n cycles after acceptance (1..64, default 1): models an
+//                          external memory (DRAM) behind the same channels; still in order.
 `default_nettype none
 
 module ff_act_ram #(
@@ -35,6 +34,7 @@ module ff_act_ram #(
     input  wire                  dump_layer
 );
 
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
     reg             r_valid;
     reg [WIDTH-1:0] r_data;
     integer i;
@@ -46,7 +46,6 @@ module ff_act_ram #(
 `endif
 
 `ifdef FF_ACT_SIM_
-    reg [WIDTH-1:0]  mem [0:DEPTH-1];
     reg [8*1024-1:0] init_path, dump_path, layers_path, layer_file;
     reg              have_dump, have_layers;
     integer          layer_n;
@@ -128,58 +127,13 @@ module ff_act_ram #(
     assign rd_resp_data = r_data;
 `endif
 
-    // Reads take 3 cycles (response valid 3 cycles after acceptance): on chip the memory is banks of
-    // BANK words, each read registered twice (the block RAM, then a register beside it), and the bank
-    // mux registered once more, so no path runs from a block RAM's slow clock-to-out across the chip.
-    reg             v1, v2;
-    wire            take_rd = rd_valid && rd_ready;
-    wire            take_wr = wr_valid && wr_ready;
-`ifdef FF_ACT_SIM_
-    // simulation: one array (for +act_init / +act_dump), the same 3-cycle latency
-    reg [WIDTH-1:0] d1, d2;
     always @(posedge clk) begin
-        v1 <= take_rd;
-        v2 <= v1;
-        r_valid <= v2;
-        if (take_rd)
-            d1 <= mem[rd_addr];
-        d2 <= d1;
-        r_data <= d2;
-        if (take_wr)
+        r_valid <= rd_valid && rd_ready;
+        if (rd_valid && rd_ready)
+            r_data <= mem[rd_addr];
+        if (wr_valid && wr_ready)
             mem[wr_addr] <= wr_data;
     end
-`else
-    localparam integer LOW    = ADDR_WIDTH < 9 ? ADDR_WIDTH : 9;   // 512-word banks
-    localparam integer BANK   = 1 << LOW;
-    localparam integer NBANKS = (DEPTH + BANK - 1) / BANK;
-    wire [31:0] rd_bank = rd_addr >> LOW;
-    wire [31:0] wr_bank = wr_addr >> LOW;
-    reg  [31:0] sel1, sel2;
-    wire [WIDTH-1:0] bank_q2 [0:NBANKS-1];
-    genvar b;
-    generate
-        for (b = 0; b < NBANKS; b = b + 1) begin : bank
-            reg [WIDTH-1:0] m [0:BANK-1];
-            reg [WIDTH-1:0] q, q2;
-            always @(posedge clk) begin
-                if (take_rd && rd_bank == b)
-                    q <= m[rd_addr[LOW-1:0]];
-                q2 <= q;
-                if (take_wr && wr_bank == b)
-                    m[wr_addr[LOW-1:0]] <= wr_data;
-            end
-            assign bank_q2[b] = q2;
-        end
-    endgenerate
-    always @(posedge clk) begin
-        v1 <= take_rd;
-        v2 <= v1;
-        r_valid <= v2;
-        sel1 <= rd_bank;
-        sel2 <= sel1;
-        r_data <= bank_q2[sel2];
-    end
-`endif
 
 `ifdef FF_ACT_SIM_
  `undef FF_ACT_SIM_
