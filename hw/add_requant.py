@@ -85,6 +85,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fireforge.hw.requant import _pipe
+
 __all__ = ["AddRequantizer", "add_constants_supported", "add_port_constants"]
 
 G = 3                 # window bits below the product's LSB
@@ -92,16 +94,6 @@ QMAX = G + 33         # highest exact addend position: above it the product (< 2
 QMIN = -25            # lowest addend position needed: at or below it the addend is all sticky
 WIN = QMAX + 25       # magnitude window: addend top bit QMAX+23, plus one carry bit = 61 bits
 EXP = signed(11)      # LSB exponents -172 (2^-149 normalised) .. 104 (float32 max), and intermediates
-
-
-def _pipe(m: Module, prefix: str, **values):
-    """One pipeline register per value (shape taken from the value); returns them as a dict."""
-    regs = {}
-    for key, value in values.items():
-        reg = Signal(value.shape(), name=f"{prefix}_{key}")
-        m.d.sync += reg.eq(value)
-        regs[key] = reg
-    return regs
 
 
 # Inside a stage the logic is written as expressions of the previous stage's registers, not as chains

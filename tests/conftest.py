@@ -54,3 +54,21 @@ def build_model(model_dir):
 
 def random_input(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def assert_hw_equals_golden(out, x, **kw):
+    """Run the compiled program in ``out`` on the Verilated engine (``rtl_run`` keywords) and require every
+    layer's output to equal the golden model's, byte for byte; returns the hardware result."""
+    from fireforge.sim import golden
+    from fireforge.sim.hw_run import rtl_run
+    from fireforge.sw.program import Program
+
+    program = Program.load(out)
+    expected = golden.run(program, x)
+    hw = rtl_run(out, x, dump_layers=True, **kw)
+    for layer in program.layers:
+        got, want = hw.layer_outputs[layer.name], expected.layer_outputs[layer.name]
+        bad = int(np.count_nonzero(got != want))
+        assert bad == 0, f"{layer.name}: {bad} of {want.size} bytes differ from the golden model ({kw})"
+    np.testing.assert_array_equal(hw.output, expected.output)
+    return hw

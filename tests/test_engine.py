@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from amaranth.sim import Simulator
-from conftest import random_input
+from conftest import assert_hw_equals_golden, random_input
 from onnx import TensorProto, helper, numpy_helper
 
 from fireforge.hw.requant import Requantizer
@@ -31,18 +31,6 @@ def _compile(model: onnx.ModelProto, out, mac_units: int):
     onnx.save(model, path)
     compile_model(path, out, config=_config(mac_units))
     return out
-
-
-def _assert_hw_equals_golden(out, x, **kw):
-    program = Program.load(out)
-    expected = golden.run(program, x)
-    hw = rtl_run(out, x, dump_layers=True, **kw)
-    for layer in program.layers:
-        got, want = hw.layer_outputs[layer.name], expected.layer_outputs[layer.name]
-        bad = int(np.count_nonzero(got != want))
-        assert bad == 0, f"{layer.name}: {bad} of {want.size} bytes differ from the golden model"
-    np.testing.assert_array_equal(hw.output, expected.output)
-    return hw
 
 
 # -- the requantizer alone ----------------------------------------------------------------------------------
@@ -205,7 +193,7 @@ def test_conv_is_byte_exact(tmp_path, cin, cout, k, s, p, size):
     model = squeezenet.build_conv(in_channels=cin, out_channels=cout, kernel=k, stride=s, padding=p,
                                   input_size=size, seed=cin * 100 + cout)
     out = _compile(model, tmp_path / "conv", 16)
-    _assert_hw_equals_golden(out, random_input((1, cin, size, size), size))
+    assert_hw_equals_golden(out, random_input((1, cin, size, size), size))
 
 
 # -- Fire modules -----------------------------------------------------------------------------------------------
@@ -233,14 +221,14 @@ def test_every_v11_fire_module_at_64(tmp_path, fire, cin, sq, e1, e3, size):
     model = squeezenet.build_fire(in_channels=cin, squeeze=sq, expand1x1=e1, expand3x3=e3, input_size=size,
                                   seed=int(fire[4:]))
     out = _compile(model, tmp_path / fire, 64)
-    hw = _assert_hw_equals_golden(out, random_input((1, cin, size, size), 7))
+    hw = assert_hw_equals_golden(out, random_input((1, cin, size, size), 7))
     assert hw.cycles > 0
 
 
 def test_fire_module_on_256_mac_units(tmp_path):
     model = squeezenet.build_fire(in_channels=64, squeeze=16, expand1x1=64, expand3x3=64, input_size=15)
     out = _compile(model, tmp_path / "fire256", 256)
-    _assert_hw_equals_golden(out, random_input((1, 64, 15, 15), 2))
+    assert_hw_equals_golden(out, random_input((1, 64, 15, 15), 2))
 
 
 # -- random layer shapes ----------------------------------------------------------------------------------------
@@ -285,7 +273,7 @@ def test_random_layer_shapes(tmp_path, request):
         n = min(10, n_shapes - done)
         model, shape = _random_chain(rng, n)
         out = _compile(model, tmp_path / f"chain{done}", 16)
-        _assert_hw_equals_golden(out, random_input(shape, done))
+        assert_hw_equals_golden(out, random_input(shape, done))
         done += n
 
 
@@ -301,7 +289,7 @@ def fire_program(tmp_path_factory):
 def test_random_stalls_on_the_memory_port(fire_program, seed, pct):
     x = random_input((1, 32, 15, 15), 3)
     calm = rtl_run(fire_program, x)
-    stalled = _assert_hw_equals_golden(fire_program, x, stall_seed=seed, stall_pct=pct)
+    stalled = assert_hw_equals_golden(fire_program, x, stall_seed=seed, stall_pct=pct)
     assert stalled.cycles > calm.cycles
 
 
@@ -357,7 +345,7 @@ def test_classifier_tail_conv_relu_global_average_pool(tmp_path):
     model.ir_version = 8
     out = _compile(model, tmp_path / "tail", 16)
     assert [l.kind for l in Program.load(out).layers] == ["conv", "gap"]
-    _assert_hw_equals_golden(out, random_input((1, 24, 7, 7), 1))
+    assert_hw_equals_golden(out, random_input((1, 24, 7, 7), 1))
 
 
 def test_max_pool_ceil_mode(tmp_path):
@@ -375,4 +363,4 @@ def test_max_pool_ceil_mode(tmp_path):
     out = _compile(sub, tmp_path / "pool", 16)
     pool = Program.load(out).layer("pool1")
     assert pool.pads[2:] == (1, 1)            # the last window hangs over the map's edge
-    _assert_hw_equals_golden(out, random_input((1, 3, 38, 38), 2))
+    assert_hw_equals_golden(out, random_input((1, 3, 38, 38), 2))

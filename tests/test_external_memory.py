@@ -20,7 +20,7 @@ from fireforge.sw.compile import compile_model
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.program import Program
 
-from conftest import random_input
+from conftest import assert_hw_equals_golden, random_input
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +32,15 @@ def fire_out(tmp_path_factory):
     return d / "out"
 
 
-def _exact(out, x, **kw):
-    program = Program.load(out)
-    want = golden.run(program, x)
-    hw = rtl_run(out, x, dump_layers=True, **kw)
-    for layer in program.layers:
-        bad = int(np.count_nonzero(hw.layer_outputs[layer.name] != want.layer_outputs[layer.name]))
-        assert bad == 0, f"{layer.name}: {bad} bytes differ from the golden model ({kw})"
-    return hw
-
-
 def test_engine_is_exact_behind_a_slow_memory(fire_out):
     x = random_input((1, 32, 15, 15), 11)
-    fast = _exact(fire_out, x)
+    fast = assert_hw_equals_golden(fire_out, x)
     # the on-chip engine (8 reads in flight) stays exact behind a slow memory, but slows down
-    slow = _exact(fire_out, x, read_latency=12, stall_seed=5, stall_pct=30)
+    slow = assert_hw_equals_golden(fire_out, x, read_latency=12, stall_seed=5, stall_pct=30)
     assert slow.cycles > 1.3 * fast.cycles
     # the engine built for DRAM (64 reads in flight): exact, and a 40-cycle latency costs < 2 %
-    _exact(fire_out, x, read_latency=40, stall_seed=5, stall_pct=30, act_memory="external")
-    dram = _exact(fire_out, x, read_latency=40, act_memory="external")
+    assert_hw_equals_golden(fire_out, x, read_latency=40, stall_seed=5, stall_pct=30, act_memory="external")
+    dram = assert_hw_equals_golden(fire_out, x, read_latency=40, act_memory="external")
     assert fast.cycles < dram.cycles < 1.02 * fast.cycles
 
 
