@@ -28,10 +28,13 @@ from fireforge.sw.descriptor import DESCRIPTOR, Op
 __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
-TAP_DEPTH = 8           # tap FIFO: covers the read latency at one tap per cycle (on-chip block RAM)
+TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 3 cycles
+                        # in the RAM, one response register, the response FIFO's own two)
 EXTERNAL_TAP_DEPTH = 64 # ... and of external DRAM (tens of cycles): reads in flight = tap FIFO depth
 WRITE_DEPTH = 64        # results in flight (pipeline + write FIFO): above the ~30-cycle issue-to-write latency,
                         # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
+ROM_LATENCY = 3         # cycles from a ROM's ``en`` to its ``data``: block RAM, its output register, and a
+                        # registered row multiplexer (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/ecp5_memory.py)
 
 
 def _bits_for(depth: int) -> int:
@@ -48,6 +51,8 @@ class Engine(wiring.Component):
     read_depth : int
         Reads that may be in flight (the tap and response FIFOs' depth): one tap per cycle needs more than
         the memory's read latency. :data:`TAP_DEPTH` for on-chip RAM, :data:`EXTERNAL_TAP_DEPTH` for DRAM.
+    rom_latency : int
+        Cycles from a ROM's ``en`` to its ``data`` (all three ROMs): :data:`ROM_LATENCY`.
 
     Members
     -------
@@ -60,7 +65,7 @@ class Engine(wiring.Component):
     layer_done : Out(1)
         High for one cycle when a layer's last result has been written.
     desc_*, w_*, q_* :
-        Synchronous ROM ports: ``addr`` and ``en`` in one cycle, ``data`` the next.
+        Synchronous ROM ports: ``addr`` and ``en`` in one cycle, ``data`` ``rom_latency`` cycles later.
     rd_* :
         Activation reads: a request (``rd_valid``/``rd_ready``/``rd_addr``) and in-order responses
         (``rd_resp_valid``/``rd_resp_data``) any number of cycles later.
@@ -68,11 +73,14 @@ class Engine(wiring.Component):
         Activation writes: ``wr_valid``/``wr_ready``/``wr_addr``/``wr_data``.
     """
 
-    def __init__(self, config: EngineConfig, *, read_depth: int = TAP_DEPTH):
+    def __init__(self, config: EngineConfig, *, read_depth: int = TAP_DEPTH, rom_latency: int = ROM_LATENCY):
         if 0 in (config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth):
             raise ValueError("engine config depths must be resolved (nonzero) to build hardware")
         self.config = config
         self.read_depth = read_depth
+        if rom_latency < 1:
+            raise ValueError(f"rom_latency must be at least 1, not {rom_latency}")
+        self.rom_latency = rom_latency
         v = config.vector
         self.vector = v
         super().__init__({
@@ -183,6 +191,7 @@ class Engine(wiring.Component):
                                  iy.eq(iy0 + desc.stride_h), ix0.eq(-desc.pad_l), ix.eq(-desc.pad_l)]
 
         # --------------------------------------------------------------------------- FSM
+        rom_wait = Signal(range(max(2, self.rom_latency)))
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -190,10 +199,13 @@ class Engine(wiring.Component):
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += [self.desc_en.eq(1), self.desc_addr.eq(desc_ptr)]
+                m.d.sync += rom_wait.eq(self.rom_latency - 1)
                 m.next = "FETCH_WAIT"
-            with m.State("FETCH_WAIT"):
-                m.d.sync += desc.as_value().eq(self.desc_data)
-                m.next = "DECODE"
+            with m.State("FETCH_WAIT"):     # the descriptor arrives rom_latency cycles after FETCH
+                m.d.sync += rom_wait.eq(rom_wait - 1)
+                with m.If(rom_wait == 0):
+                    m.d.sync += desc.as_value().eq(self.desc_data)
+                    m.next = "DECODE"
             with m.State("DECODE"):
                 with m.If(desc.op == Op.END):
                     m.d.sync += [running.eq(0), self.done.eq(1)]
@@ -214,12 +226,15 @@ class Engine(wiring.Component):
                                  row_addr.eq(base), pix_addr.eq(base), ky_addr.eq(base), kx_addr.eq(base),
                                  addr.eq(base),
                                  iy0.eq(-desc.pad_t), ix0.eq(-desc.pad_l), iy.eq(-desc.pad_t), ix.eq(-desc.pad_l),
-                                 w_ptr.eq(og_wbase), out_ptr.eq(desc.out_addr + og)]
+                                 w_ptr.eq(og_wbase), out_ptr.eq(desc.out_addr + og),
+                                 rom_wait.eq(self.rom_latency - 1)]
                     m.next = "QUANT"
-            with m.State("QUANT"):
-                with m.If(is_conv):
-                    m.d.sync += quant.as_value().eq(self.q_data)
-                m.next = "RUN"
+            with m.State("QUANT"):          # the group's requant word arrives rom_latency cycles after GROUP
+                m.d.sync += rom_wait.eq(rom_wait - 1)
+                with m.If(rom_wait == 0):
+                    with m.If(is_conv):
+                        m.d.sync += quant.as_value().eq(self.q_data)
+                    m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += agu_active.eq(1)
                 with m.If(agu_finished):
@@ -247,7 +262,9 @@ class Engine(wiring.Component):
         take = Signal()
         m.d.comb += take.eq(tapq.r_rdy & (head.pad | respq.r_rdy))
         m.d.comb += [tapq.r_en.eq(take), respq.r_en.eq(take & ~head.pad),
-                     self.w_en.eq(take), self.w_addr.eq(head.w_addr)]
+                     # the weight ROM reads every cycle (its word is used only with a tap): no enable net from
+                     # the FIFO logic to every block RAM of the ROM
+                     self.w_en.eq(1), self.w_addr.eq(head.w_addr)]
         act = data.ArrayLayout(unsigned(8), v)
         pad_word = Signal(act)
         for lane in range(v):
@@ -258,8 +275,15 @@ class Engine(wiring.Component):
         c2_w = Signal(data.ArrayLayout(signed(8), v * v))
         m.d.sync += [c1.valid.eq(take), c1.first.eq(head.first), c1.last.eq(head.last),
                      c1.out_addr.eq(head.out_addr),
-                     c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data)),
-                     c2.eq(c1), c2_x.eq(c1_x), c2_w.as_value().eq(self.w_data)]
+                     c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data))]
+        # the tap waits beside the weight ROM's pipeline: c1 plus rom_latency - 1 more stages, then c2
+        # takes the weight word as it leaves the ROM
+        w_side, w_x = c1, c1_x
+        for stage in range(self.rom_latency - 1):
+            ns, nx = Signal(side, name=f"w{stage}_side"), Signal(act, name=f"w{stage}_x")
+            m.d.sync += [ns.eq(w_side), nx.eq(w_x)]
+            w_side, w_x = ns, nx
+        m.d.sync += [c2.eq(w_side), c2_x.eq(w_x), c2_w.as_value().eq(self.w_data)]
 
         # ----------------------------------------------------------------- MAC array + delay line
         m.submodules.mac = mac = MacArray(vector=v)

@@ -166,19 +166,22 @@ def _watch_progress(path: Path, stop: threading.Event, callback) -> None:
             return
 
 
-def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, read_latency: int = 1,
+def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, read_latency: int = 3,
             act_memory: str = "on-chip", runs: int = 1, dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
             max_cycles: int = 500_000_000, progress=None) -> HwResult:
     """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1).
 
     ``stall_seed``/``stall_pct``: random back-pressure on the activation memory port; ``read_latency``:
-    cycles from an accepted read to its response (1 = on-chip block RAM; 20–40 models a DRAM controller);
+    cycles from an accepted read to its response (3 = on-chip block RAM; 20–40 models a DRAM controller);
     ``act_memory="external"``: the engine as built for a board's DRAM (64 reads in flight instead of 8).
     ``progress(layers_done, cycles)`` is called from a helper thread as layers finish."""
     from fireforge.sim import verilator
 
-    if not 1 <= read_latency <= 64:
-        raise FireforgeError(f"read latency {read_latency} is outside 1..64 cycles (the memory model's limit)")
+    from fireforge.hw.top import ACT_RAM_LATENCY
+
+    if not ACT_RAM_LATENCY <= read_latency <= 64:
+        raise FireforgeError(f"read latency {read_latency} is outside {ACT_RAM_LATENCY}..64 cycles (the on-chip "
+                             f"RAM's own pipeline is {ACT_RAM_LATENCY}; 64 is the memory model's limit)")
     out_dir = Path(out_dir).absolute()
     program, manifest, config = load_compiled(out_dir)
     from fireforge.hw.generate import check_supported
@@ -203,7 +206,7 @@ def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int
             plusargs["act_dump_layers"] = tmp / "layer"
         if stall_seed:
             plusargs.update(act_stall_seed=stall_seed, act_stall_pct=stall_pct)
-        if read_latency != 1:
+        if read_latency != ACT_RAM_LATENCY:
             plusargs["act_latency"] = read_latency
         env = {"FF_RUNS": runs, "FF_MAX_CYCLES": max_cycles, "FF_LAYER_CYCLES": 1}
         watcher = stop = None

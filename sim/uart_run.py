@@ -32,7 +32,7 @@ def build_linked(config, divisor: int, build_root: Path | None = None) -> Path:
     return verilator.build([rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)], TOP, root)
 
 
-def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 1, stall_seed: int = 0,
+def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 3, stall_seed: int = 0,
                build_root: Path | None = None, timeout_s: float | None = 600) -> dict:
     """One inference of the program in ``out_dir`` over the simulated UART: ``{"output": uint8 array (the
     output tensor), "cycles": engine cycles, "info": the link's identify reply, "sim_ns": ...}``."""
@@ -50,7 +50,7 @@ def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 
         np.save(tmp / "x.npy", np.asarray(x, np.float32))
         plusargs = {"desc": out_dir / "descriptors.hex", "weights": out_dir / "weights.hex",
                     "quant": out_dir / "quant.hex"}
-        if read_latency != 1:
+        if read_latency != 3:       # ff_act_ram's own latency (fireforge.hw.top.ACT_RAM_LATENCY)
             plusargs["act_latency"] = read_latency
         if stall_seed:
             plusargs["act_stall_seed"] = stall_seed

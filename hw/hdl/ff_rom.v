@@ -1,6 +1,11 @@
 // ff_rom.v -- single-port ROM with a registered read port (plain Verilog-2005).
 //
-//   always @(posedge clk) if (en) data <= mem[addr];
+//   always @(posedge clk) if (en) q[1] <= mem[addr];      // LATENCY = 1: data = q[1]
+//   always @(posedge clk) q[k] <= q[k-1];                 // LATENCY = k: data = q[k]
+//
+// LATENCY (1..3) is the engine's ROM latency (fireforge.hw.engine.ROM_LATENCY): block RAM, its output
+// register, a registered row multiplexer. The ECP5 ROMs fireforge generates for boards
+// (fireforge.hw.ecp5_memory) have exactly this behaviour with the stages in the DP16KD's own registers.
 //
 // Synthesis (yosys read_verilog; synth_ecp5 / synth_xilinx / synth_ice40): block RAM is inferred
 // for large DEPTH (32768x8 -> DP16KD), small ROMs become LUTs.  Contents come from
@@ -27,15 +32,17 @@ module ff_rom #(
     parameter integer DEPTH      = 256,
     parameter integer ADDR_WIDTH = 8,
     parameter         INIT_FILE  = "",
-    parameter         PLUSARG    = ""
+    parameter         PLUSARG    = "",
+    parameter integer LATENCY    = 1
 ) (
     input  wire                  clk,
     input  wire                  en,
     input  wire [ADDR_WIDTH-1:0] addr,
-    output reg  [WIDTH-1:0]      data
+    output wire [WIDTH-1:0]      data
 );
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
+    reg [WIDTH-1:0] q1, q2, q3;     // read register and the LATENCY - 1 stages after it
 
 `ifdef VERILATOR
  `define FF_ROM_SIM_
@@ -58,7 +65,9 @@ module ff_rom #(
         if (INIT_FILE != "")
             $readmemh(INIT_FILE, mem);
 `ifdef FF_ROM_SIM_
-        data = {WIDTH{1'b0}};
+        q1 = {WIDTH{1'b0}};
+        q2 = {WIDTH{1'b0}};
+        q3 = {WIDTH{1'b0}};
         plusarg_path = 0;
         if (PLUSARG != "") begin
             if ($value$plusargs({PLUSARG, "=%s"}, plusarg_path)) begin
@@ -78,9 +87,13 @@ module ff_rom #(
 `endif
     end
 
-    always @(posedge clk)
+    always @(posedge clk) begin
         if (en)
-            data <= mem[addr];
+            q1 <= mem[addr];
+        q2 <= q1;
+        q3 <= q2;
+    end
+    assign data = LATENCY >= 3 ? q3 : LATENCY == 2 ? q2 : q1;
 
 `ifdef FF_ROM_SIM_
  `undef FF_ROM_SIM_
