@@ -83,6 +83,9 @@ __all__ = ["Board", "BOARDS", "get_board", "FitReport", "fit_check", "estimate_l
            "board_generate", "yowasp_environ", "parse_yosys_stat", "parse_nextpnr_log", "TOP_NAME"]
 
 TOP_NAME = "fireforge_board"
+#: memory -> module of the ECP5 board tops (fireforge.hw.ecp5_memory); the descriptor ROM (a few dozen
+#: words) stays ff_rom.v, which yosys builds from LUTs
+ECP5_MEMORY_CELLS = {"weights": "ff_rom_weights_ecp5", "quant": "ff_rom_quant_ecp5", "act": "ff_act_ram_ecp5"}
 DEFAULT_BAUD = 115200
 
 
@@ -812,6 +815,11 @@ class FireforgeBoard(Elaboratable):
                  baud: int = DEFAULT_BAUD, act_memory: str = "on-chip"):
         self.config = config
         self.board = get_board(board)
+        # ECP5: the weight / quant ROMs and the activation RAM as DP16KD tiles with their output registers
+        # (fireforge.hw.ecp5_memory, written beside the top by board_generate)
+        self.memory_cells = dict(ECP5_MEMORY_CELLS) if self.board.family == "ecp5" else {}
+        if act_memory == "external":
+            self.memory_cells.pop("act", None)
         self.clock = _clock_plan(self.board, clock_mhz)
         self.baud = baud
         self.act_memory = act_memory
@@ -858,7 +866,7 @@ class FireforgeBoard(Elaboratable):
         m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
 
         m.submodules.core = core = LinkedTop(cfg, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
-                                             act_memory=self.act_memory)
+                                             act_memory=self.act_memory, memory_cells=self.memory_cells)
         if self.act_memory == "external":
             from fireforge.hw.top import EXT_MEM_PORTS
 
@@ -1071,6 +1079,8 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
     for key, (stem, _) in ROM_IMAGES.items():
         w, d = widths[key]
         hexes[f"{stem}.hex"] = _padded_hex(out_dir / f"{stem}.hex", w, d)
+    for key, module in design.memory_cells.items():
+        plat.add_file(f"{module}.v", _ecp5_memory_verilog(key, module, cfg, out_dir))
     overrides = {}
     if board.family in ("ecp5", "ice40"):
         overrides["nextpnr_opts"] = "--timing-allow-fail"
@@ -1079,6 +1089,22 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
         overrides["synth_opts"] = "-dsp"
     plan = plat.prepare(design, TOP_NAME, **overrides)
     return plat, plan, hexes
+
+
+def _ecp5_memory_verilog(key: str, module: str, cfg: EngineConfig, out_dir: Path) -> str:
+    """The DP16KD version of one memory (fireforge.hw.ecp5_memory); ROMs carry the compiled image."""
+    from fireforge.hw import ecp5_memory
+    from fireforge.hw.top import ROM_IMAGES
+
+    if key == "act":
+        return ecp5_memory.act_ram_verilog(module, cfg.act_word_bits, cfg.act_depth)
+    width, depth = {"weights": (cfg.weight_word_bits, cfg.weight_depth),
+                    "quant": (cfg.quant_word_bits, cfg.quant_depth)}[key]
+    words = ecp5_memory.read_hex_words(out_dir / f"{ROM_IMAGES[key][0]}.hex")
+    if len(words) > depth:
+        raise FireforgeError(f"{out_dir}: the {key} image holds {len(words)} words but the ROM is {depth} deep; "
+                             f"recompile")
+    return ecp5_memory.rom_verilog(module, width, depth, words)
 
 
 def _hdl_sources(act_memory: str) -> tuple[str, ...]:

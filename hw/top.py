@@ -17,18 +17,24 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fireforge.hw.engine import EXTERNAL_TAP_DEPTH, TAP_DEPTH, Engine, _bits_for
+from fireforge.hw.engine import EXTERNAL_TAP_DEPTH, ROM_LATENCY, TAP_DEPTH, Engine, _bits_for
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.descriptor import DESCRIPTOR
 
-__all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "write_verilog", "ROM_IMAGES", "ACT_MEMORY",
+__all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "ACT_RAM_LATENCY", "write_verilog", "ROM_IMAGES", "ACT_MEMORY",
            "EXT_MEM_PORTS"]
 
 HDL_DIR = Path(__file__).parent / "hdl"
 HDL_SOURCES = ("ff_rom.v", "ff_act_ram.v")
+#: cycles from an accepted read of ``ff_act_ram`` to its response: block RAM, output register, bank mux
+ACT_RAM_LATENCY = 3
 #: ROM name -> (image stem, plusarg): the plusarg selects another image at simulation time
 ROM_IMAGES = {"desc": ("descriptors", "desc"), "weights": ("weights", "weights"), "quant": ("quant", "quant")}
 
+
+#: the Verilog module of each memory: the hand-written ones, or (ECP5 boards) fireforge.hw.ecp5_memory's
+#: DP16KD versions with the same ports and cycle behaviour
+DEFAULT_MEMORY_CELLS = {"desc": "ff_rom", "weights": "ff_rom", "quant": "ff_rom", "act": "ff_act_ram"}
 
 #: where the activation memory lives: on-chip block RAM (``ff_act_ram``) or outside the top (``mem_*`` ports)
 ACT_MEMORY = ("on-chip", "external")
@@ -65,11 +71,13 @@ class FireforgeTop(wiring.Component):
         before it (the engine reads a layer's output only after the layer drained).
     """
 
-    def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip", read_depth: int | None = None):
+    def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip", read_depth: int | None = None,
+                 memory_cells: dict[str, str] | None = None):
         if act_memory not in ACT_MEMORY:
             raise ValueError(f"act_memory must be one of {ACT_MEMORY}, not {act_memory!r}")
         self.config = config
         self.act_memory = act_memory
+        self.memory_cells = {**DEFAULT_MEMORY_CELLS, **(memory_cells or {})}
         # reads in flight: enough for block RAM, or for DRAM's tens of cycles (see Engine)
         self.read_depth = read_depth or (EXTERNAL_TAP_DEPTH if act_memory == "external" else TAP_DEPTH)
         addr_bits = _bits_for(config.act_depth)
@@ -97,8 +105,8 @@ class FireforgeTop(wiring.Component):
         def rom(name, width, depth, en, addr, data):
             stem, plusarg = ROM_IMAGES[name]
             m.submodules[f"{name}_rom"] = Instance(
-                "ff_rom", p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=_bits_for(depth),
-                p_INIT_FILE=f"{stem}.hex", p_PLUSARG=plusarg,
+                self.memory_cells[name], p_WIDTH=width, p_DEPTH=depth, p_ADDR_WIDTH=_bits_for(depth),
+                p_INIT_FILE=f"{stem}.hex", p_PLUSARG=plusarg, p_LATENCY=ROM_LATENCY,
                 i_clk=ClockSignal(), i_en=en, i_addr=addr, o_data=data)
 
         rom("desc", DESCRIPTOR.size, cfg.desc_depth, eng.desc_en, eng.desc_addr, eng.desc_data)
@@ -142,7 +150,7 @@ class FireforgeTop(wiring.Component):
             ]
             return m
         m.submodules.act_ram = Instance(
-            "ff_act_ram", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth, p_ADDR_WIDTH=addr_bits,
+            self.memory_cells["act"], p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth, p_ADDR_WIDTH=addr_bits,
             i_clk=ClockSignal(),
             i_rd_valid=rd_valid, o_rd_ready=rd_ready, i_rd_addr=rd_addr,
             o_rd_resp_valid=resp_valid, o_rd_resp_data=resp_data,
