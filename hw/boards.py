@@ -83,9 +83,7 @@ __all__ = ["Board", "BOARDS", "get_board", "FitReport", "fit_check", "estimate_l
            "board_generate", "yowasp_environ", "parse_yosys_stat", "parse_nextpnr_log", "TOP_NAME"]
 
 TOP_NAME = "fireforge_board"
-#: memory -> module of the ECP5 board tops (fireforge.hw.ecp5_memory); the descriptor ROM (a few dozen
-#: words) stays ff_rom.v, which yosys builds from LUTs
-ECP5_MEMORY_CELLS = {"weights": "ff_rom_weights_ecp5", "quant": "ff_rom_quant_ecp5", "act": "ff_act_ram_ecp5"}
+
 DEFAULT_BAUD = 115200
 
 
@@ -817,7 +815,9 @@ class FireforgeBoard(Elaboratable):
         self.board = get_board(board)
         # ECP5: the weight / quant ROMs and the activation RAM as DP16KD tiles with their output registers
         # (fireforge.hw.ecp5_memory, written beside the top by board_generate)
-        self.memory_cells = dict(ECP5_MEMORY_CELLS) if self.board.family == "ecp5" else {}
+        from fireforge.hw.ecp5_memory import MEMORY_CELLS
+
+        self.memory_cells = dict(MEMORY_CELLS) if self.board.family == "ecp5" else {}
         if act_memory == "external":
             self.memory_cells.pop("act", None)
         self.clock = _clock_plan(self.board, clock_mhz)
@@ -1079,8 +1079,11 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
     for key, (stem, _) in ROM_IMAGES.items():
         w, d = widths[key]
         hexes[f"{stem}.hex"] = _padded_hex(out_dir / f"{stem}.hex", w, d)
-    for key, module in design.memory_cells.items():
-        plat.add_file(f"{module}.v", _ecp5_memory_verilog(key, module, cfg, out_dir))
+    if design.memory_cells:
+        from fireforge.hw.ecp5_memory import memory_modules
+
+        for module, text in memory_modules(cfg, out_dir, act_memory=design.act_memory).values():
+            plat.add_file(f"{module}.v", text)
     overrides = {}
     if board.family in ("ecp5", "ice40"):
         overrides["nextpnr_opts"] = "--timing-allow-fail"
@@ -1089,22 +1092,6 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
         overrides["synth_opts"] = "-dsp"
     plan = plat.prepare(design, TOP_NAME, **overrides)
     return plat, plan, hexes
-
-
-def _ecp5_memory_verilog(key: str, module: str, cfg: EngineConfig, out_dir: Path) -> str:
-    """The DP16KD version of one memory (fireforge.hw.ecp5_memory); ROMs carry the compiled image."""
-    from fireforge.hw import ecp5_memory
-    from fireforge.hw.top import ROM_IMAGES
-
-    if key == "act":
-        return ecp5_memory.act_ram_verilog(module, cfg.act_word_bits, cfg.act_depth)
-    width, depth = {"weights": (cfg.weight_word_bits, cfg.weight_depth),
-                    "quant": (cfg.quant_word_bits, cfg.quant_depth)}[key]
-    words = ecp5_memory.read_hex_words(out_dir / f"{ROM_IMAGES[key][0]}.hex")
-    if len(words) > depth:
-        raise FireforgeError(f"{out_dir}: the {key} image holds {len(words)} words but the ROM is {depth} deep; "
-                             f"recompile")
-    return ecp5_memory.rom_verilog(module, width, depth, words)
 
 
 def _hdl_sources(act_memory: str) -> tuple[str, ...]:

@@ -24,7 +24,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ROM_TILE", "RAM_TILE", "rom_tiles", "ram_tiles", "rom_verilog", "act_ram_verilog", "read_hex_words"]
+__all__ = ["ROM_TILE", "RAM_TILE", "MEMORY_CELLS", "rom_tiles", "ram_tiles", "rom_verilog", "act_ram_verilog",
+           "read_hex_words", "memory_modules", "SIM_MODEL"]
+
+#: memory -> module name in an ECP5 top (``FireforgeTop(memory_cells=...)``); the descriptor ROM (a few dozen
+#: words) stays ff_rom.v, which yosys builds from LUTs
+MEMORY_CELLS = {"weights": "ff_rom_weights_ecp5", "quant": "ff_rom_quant_ecp5", "act": "ff_act_ram_ecp5"}
+#: the DP16KD simulation model that lets Verilator run these memories
+SIM_MODEL = Path(__file__).parent / "hdl" / "ff_dp16kd_sim.v"
 
 ROM_TILE = (36, 512)        # width, depth of one DP16KD read as a 36-bit ROM (both 18-bit ports)
 RAM_TILE = (18, 1024)       # one DP16KD as a simple dual-port RAM (write port A, read port B)
@@ -132,6 +139,7 @@ def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
     # every tile reads the same word of its row (AD[13:5]; AD4 picks the half); the row number follows the
     # data: captured with `en` like the block's read latch, then once more like its output register
     _low_address(lines, "a9", "addr", abits, 9)
+    lines.append("    wire [9:0] lo_half = {a9, 1'b0}, hi_half = {a9, 1'b1};\n")
     if rows > 1:
         lines.append(f"    reg [{row_bits - 1}:0] row1 = 0, row2 = 0;\n"
                      f"    always @(posedge clk) begin\n        if (en) row1 <= addr[{abits - 1}:9];\n"
@@ -148,8 +156,8 @@ def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
                 native[2 * a + 1] = tile_word >> 18
             params = dict(_COMMON, REGMODE_A='"OUTREG"', REGMODE_B='"OUTREG"')
             params.update({f"INITVAL_{k:02X}": v for k, v in enumerate(_initvals(native))})
-            pins = {**_port_pins("A", "en", "1'b0", "{a9, 1'b0}", "1'b0", None, (f"q{r}", c * tw)),
-                    **_port_pins("B", "en", "1'b0", "{a9, 1'b1}", "1'b0", None, (f"q{r}", c * tw + 18))}
+            pins = {**_port_pins("A", "en", "1'b0", "lo_half", "1'b0", None, (f"q{r}", c * tw)),
+                    **_port_pins("B", "en", "1'b0", "hi_half", "1'b0", None, (f"q{r}", c * tw + 18))}
             lines.append(_dp16kd(f"rom_r{r}_c{c}", params, pins))
     _row_mux(lines, rows, width, "q", "row2", "data")
     lines.append("endmodule\n`default_nettype wire\n")
@@ -195,3 +203,27 @@ def act_ram_verilog(module: str, width: int, depth: int) -> str:
     _row_mux(lines, rows, width, "q", "row2", "d3")
     lines.append("endmodule\n`default_nettype wire\n")
     return "".join(lines)
+
+
+def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip") -> dict[str, tuple[str, str]]:
+    """memory -> (module name, Verilog) of an ECP5 top for the program compiled in ``out_dir``: the weight and
+    quant ROMs with its images as contents, and the activation RAM unless it is external."""
+    from fireforge.errors import FireforgeError
+    from fireforge.hw.top import ROM_IMAGES
+
+    out = {}
+    for key in ("weights", "quant"):
+        width, depth = {"weights": (config.weight_word_bits, config.weight_depth),
+                        "quant": (config.quant_word_bits, config.quant_depth)}[key]
+        path = Path(out_dir) / f"{ROM_IMAGES[key][0]}.hex"
+        try:
+            words = read_hex_words(path)
+        except (OSError, ValueError) as e:
+            raise FireforgeError(f"{path}: cannot read the {key} image ({e})") from None
+        if len(words) > depth:
+            raise FireforgeError(f"{path} holds {len(words)} words but the {key} ROM is {depth} deep; recompile")
+        out[key] = (MEMORY_CELLS[key], rom_verilog(MEMORY_CELLS[key], width, depth, words))
+    if act_memory != "external":
+        out["act"] = (MEMORY_CELLS["act"], act_ram_verilog(MEMORY_CELLS["act"], config.act_word_bits,
+                                                           config.act_depth))
+    return out

@@ -264,7 +264,10 @@ class Engine(wiring.Component):
         m.d.comb += [tapq.r_en.eq(take), respq.r_en.eq(take & ~head.pad),
                      # the weight ROM reads every cycle (its word is used only with a tap): no enable net from
                      # the FIFO logic to every block RAM of the ROM
-                     self.w_en.eq(1), self.w_addr.eq(head.w_addr)]
+                     self.w_en.eq(1)]
+        # ... at an address registered here: the tap FIFO's memory may be a block RAM (slow clock-to-out),
+        # and the address goes to every block of the ROM, all over the chip
+        m.d.sync += self.w_addr.eq(head.w_addr)
         act = data.ArrayLayout(unsigned(8), v)
         pad_word = Signal(act)
         for lane in range(v):
@@ -276,10 +279,10 @@ class Engine(wiring.Component):
         m.d.sync += [c1.valid.eq(take), c1.first.eq(head.first), c1.last.eq(head.last),
                      c1.out_addr.eq(head.out_addr),
                      c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data))]
-        # the tap waits beside the weight ROM's pipeline: c1 plus rom_latency - 1 more stages, then c2
-        # takes the weight word as it leaves the ROM
+        # the tap waits beside the weight ROM's pipeline (its registered address, then rom_latency stages):
+        # c1 plus rom_latency more stages, then c2 takes the weight word as it leaves the ROM
         w_side, w_x = c1, c1_x
-        for stage in range(self.rom_latency - 1):
+        for stage in range(self.rom_latency):
             ns, nx = Signal(side, name=f"w{stage}_side"), Signal(act, name=f"w{stage}_x")
             m.d.sync += [ns.eq(w_side), nx.eq(w_x)]
             w_side, w_x = ns, nx
@@ -372,9 +375,13 @@ class Engine(wiring.Component):
 
         # ---------------------------------------------------------------------------- writes
         m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=24 + cfg.act_word_bits, depth=WRITE_DEPTH)
+        # a 3-deep FIFO of flip-flops after it: the write FIFO is a block RAM (slow clock-to-out) and the write
+        # port fans out to every block of the activation RAM; 3 words keep one write per cycle streaming
+        m.submodules.wout = wout = fifo.SyncFIFOBuffered(width=24 + cfg.act_word_bits, depth=3)
         m.d.comb += [wq.w_data.eq(Cat(pool_addr, out_bytes.as_value())), wq.w_en.eq(rq_valid),
-                     self.wr_valid.eq(wq.r_rdy), self.wr_addr.eq(wq.r_data[:24]),
-                     self.wr_data.eq(wq.r_data[24:]), wq.r_en.eq(self.wr_ready),
-                     inflight_dec.eq(wq.r_rdy & self.wr_ready),
+                     wout.w_data.eq(wq.r_data), wout.w_en.eq(wq.r_rdy), wq.r_en.eq(wout.w_rdy),
+                     self.wr_valid.eq(wout.r_rdy), self.wr_addr.eq(wout.r_data[:24]),
+                     self.wr_data.eq(wout.r_data[24:]), wout.r_en.eq(self.wr_ready),
+                     inflight_dec.eq(wout.r_rdy & self.wr_ready),
                      drained.eq(inflight == 0)]
         return m

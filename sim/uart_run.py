@@ -16,8 +16,13 @@ __all__ = ["uart_infer", "build_linked"]
 TOP = "fireforge_uart_top"
 
 
-def build_linked(config, divisor: int, build_root: Path | None = None) -> Path:
-    """Verilog of LinkedTop (UART at clock/``divisor``) → a Verilated model (cached by content)."""
+def build_linked(config, divisor: int, build_root: Path | None = None, *, ecp5_memories_of: Path | None = None) -> Path:
+    """Verilog of LinkedTop (UART at clock/``divisor``) → a Verilated model (cached by content).
+
+    ``ecp5_memories_of``: a compiled program whose ECP5 board memories (:mod:`fireforge.hw.ecp5_memory`, the
+    DP16KD tiles with the ROM images inside) replace the hand-written ones, run on the DP16KD model."""
+    import hashlib
+
     from amaranth.back import verilog
 
     from fireforge.hw.host_link import LinkedTop
@@ -25,24 +30,46 @@ def build_linked(config, divisor: int, build_root: Path | None = None) -> Path:
     from fireforge.sim import verilator
 
     root = Path(build_root or default_build_root()) / "verilator"
-    rtl = root / "rtl" / ("uart-" + "-".join(f"{k}{v}" for k, v in config.to_dict().items()) + f"-div{divisor}")
+    name = "uart-" + "-".join(f"{k}{v}" for k, v in config.to_dict().items()) + f"-div{divisor}"
+    modules, cells = {}, None
+    if ecp5_memories_of is not None:
+        from fireforge.hw import ecp5_memory
+
+        memories = ecp5_memory.memory_modules(config, ecp5_memories_of)
+        modules = dict(memories.values())
+        cells = {key: module for key, (module, _) in memories.items()}
+        digest = hashlib.sha256("".join(modules.values()).encode()).hexdigest()[:12]
+        name += f"-ecp5-{digest}"
+    rtl = root / "rtl" / name
     rtl.mkdir(parents=True, exist_ok=True)
-    top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000)
+    top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells)
     (rtl / f"{TOP}.v").write_text(verilog.convert(top, name=TOP, emit_src=False))
-    return verilator.build([rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)], TOP, root)
+    sources = [rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)]
+    for module, text in modules.items():
+        (rtl / f"{module}.v").write_text(text)
+        sources.append(rtl / f"{module}.v")
+    if modules:
+        sources.append(HDL_DIR / "ff_dp16kd_sim.v")
+    return verilator.build(sources, TOP, root)
 
 
 def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 3, stall_seed: int = 0,
-               build_root: Path | None = None, timeout_s: float | None = 600) -> dict:
+               build_root: Path | None = None, timeout_s: float | None = 600, ecp5_memories: bool = False) -> dict:
     """One inference of the program in ``out_dir`` over the simulated UART: ``{"output": uint8 array (the
-    output tensor), "cycles": engine cycles, "info": the link's identify reply, "sim_ns": ...}``."""
+    output tensor), "cycles": engine cycles, "info": the link's identify reply, "sim_ns": ...}``.
+
+    ``ecp5_memories``: with the ECP5 board's DP16KD memories (see :func:`build_linked`); the activation RAM is
+    then the DP16KD one, so ``read_latency`` and ``stall_seed`` do not apply."""
     from fireforge.sim import verilator
 
     out_dir = Path(out_dir).absolute()
     program, manifest, config = load_compiled(out_dir)
     if divisor < 4:
         raise FireforgeError(f"UART divisor {divisor}: the receiver needs at least 4 clock cycles per bit")
-    build = build_linked(config, divisor, build_root)
+    if ecp5_memories and (read_latency != 3 or stall_seed):
+        raise FireforgeError("the ECP5 activation RAM answers in 3 cycles and never stalls: no read_latency / "
+                             "stall_seed with ecp5_memories")
+    build = build_linked(config, divisor, build_root, ecp5_memories_of=out_dir if ecp5_memories else None)
     root = Path(build_root or default_build_root()) / "runs"
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="uart-", dir=root) as tmp:
