@@ -164,10 +164,17 @@ def get_board(name: str | Board) -> Board:
 #: Flip-flops refitted after the 14-stage requantizer: ECP5 16 MACs 9 136 (nextpnr), 256 MACs 40 331 (yosys).
 _LOGIC_MODEL = {
     #          base, per lane, per MAC, mux
-    "ecp5": {"lut": (2140, 2935, 20, 1.0), "ff": (1100, 1861, 37)},
+    "ecp5": {"lut": (2140, 2935, 160, 1.0), "ff": (1100, 1861, 77)},
     "xc7": {"lut": (1800, 2500, 17, 0.55), "ff": (1100, 1861, 37)},
-    "ice40": {"lut": (2350, 3230, 22, 1.0), "ff": (1100, 1861, 37)},
+    "ice40": {"lut": (2350, 3230, 176, 1.0), "ff": (1100, 1861, 77)},
 }
+
+
+def mac_products(family: str) -> str:
+    """How a family's board top builds the MAC products: LUT logic on the Lattice parts, whose few
+    multipliers sit in a few rows of the die (the 64-MAC ULX3S design with DSP products put 128 of the 156
+    MULT18X18D in use and nextpnr could not route the wires converging on them), DSP48E1 on 7-series."""
+    return "lut" if family in ("ecp5", "ice40") else "dsp"
 
 
 def _tile_rows(width: int, depth: int, family: str, ram: bool) -> int:
@@ -264,29 +271,32 @@ def _walk_fragment(frag, products: Counter, memories: list) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _elaborate_inventory(vector: int, read_depth: int | None = None) -> tuple[tuple, tuple]:
+def _elaborate_inventory(vector: int, read_depth: int | None = None, products: str = "dsp") -> tuple[tuple, tuple]:
     from amaranth.hdl import Fragment
 
     from fireforge.hw.engine import TAP_DEPTH, Engine
 
     cfg = EngineConfig(mac_units=vector * vector, weight_depth=512, quant_depth=512, desc_depth=32, act_depth=1024)
-    products, memories = Counter(), []
-    _walk_fragment(Fragment.get(Engine(cfg, read_depth=read_depth or TAP_DEPTH), None), products, memories)
-    return tuple(sorted(products.items())), tuple(memories)
+    counts, memories = Counter(), []
+    _walk_fragment(Fragment.get(Engine(cfg, read_depth=read_depth or TAP_DEPTH, mac_products=products), None),
+                   counts, memories)
+    return tuple(sorted(counts.items())), tuple(memories)
 
 
-def engine_inventory(vector: int, read_depth: int | None = None) -> tuple[dict, list]:
+def engine_inventory(vector: int, read_depth: int | None = None, products: str = "dsp") -> tuple[dict, list]:
     """The engine's multiplications ``{(a_bits, a_signed, b_bits, b_signed): count}`` and internal memories
     ``[(width, depth, write_ports)]`` (its FIFOs; the ROMs and the activation RAM are Verilog instances)
     for ``vector`` lanes, read from the elaborated :class:`~fireforge.hw.engine.Engine` — so the fit
     check follows the engine as it changes. Elaborated at 2, 4 and 8 lanes (≈1 s, once per process);
     other sizes are extrapolated (counts quadratic, widths linear in the lanes: exact for the engine's
-    MAC-array-plus-lanes structure). ``read_depth``: the engine's reads in flight (deeper FIFOs for DRAM)."""
+    MAC-array-plus-lanes structure). ``read_depth``: the engine's reads in flight (deeper FIFOs for DRAM);
+    ``products``: the MAC products as DSP multipliers or LUT logic (:func:`mac_products`)."""
+    kind = products
     if vector in (2, 4, 8):
-        products, memories = _elaborate_inventory(vector, read_depth)
-        return dict(products), list(memories)
-    p = [dict(_elaborate_inventory(v, read_depth)[0]) for v in (2, 4, 8)]
-    m = [_elaborate_inventory(v, read_depth)[1] for v in (2, 4, 8)]
+        counts, memories = _elaborate_inventory(vector, read_depth, kind)
+        return dict(counts), list(memories)
+    p = [dict(_elaborate_inventory(v, read_depth, kind)[0]) for v in (2, 4, 8)]
+    m = [_elaborate_inventory(v, read_depth, kind)[1] for v in (2, 4, 8)]
     products = {}
     for key in set(p[0]) | set(p[1]) | set(p[2]):
         y = [d.get(key, 0) for d in p]      # fit y = a·v² + b·v + c through v = 2, 4, 8
@@ -327,10 +337,10 @@ def _needs(config: EngineConfig, board: Board, act_external: bool = False) -> di
             blocks[k] = 0 if act_external else ram_blocks(w, d, fam)
         else:
             blocks[k] = 0 if d <= ROM_LOGIC_DEPTH else bram_blocks(w, d, fam)
-    products, fifos = engine_inventory(config.vector, _read_depth(act_external))
+    products, fifos = engine_inventory(config.vector, _read_depth(act_external), mac_products(fam))
     blocks["engine FIFOs"] = sum(bram_blocks(w, d, fam) for w, d, _ in fifos if d > FIFO_LUTRAM_DEPTH)
     total_dsp = sum(n * dsp_blocks(*key, fam) for key, n in products.items())
-    mac_dsp = config.mac_units * dsp_blocks(*MAC_PRODUCT, fam)
+    mac_dsp = config.mac_units * dsp_blocks(*MAC_PRODUCT, fam) if mac_products(fam) == "dsp" else 0
     lut, ff = estimate_logic(config, fam, act_external)
     memories = {k: {"width": mems[k][0], "depth": mems[k][1], "blocks": blocks[k], "bits": mems[k][0] * mems[k][1]}
                 for k in mems}
@@ -818,6 +828,7 @@ class FireforgeBoard(Elaboratable):
         from fireforge.hw.ecp5_memory import MEMORY_CELLS
 
         self.memory_cells = dict(MEMORY_CELLS) if self.board.family == "ecp5" else {}
+        self.mac_products = mac_products(self.board.family)
         if act_memory == "external":
             self.memory_cells.pop("act", None)
         self.clock = _clock_plan(self.board, clock_mhz)
@@ -866,7 +877,8 @@ class FireforgeBoard(Elaboratable):
         m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
 
         m.submodules.core = core = LinkedTop(cfg, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
-                                             act_memory=self.act_memory, memory_cells=self.memory_cells)
+                                             act_memory=self.act_memory, memory_cells=self.memory_cells,
+                                             mac_products=self.mac_products)
         if self.act_memory == "external":
             from fireforge.hw.top import EXT_MEM_PORTS
 

@@ -53,6 +53,8 @@ class Engine(wiring.Component):
         the memory's read latency. :data:`TAP_DEPTH` for on-chip RAM, :data:`EXTERNAL_TAP_DEPTH` for DRAM.
     rom_latency : int
         Cycles from a ROM's ``en`` to its ``data`` (all three ROMs): :data:`ROM_LATENCY`.
+    mac_products : str
+        ``"dsp"`` (multipliers) or ``"lut"`` (shift-and-add logic): see :class:`MacArray`.
 
     Members
     -------
@@ -73,7 +75,8 @@ class Engine(wiring.Component):
         Activation writes: ``wr_valid``/``wr_ready``/``wr_addr``/``wr_data``.
     """
 
-    def __init__(self, config: EngineConfig, *, read_depth: int = TAP_DEPTH, rom_latency: int = ROM_LATENCY):
+    def __init__(self, config: EngineConfig, *, read_depth: int = TAP_DEPTH, rom_latency: int = ROM_LATENCY,
+                 mac_products: str = "dsp"):
         if 0 in (config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth):
             raise ValueError("engine config depths must be resolved (nonzero) to build hardware")
         self.config = config
@@ -81,6 +84,7 @@ class Engine(wiring.Component):
         if rom_latency < 1:
             raise ValueError(f"rom_latency must be at least 1, not {rom_latency}")
         self.rom_latency = rom_latency
+        self.mac_products = mac_products
         v = config.vector
         self.vector = v
         super().__init__({
@@ -289,7 +293,7 @@ class Engine(wiring.Component):
         m.d.sync += [c2.eq(w_side), c2_x.eq(w_x), c2_w.as_value().eq(self.w_data)]
 
         # ----------------------------------------------------------------- MAC array + delay line
-        m.submodules.mac = mac = MacArray(vector=v)
+        m.submodules.mac = mac = MacArray(vector=v, products=self.mac_products)
         m.d.comb += [mac.x.eq(c2_x), mac.w.eq(c2_w)]
         a_side, a_x = c2, c2_x
         for stage in range(mac.latency):

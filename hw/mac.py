@@ -3,13 +3,21 @@
 Hardware twin of the inner product in :func:`fireforge.sim.golden.conv_accumulate`: for one tap,
 ``sums[o] = Σ_i w[o][i] · x[i]``. Products are registered, then each level of the adder tree, so the
 longest path is one 8×9-bit multiply or one adder; :attr:`MacArray.latency` counts those stages.
+
+Products are ``*`` (synthesis maps each to a DSP multiplier) or, ``products="lut"``, shift-and-add logic
+in two registered stages (four sums of two shifted partial products, then their sum): for FPGAs whose
+multipliers are few and sit in a few rows of the die (ECP5: 156 MULT18X18D; 64 MAC products plus the
+requantizers' took 128 of them, and nextpnr could not route the wires converging on those rows).
 """
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MacArray"]
+__all__ = ["MacArray", "PRODUCTS"]
+
+#: how the MAC products are built: DSP multipliers, or LUT shift-and-add logic
+PRODUCTS = ("dsp", "lut")
 
 
 class MacArray(wiring.Component):
@@ -28,9 +36,12 @@ class MacArray(wiring.Component):
         Per output lane, :attr:`latency` cycles after ``x``/``w``.
     """
 
-    def __init__(self, *, vector: int):
+    def __init__(self, *, vector: int, products: str = "dsp"):
         if not isinstance(vector, int) or vector < 2 or vector & (vector - 1):
             raise ValueError(f"vector must be a power of two ≥ 2, not {vector!r}")
+        if products not in PRODUCTS:
+            raise ValueError(f"products must be one of {PRODUCTS}, not {products!r}")
+        self.products = products
         self.vector = vector
         self.levels = vector.bit_length() - 1
         self.sum_width = 17 + self.levels
@@ -42,7 +53,7 @@ class MacArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 1 + self.levels
+        return (1 if self.products == "dsp" else 2) + self.levels
 
     def elaborate(self, platform):
         m = Module()
@@ -51,7 +62,10 @@ class MacArray(wiring.Component):
             level = []
             for i in range(v):
                 p = Signal(signed(17), name=f"s0_p{o}_{i}")
-                m.d.sync += p.eq(self.w[o * v + i] * self.x[i])
+                if self.products == "dsp":
+                    m.d.sync += p.eq(self.w[o * v + i] * self.x[i])
+                else:
+                    m.d.sync += p.eq(self._lut_product(m, self.w[o * v + i], self.x[i], f"{o}_{i}"))
                 level.append(p)
             depth = 0
             while len(level) > 1:
@@ -64,3 +78,16 @@ class MacArray(wiring.Component):
                 level = nxt
             m.d.comb += self.sums[o].eq(level[0])
         return m
+
+    @staticmethod
+    def _lut_product(m, w, x, name):
+        """w (int8) × x (uint8) = Σ_j x[j]·w·2^j without a multiplier: pairs of partial products summed and
+        registered, then (pair0 + pair1·4) + (pair2 + pair3·4)·16 (the caller registers it)."""
+        pairs = []
+        for j in range(0, 8, 2):
+            lo = Mux(x[j], w, 0).as_signed()
+            hi = Mux(x[j + 1], w, 0).as_signed()
+            s = Signal(signed(11), name=f"pp{name}_{j // 2}")
+            m.d.sync += s.eq(lo + (hi << 1))
+            pairs.append(s)
+        return (pairs[0] + (pairs[1] << 2)) + ((pairs[2] + (pairs[3] << 2)) << 4)

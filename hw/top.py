@@ -72,12 +72,13 @@ class FireforgeTop(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip", read_depth: int | None = None,
-                 memory_cells: dict[str, str] | None = None):
+                 memory_cells: dict[str, str] | None = None, mac_products: str = "dsp"):
         if act_memory not in ACT_MEMORY:
             raise ValueError(f"act_memory must be one of {ACT_MEMORY}, not {act_memory!r}")
         self.config = config
         self.act_memory = act_memory
         self.memory_cells = {**DEFAULT_MEMORY_CELLS, **(memory_cells or {})}
+        self.mac_products = mac_products
         # reads in flight: enough for block RAM, or for DRAM's tens of cycles (see Engine)
         self.read_depth = read_depth or (EXTERNAL_TAP_DEPTH if act_memory == "external" else TAP_DEPTH)
         addr_bits = _bits_for(config.act_depth)
@@ -98,7 +99,7 @@ class FireforgeTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.engine = eng = Engine(cfg, read_depth=self.read_depth)
+        m.submodules.engine = eng = Engine(cfg, read_depth=self.read_depth, mac_products=self.mac_products)
         m.d.comb += [eng.start.eq(self.start), self.busy.eq(eng.busy), self.done.eq(eng.done),
                      self.cycles.eq(eng.cycles), self.layer_done.eq(eng.layer_done)]
 

@@ -42,7 +42,9 @@ def build_linked(config, divisor: int, build_root: Path | None = None, *, ecp5_m
         name += f"-ecp5-{digest}"
     rtl = root / "rtl" / name
     rtl.mkdir(parents=True, exist_ok=True)
-    top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells)
+    # the ECP5 board core: its memories and its LUT MAC products (fireforge.hw.boards.mac_products)
+    top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells,
+                    mac_products="lut" if modules else "dsp")
     (rtl / f"{TOP}.v").write_text(verilog.convert(top, name=TOP, emit_src=False))
     sources = [rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)]
     for module, text in modules.items():

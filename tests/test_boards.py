@@ -74,14 +74,15 @@ def test_full_v1_1_is_refused_on_ulx3s_with_numbers_and_a_suggestion(compiled, t
     used, avail = rep.resources["bram_bits"]
     assert avail == 208 * 18432 and used > 5 * avail
     assert rep.needs["memories"]["weights"]["bits"] >= 9_852_416      # v1_1's int8 weights
-    assert rep.needs["dsp"] == 64 + 8 * 8                              # MAC array + 8 lanes × (4 requant + 4 add)
+    # the ECP5 top builds the MAC products from LUTs (boards.mac_products): 8 lanes × (4 requant + 4 add)
+    assert rep.needs["dsp"] == 8 * 8 and rep.needs["dsp_detail"]["mac"] == 0
     msg = rep.message()
     assert "\n" not in msg
     assert "needed" in msg and "vs 208 = 3.83 Mb available" in msg and "vs 156" in msg
     assert "would fit:" in msg and "--squeeze-ratio" in msg and "--input-size" in msg
     js = rep.to_json()                                  # what --json prints for a refusal
     assert set(js) == {"board", "fits", "resources", "fmax_mhz", "bitstream"} and js["fits"] is False
-    assert js["resources"]["bram_bits"] == [used, avail] and js["resources"]["dsp"] == [128, 156]
+    assert js["resources"]["bram_bits"] == [used, avail] and js["resources"]["dsp"] == [64, 156]
     rtl = tmp_path / "rtl"
     with pytest.raises(FireforgeError) as e:
         board_generate(out, rtl, "ulx3s-85f")
@@ -148,8 +149,9 @@ def test_kc705_board_top_with_external_activation_memory(compiled, tmp_path):
 
 def test_fewer_mac_units_and_other_boards_are_suggested(compiled):
     rep = fit_check(compiled(mac_units=256, **SMALL), "ulx3s-85f")
-    assert not rep.fits and rep.problems == ["multipliers"]
-    assert rep.resources["dsp"] == [256 + 16 * 8, 156]
+    # the MAC products are LUT logic on the ECP5 (16 lanes × 8 multipliers fit): the LUTs are what is short
+    assert not rep.fits and rep.problems == ["LUTs (estimate)"]
+    assert rep.resources["dsp"] == [16 * 8, 156] and rep.resources["lut"][0] > 83640
     assert "--mac-units 64 on ulx3s-85f" in rep.message() and "board kc705" in rep.message()
 
 
@@ -192,6 +194,9 @@ def test_multipliers_follow_the_engine():
     lanes = {k: n for k, n in p4.items() if k != boards.MAC_PRODUCT}
     assert lanes and all(n % 4 == 0 and p16[k] == 4 * n for k, n in lanes.items())
     assert set(p16) == set(p4)
+    # LUT MAC products (the Lattice tops): no multiplier in the array, the lanes' products unchanged
+    l4, _ = boards.engine_inventory(4, products="lut")
+    assert boards.MAC_PRODUCT not in l4 and l4 == lanes
 
 
 @pytest.mark.slow
