@@ -127,7 +127,8 @@ def cmd_simulate(args) -> int:
     _log(f"building or reusing the Verilated engine, then running {len(program.layers)} layers")
     bar = sim_mod.progress_bar(len(program.layers), sys.stderr)
     rep = sim_mod.simulate(Path(args.out_dir), x, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
-                           read_latency=args.read_latency, act_memory=args.act_memory, progress=bar)
+                           read_latency=args.read_latency, act_memory=args.act_memory,
+                           mac_products=args.mac_products, progress=bar)
     print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))
     return 0 if rep.mismatches == 0 else 1
 
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation read latency, 3..64 (3: on-chip block RAM; 20-40 models external DRAM)")
     s.add_argument("--act-memory", choices=["on-chip", "external"], default="on-chip",
                    help="the engine as built for on-chip activations or for a board's DRAM (64 reads in flight)")
+    s.add_argument("--mac-products", choices=["dsp", "lut"], default="dsp",
+                   help="MAC products as DSP multipliers or as the LUT logic the ECP5 / iCE40 board tops use")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
 

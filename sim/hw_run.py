@@ -48,11 +48,13 @@ def load_compiled(out_dir: Path) -> tuple[Program, dict, EngineConfig]:
     return program, manifest, EngineConfig(**manifest["engine"])
 
 
-def build_engine(config: EngineConfig, build_root: Path | None = None, *, act_memory: str = "on-chip") -> Path:
+def build_engine(config: EngineConfig, build_root: Path | None = None, *, act_memory: str = "on-chip",
+                 mac_products: str = "dsp") -> Path:
     """Verilog for ``config`` → a Verilated model (cached by content); returns the build directory.
 
     ``act_memory="external"`` builds the engine a board with DRAM gets (more reads in flight), still with
-    the simulation RAM behind it (give it DRAM-like latency with ``+act_latency``)."""
+    the simulation RAM behind it (give it DRAM-like latency with ``+act_latency``); ``mac_products="lut"``
+    the one the Lattice boards get (fireforge.hw.boards.mac_products)."""
     from fireforge.hw.engine import EXTERNAL_TAP_DEPTH
     from fireforge.hw.top import HDL_SOURCES, write_verilog
     from fireforge.sim import verilator
@@ -62,8 +64,9 @@ def build_engine(config: EngineConfig, build_root: Path | None = None, *, act_me
     read_depth = EXTERNAL_TAP_DEPTH if act_memory == "external" else None
     root = Path(build_root or default_build_root()) / "verilator"
     rtl = root / "rtl" / ("-".join(f"{k}{v}" for k, v in config.to_dict().items())
-                          + (f"-reads{read_depth}" if read_depth else ""))
-    top = write_verilog(config, rtl, read_depth=read_depth)
+                          + (f"-reads{read_depth}" if read_depth else "")
+                          + (f"-{mac_products}" if mac_products != "dsp" else ""))
+    top = write_verilog(config, rtl, read_depth=read_depth, mac_products=mac_products)
     return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
 
 
@@ -167,7 +170,7 @@ def _watch_progress(path: Path, stop: threading.Event, callback) -> None:
 
 
 def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, read_latency: int = 3,
-            act_memory: str = "on-chip", runs: int = 1, dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
+            act_memory: str = "on-chip", mac_products: str = "dsp", runs: int = 1, dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
             max_cycles: int = 500_000_000, progress=None) -> HwResult:
     """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1).
 
@@ -188,7 +191,7 @@ def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int
 
     check_supported(program)
     v = config.vector
-    build_dir = build_engine(config, build_root, act_memory=act_memory)
+    build_dir = build_engine(config, build_root, act_memory=act_memory, mac_products=mac_products)
     t_in = program.tensors[program.input]
     xq = golden.quantize_input(x, t_in.scale, t_in.zero_point)
     mem = np.zeros((config.act_depth, v), np.uint8)

@@ -62,11 +62,12 @@ class SimReport:
 
 
 def simulate(out_dir: Path, x: np.ndarray, *, dump_layers: bool = False, stall_seed: int = 0,
-             read_latency: int = 3, act_memory: str = "on-chip", build_root: Path | None = None, progress=None) -> SimReport:
+             read_latency: int = 3, act_memory: str = "on-chip", mac_products: str = "dsp",
+             build_root: Path | None = None, progress=None) -> SimReport:
     program, manifest, config = load_compiled(out_dir)
     g = golden.run(program, x)
     hw = rtl_run(out_dir, x, dump_layers=dump_layers, stall_seed=stall_seed, read_latency=read_latency,
-                 act_memory=act_memory,
+                 act_memory=act_memory, mac_products=mac_products,
                  build_root=build_root,
                  progress=progress)
     rows = []
