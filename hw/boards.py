@@ -137,7 +137,8 @@ class Board:
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "LFE5U-85F", 208, 156, "MULT18X18D",
-          83640, 83640, 100.0, "ecp5", ("nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6"),
+          83640, 83640, 100.0, "ecp5", ("nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
+                                        "--router", "router2"),
           bitstream=True, external_ram="32 MB SDRAM", description="ULX3S, Lattice ECP5 LFE5U-85F speed grade 6"),
     Board("arty-a7-100", "amaranth_boards.arty_a7:ArtyA7_100Platform", "xc7", "XC7A100T", 135, 240, "DSP48E1",
           63400, 126800, 100.0, None, external_ram="256 MB DDR3L",
@@ -1109,7 +1110,8 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
             plat.add_file(f"{module}.v", text)
     overrides = {}
     if board.family in ("ecp5", "ice40"):
-        overrides["nextpnr_opts"] = "--timing-allow-fail"
+        # router2: the 64-MAC ULX3S design routes in ≈25 min with it (router1 had not finished after 14)
+        overrides["nextpnr_opts"] = "--timing-allow-fail" + (" --router router2" if board.family == "ecp5" else "")
         overrides["debug_verilog"] = True       # the whole top as Verilog (the build itself reads the .il)
     if board.family == "ice40":
         overrides["synth_opts"] = "-dsp"
