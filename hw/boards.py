@@ -55,10 +55,11 @@ sets the environment they need (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, … �
 place-and-route for 7-series here), ``--bitstream`` amaranth's own build script (ULX3S, iCEBreaker).
 ``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
 totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
-/ 3.5 min (64 MACs) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs placement takes 12 min
-and routing did not finish within the sessions' budget (router1: 108 k of 124 k arcs still unrouted after
-14 min; router2: 12.8 k wires still overused after 6 iterations, 15 min — the 512-bit weight and quant
-buses); KC705 synthesis of v1_1 (10 Mb of ROM) 22–26 min, 56 % of it ``techmap`` of the block-RAM contents.
+/ 4 min (64 MACs, LUT MAC products) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs
+placement about 15 min and router2 25 min (37 iterations to no overuse) — with the MAC products as DSPs
+(128 MULT18X18D in use) router2 still had 28 k wires overused after 4 iterations of 5 min, and router1 had
+not finished after 14 min; KC705 synthesis of v1_1 (10 Mb of ROM) 22–26 min, 56 % of it ``techmap`` of the
+block-RAM contents.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def get_board(name: str | Board) -> Board:
 #: ROM/RAM output multiplexers). iCE40: the ECP5 model + 10 % (no iCE40 engine fits to measure).
 #: Flip-flops refitted after the 14-stage requantizer: ECP5 16 MACs 9 136 (nextpnr), 256 MACs 40 331 (yosys).
 #: ECP5 / iCE40 per-MAC terms include the LUT MAC products (mac_products): shift-and-add logic and its
-#: pipeline registers.
+#: pipeline registers (measured, 64 MACs: +4 295 LUT4 + 2 257 CCU2C, +2 747 FF over DSP products; nextpnr's
+#: packed design 39 447 TRELLIS_COMB / 22 435 FF against this model's 39 316 / 20 916).
 _LOGIC_MODEL = {
     #          base, per lane, per MAC, mux
     "ecp5": {"lut": (2140, 2935, 160, 1.0), "ff": (1100, 1861, 77)},
