@@ -62,7 +62,7 @@ def test_board_table():
     assert (BOARDS["kc705"].bram_blocks, BOARDS["kc705"].multipliers) == (445, 840)
     assert (BOARDS["icebreaker"].bram_bits, BOARDS["icebreaker"].multipliers) == (120 * 1024, 8)
     assert u.board_clock_mhz == 25 and BOARDS["kc705"].board_clock_mhz == 156
-    assert u.nextpnr[1:] == ("--85k", "--package", "CABGA381", "--speed", "6")
+    assert u.nextpnr[1:] == ("--85k", "--package", "CABGA381", "--speed", "6", "--router", "router2")
 
 
 # -- fit check ---------------------------------------------------------------------------------------------
