@@ -28,14 +28,13 @@ from fireforge.sw.descriptor import DESCRIPTOR, Op
 __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
-TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 5 cycles
+TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 3 cycles
                         # in the RAM, one response register, the response FIFO's own two)
 EXTERNAL_TAP_DEPTH = 64 # ... and of external DRAM (tens of cycles): reads in flight = tap FIFO depth
 WRITE_DEPTH = 64        # results in flight (pipeline + write FIFO): above the ~30-cycle issue-to-write latency,
                         # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
-ROM_LATENCY = 5         # cycles from a ROM's ``en`` to its ``data``: two levels of address copies, block RAM,
-                        # its output register, a registered row multiplexer (hdl/ff_rom.v LATENCY; the ECP5
-                        # ROMs of hw/ecp5_memory.py)
+ROM_LATENCY = 3         # cycles from a ROM's ``en`` to its ``data``: block RAM, its output register, and a
+                        # registered row multiplexer (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/ecp5_memory.py)
 
 
 def _bits_for(depth: int) -> int:
@@ -269,7 +268,10 @@ class Engine(wiring.Component):
         m.d.comb += [tapq.r_en.eq(take), respq.r_en.eq(take & ~head.pad),
                      # the weight ROM reads every cycle (its word is used only with a tap): no enable net from
                      # the FIFO logic to every block RAM of the ROM
-                     self.w_en.eq(1), self.w_addr.eq(head.w_addr)]
+                     self.w_en.eq(1)]
+        # ... at an address registered here: the tap FIFO's memory may be a block RAM (slow clock-to-out),
+        # and the address goes to every block of the ROM, all over the chip
+        m.d.sync += self.w_addr.eq(head.w_addr)
         act = data.ArrayLayout(unsigned(8), v)
         pad_word = Signal(act)
         for lane in range(v):
@@ -281,10 +283,10 @@ class Engine(wiring.Component):
         m.d.sync += [c1.valid.eq(take), c1.first.eq(head.first), c1.last.eq(head.last),
                      c1.out_addr.eq(head.out_addr),
                      c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data))]
-        # the tap waits beside the weight ROM's pipeline: c1 plus rom_latency - 1 more stages, then c2 takes
-        # the weight word as it leaves the ROM
+        # the tap waits beside the weight ROM's pipeline (its registered address, then rom_latency stages):
+        # c1 plus rom_latency more stages, then c2 takes the weight word as it leaves the ROM
         w_side, w_x = c1, c1_x
-        for stage in range(self.rom_latency - 1):
+        for stage in range(self.rom_latency):
             ns, nx = Signal(side, name=f"w{stage}_side"), Signal(act, name=f"w{stage}_x")
             m.d.sync += [ns.eq(w_side), nx.eq(w_x)]
             w_side, w_x = ns, nx

@@ -26,9 +26,8 @@ __all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "ACT_RAM_LATENCY", "write_v
 
 HDL_DIR = Path(__file__).parent / "hdl"
 HDL_SOURCES = ("ff_rom.v", "ff_act_ram.v")
-#: cycles from an accepted read of ``ff_act_ram`` to its response: two levels of address copies, block RAM,
-#: output register, bank mux
-ACT_RAM_LATENCY = 5
+#: cycles from an accepted read of ``ff_act_ram`` to its response: block RAM, output register, bank mux
+ACT_RAM_LATENCY = 3
 #: ROM name -> (image stem, plusarg): the plusarg selects another image at simulation time
 ROM_IMAGES = {"desc": ("descriptors", "desc"), "weights": ("weights", "weights"), "quant": ("quant", "quant")}
 

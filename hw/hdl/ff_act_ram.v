@@ -1,7 +1,7 @@
 // ff_act_ram.v -- activation memory behind the engine's memory port (plain Verilog-2005).
 //
-// One read channel (request valid/ready, response five cycles after acceptance: two levels of address
-// copies, the block RAM, its output register, the registered bank multiplexer) and one write channel (valid/ready), i.e. a simple
+// One read channel (request valid/ready, response three cycles after acceptance: the block RAM, its
+// output register, the registered bank multiplexer) and one write channel (valid/ready), i.e. a simple
 // dual-port RAM: synthesis infers block RAM (the ECP5 boards use fireforge.hw.ecp5_memory's DP16KD
 // version with the same behaviour). A board without room for activations maps the same two channels
 // onto external RAM instead.
@@ -13,7 +13,7 @@
 //                          (the engine raises it as each layer finishes: every layer's output survives);
 //   +act_stall_seed=<n>    n != 0: rd_ready / wr_ready drop pseudo-randomly (two LFSRs seeded by n);
 //   +act_stall_pct=<p>     roughly p % of cycles stall on each channel (default 30);
-//   +act_latency=<n>       read responses arrive n cycles after acceptance (5..64, default 5): models an
+//   +act_latency=<n>       read responses arrive n cycles after acceptance (3..64, default 3): models an
 //                          external memory (DRAM) behind the same channels; still in order.
 `default_nettype none
 
@@ -37,8 +37,8 @@ module ff_act_ram #(
 );
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
-    reg             r_valid, r2_valid, r3_valid, r4_valid, r5_valid;   // read pipeline (5 stages)
-    reg [WIDTH-1:0] r_data, r2_data, r3_data, r4_data, r5_data;
+    reg             r_valid, r2_valid, r3_valid;   // read pipeline: block RAM, output register, bank mux
+    reg [WIDTH-1:0] r_data, r2_data, r3_data;
     integer i;
 
 `ifdef VERILATOR
@@ -80,13 +80,13 @@ module ff_act_ram #(
         stall_pct = 30;
         if (!$value$plusargs("act_stall_seed=%d", stall_seed)) stall_seed = 0;
         if (!$value$plusargs("act_stall_pct=%d", stall_pct)) stall_pct = 30;
-        if (!$value$plusargs("act_latency=%d", latency)) latency = 5;
-        if (latency < 5 || latency > 64) begin
-            $display("ff_act_ram %m: ERROR: +act_latency=%0d is outside 5..64", latency);
+        if (!$value$plusargs("act_latency=%d", latency)) latency = 3;
+        if (latency < 3 || latency > 64) begin
+            $display("ff_act_ram %m: ERROR: +act_latency=%0d is outside 3..64", latency);
             $finish;
         end
         lat_ptr = 6'd0;
-        lat_back = latency - 5;
+        lat_back = latency - 3;
         for (i = 0; i < 64; i = i + 1) begin
             lat_valid[i] = 1'b0;
             lat_data[i] = {WIDTH{1'b0}};
@@ -101,10 +101,6 @@ module ff_act_ram #(
         r2_data = {WIDTH{1'b0}};
         r3_valid = 1'b0;
         r3_data = {WIDTH{1'b0}};
-        r4_valid = 1'b0;
-        r4_data = {WIDTH{1'b0}};
-        r5_valid = 1'b0;
-        r5_data = {WIDTH{1'b0}};
     end
     // Galois LFSRs (x^32 + x^22 + x^2 + x + 1); a stall whenever the low byte falls below the threshold
     always @(posedge clk) begin
@@ -120,21 +116,21 @@ module ff_act_ram #(
             layer_n <= layer_n + 1;
         end
     end
-    // latency: the five-cycle response goes into a 64-entry ring and comes out latency-5 cycles later
+    // latency: the three-cycle response goes into a 64-entry ring and comes out latency-3 cycles later
     always @(posedge clk) begin
-        lat_valid[lat_ptr] <= r5_valid;
-        lat_data[lat_ptr] <= r5_data;
+        lat_valid[lat_ptr] <= r3_valid;
+        lat_data[lat_ptr] <= r3_data;
         lat_ptr <= lat_ptr + 6'd1;
     end
     assign rd_ready = !stall_r;
     assign wr_ready = !stall_w;
-    assign rd_resp_valid = latency == 5 ? r5_valid : lat_valid[lat_ptr - lat_back];
-    assign rd_resp_data = latency == 5 ? r5_data : lat_data[lat_ptr - lat_back];
+    assign rd_resp_valid = latency == 3 ? r3_valid : lat_valid[lat_ptr - lat_back];
+    assign rd_resp_data = latency == 3 ? r3_data : lat_data[lat_ptr - lat_back];
 `else
     assign rd_ready = 1'b1;
     assign wr_ready = 1'b1;
-    assign rd_resp_valid = r5_valid;
-    assign rd_resp_data = r5_data;
+    assign rd_resp_valid = r3_valid;
+    assign rd_resp_data = r3_data;
 `endif
 
     always @(posedge clk) begin
@@ -147,10 +143,6 @@ module ff_act_ram #(
         r2_data <= r_data;
         r3_valid <= r2_valid;
         r3_data <= r2_data;
-        r4_valid <= r3_valid;
-        r4_data <= r3_data;
-        r5_valid <= r4_valid;
-        r5_data <= r4_data;
     end
 
 `ifdef FF_ACT_SIM_
