@@ -136,10 +136,13 @@ class Board:
         return plat.default_clk_frequency / 1e6
 
 
+#: nextpnr-ecp5's router2: the 64-MAC ULX3S design routes in ≈25 min with it (router1 had not finished after 14)
+ECP5_ROUTER = ("--router", "router2")
+
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "LFE5U-85F", 208, 156, "MULT18X18D",
           83640, 83640, 100.0, "ecp5", ("nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
-                                        "--router", "router2"),
+                                        *ECP5_ROUTER),
           bitstream=True, external_ram="32 MB SDRAM", description="ULX3S, Lattice ECP5 LFE5U-85F speed grade 6"),
     Board("arty-a7-100", "amaranth_boards.arty_a7:ArtyA7_100Platform", "xc7", "XC7A100T", 135, 240, "DSP48E1",
           63400, 126800, 100.0, None, external_ram="256 MB DDR3L",
@@ -305,12 +308,11 @@ def engine_inventory(vector: int, read_depth: int | None = None, products: str =
     other sizes are extrapolated (counts quadratic, widths linear in the lanes: exact for the engine's
     MAC-array-plus-lanes structure). ``read_depth``: the engine's reads in flight (deeper FIFOs for DRAM);
     ``products``: the MAC products as DSP multipliers or LUT logic (:func:`mac_products`)."""
-    kind = products
     if vector in (2, 4, 8):
-        counts, memories = _elaborate_inventory(vector, read_depth, kind)
+        counts, memories = _elaborate_inventory(vector, read_depth, products)
         return dict(counts), list(memories)
-    p = [dict(_elaborate_inventory(v, read_depth, kind)[0]) for v in (2, 4, 8)]
-    m = [_elaborate_inventory(v, read_depth, kind)[1] for v in (2, 4, 8)]
+    p = [dict(_elaborate_inventory(v, read_depth, products)[0]) for v in (2, 4, 8)]
+    m = [_elaborate_inventory(v, read_depth, products)[1] for v in (2, 4, 8)]
     products = {}
     for key in set(p[0]) | set(p[1]) | set(p[2]):
         y = [d.get(key, 0) for d in p]      # fit y = a·v² + b·v + c through v = 2, 4, 8
@@ -1082,13 +1084,16 @@ _PNR_RESOURCES = {
 
 def _padded_hex(src: Path, width: int, depth: int) -> str:
     """A ``$readmemh`` file covering all ``depth`` words (yosys leaves uncovered words undefined)."""
-    lines = [l.strip() for l in src.read_text().split() if l.strip() and not l.startswith("//")]
-    if any(l.startswith("@") for l in lines):
-        raise FireforgeError(f"{src}: address lines (@...) are not expected in a compiled image")
-    if len(lines) > depth:
-        raise FireforgeError(f"{src} holds {len(lines)} words but the ROM is {depth} deep; recompile")
+    from fireforge.hw.ecp5_memory import read_hex_words
+
+    try:
+        words = read_hex_words(src)
+    except ValueError as e:
+        raise FireforgeError(str(e)) from None
+    if len(words) > depth:
+        raise FireforgeError(f"{src} holds {len(words)} words but the ROM is {depth} deep; recompile")
     digits = (width + 3) // 4
-    return "\n".join(lines + ["0" * digits] * (depth - len(lines))) + "\n"
+    return "".join(f"{w:0{digits}x}\n" for w in words + [0] * (depth - len(words)))
 
 
 def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
@@ -1112,8 +1117,7 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
             plat.add_file(f"{module}.v", text)
     overrides = {}
     if board.family in ("ecp5", "ice40"):
-        # router2: the 64-MAC ULX3S design routes in ≈25 min with it (router1 had not finished after 14)
-        overrides["nextpnr_opts"] = "--timing-allow-fail" + (" --router router2" if board.family == "ecp5" else "")
+        overrides["nextpnr_opts"] = " ".join(("--timing-allow-fail", *(ECP5_ROUTER if board.family == "ecp5" else ())))
         overrides["debug_verilog"] = True       # the whole top as Verilog (the build itself reads the .il)
     if board.family == "ice40":
         overrides["synth_opts"] = "-dsp"

@@ -51,7 +51,7 @@ def build_linked(config, divisor: int, build_root: Path | None = None, *, ecp5_m
         (rtl / f"{module}.v").write_text(text)
         sources.append(rtl / f"{module}.v")
     if modules:
-        sources.append(HDL_DIR / "ff_dp16kd_sim.v")
+        sources.append(ecp5_memory.SIM_MODEL)
     return verilator.build(sources, TOP, root)
 
 
