@@ -28,13 +28,15 @@ from fireforge.sw.descriptor import DESCRIPTOR, Op
 __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
-TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 3 cycles
+TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 5 cycles
                         # in the RAM, one response register, the response FIFO's own two)
 EXTERNAL_TAP_DEPTH = 64 # ... and of external DRAM (tens of cycles): reads in flight = tap FIFO depth
 WRITE_DEPTH = 64        # results in flight (pipeline + write FIFO): above the ~30-cycle issue-to-write latency,
                         # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
-ROM_LATENCY = 3         # cycles from a ROM's ``en`` to its ``data``: block RAM, its output register, and a
-                        # registered row multiplexer (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/ecp5_memory.py)
+ROM_LATENCY = 5         # cycles from a ROM's ``en`` to its ``data``: two levels of address copies (on the
+                        # 64-MAC ULX3S design one address flip-flop drove all 105 weight-ROM blocks: 16.8 ns of
+                        # routing), block RAM, its output register, a registered row multiplexer
+                        # (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/ecp5_memory.py)
 
 
 def _bits_for(depth: int) -> int:

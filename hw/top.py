@@ -26,8 +26,9 @@ __all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "ACT_RAM_LATENCY", "write_v
 
 HDL_DIR = Path(__file__).parent / "hdl"
 HDL_SOURCES = ("ff_rom.v", "ff_act_ram.v")
-#: cycles from an accepted read of ``ff_act_ram`` to its response: block RAM, output register, bank mux
-ACT_RAM_LATENCY = 3
+#: cycles from an accepted read of ``ff_act_ram`` to its response: two levels of address copies, block RAM,
+#: output register, bank mux (the same pipeline as the ROMs)
+ACT_RAM_LATENCY = ROM_LATENCY
 #: ROM name -> (image stem, plusarg): the plusarg selects another image at simulation time
 ROM_IMAGES = {"desc": ("descriptors", "desc"), "weights": ("weights", "weights"), "quant": ("quant", "quant")}
 
@@ -152,7 +153,7 @@ class FireforgeTop(wiring.Component):
             return m
         m.submodules.act_ram = Instance(
             self.memory_cells["act"], p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth, p_ADDR_WIDTH=addr_bits,
-            i_clk=ClockSignal(),
+            p_LATENCY=ACT_RAM_LATENCY, i_clk=ClockSignal(),
             i_rd_valid=rd_valid, o_rd_ready=rd_ready, i_rd_addr=rd_addr,
             o_rd_resp_valid=resp_valid, o_rd_resp_data=resp_data,
             i_wr_valid=wr_valid, o_wr_ready=wr_ready, i_wr_addr=wr_addr, i_wr_data=wr_data,

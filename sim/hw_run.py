@@ -169,19 +169,21 @@ def _watch_progress(path: Path, stop: threading.Event, callback) -> None:
             return
 
 
-def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, read_latency: int = 3,
+def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int = 30, read_latency: int | None = None,
             act_memory: str = "on-chip", mac_products: str = "dsp", runs: int = 1, dump_layers: bool = False, build_root: Path | None = None, timeout_s: float | None = None,
             max_cycles: int = 500_000_000, progress=None) -> HwResult:
     """Run the compiled program in ``out_dir`` on the engine for one float input (NCHW, batch 1).
 
     ``stall_seed``/``stall_pct``: random back-pressure on the activation memory port; ``read_latency``:
-    cycles from an accepted read to its response (3 = on-chip block RAM; 20–40 models a DRAM controller);
+    cycles from an accepted read to its response (None: the on-chip block RAM's own, ``ACT_RAM_LATENCY``;
+    20–40 models a DRAM controller);
     ``act_memory="external"``: the engine as built for a board's DRAM (64 reads in flight instead of 8).
     ``progress(layers_done, cycles)`` is called from a helper thread as layers finish."""
     from fireforge.sim import verilator
 
     from fireforge.hw.top import ACT_RAM_LATENCY
 
+    read_latency = ACT_RAM_LATENCY if read_latency is None else read_latency
     if not ACT_RAM_LATENCY <= read_latency <= 64:
         raise FireforgeError(f"read latency {read_latency} is outside {ACT_RAM_LATENCY}..64 cycles (the on-chip "
                              f"RAM's own pipeline is {ACT_RAM_LATENCY}; 64 is the memory model's limit)")

@@ -55,7 +55,7 @@ def build_linked(config, divisor: int, build_root: Path | None = None, *, ecp5_m
     return verilator.build(sources, TOP, root)
 
 
-def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 3, stall_seed: int = 0,
+def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int | None = None, stall_seed: int = 0,
                build_root: Path | None = None, timeout_s: float | None = 600, ecp5_memories: bool = False) -> dict:
     """One inference of the program in ``out_dir`` over the simulated UART: ``{"output": uint8 array (the
     output tensor), "cycles": engine cycles, "info": the link's identify reply, "sim_ns": ...}``.
@@ -68,9 +68,12 @@ def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 
     program, manifest, config = load_compiled(out_dir)
     if divisor < 4:
         raise FireforgeError(f"UART divisor {divisor}: the receiver needs at least 4 clock cycles per bit")
-    if ecp5_memories and (read_latency != 3 or stall_seed):
-        raise FireforgeError("the ECP5 activation RAM answers in 3 cycles and never stalls: no read_latency / "
-                             "stall_seed with ecp5_memories")
+    from fireforge.hw.top import ACT_RAM_LATENCY
+
+    read_latency = ACT_RAM_LATENCY if read_latency is None else read_latency
+    if ecp5_memories and (read_latency != ACT_RAM_LATENCY or stall_seed):
+        raise FireforgeError(f"the ECP5 activation RAM answers in {ACT_RAM_LATENCY} cycles and never stalls: "
+                             "no read_latency / stall_seed with ecp5_memories")
     build = build_linked(config, divisor, build_root, ecp5_memories_of=out_dir if ecp5_memories else None)
     root = Path(build_root or default_build_root()) / "runs"
     root.mkdir(parents=True, exist_ok=True)
@@ -79,7 +82,7 @@ def uart_infer(out_dir, x: np.ndarray, *, divisor: int = 4, read_latency: int = 
         np.save(tmp / "x.npy", np.asarray(x, np.float32))
         plusargs = {"desc": out_dir / "descriptors.hex", "weights": out_dir / "weights.hex",
                     "quant": out_dir / "quant.hex"}
-        if read_latency != 3:       # ff_act_ram's own latency (fireforge.hw.top.ACT_RAM_LATENCY)
+        if read_latency != ACT_RAM_LATENCY:       # ff_act_ram's own latency
             plusargs["act_latency"] = read_latency
         if stall_seed:
             plusargs["act_stall_seed"] = stall_seed

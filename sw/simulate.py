@@ -62,7 +62,7 @@ class SimReport:
 
 
 def simulate(out_dir: Path, x: np.ndarray, *, dump_layers: bool = False, stall_seed: int = 0,
-             read_latency: int = 3, act_memory: str = "on-chip", mac_products: str = "dsp",
+             read_latency: int | None = None, act_memory: str = "on-chip", mac_products: str = "dsp",
              build_root: Path | None = None, progress=None) -> SimReport:
     program, manifest, config = load_compiled(out_dir)
     g = golden.run(program, x)

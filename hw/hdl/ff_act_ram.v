@@ -1,7 +1,8 @@
 // ff_act_ram.v -- activation memory behind the engine's memory port (plain Verilog-2005).
 //
-// One read channel (request valid/ready, response three cycles after acceptance: the block RAM, its
-// output register, the registered bank multiplexer) and one write channel (valid/ready), i.e. a simple
+// One read channel (request valid/ready, response LATENCY cycles after acceptance; 5 in every top
+// (fireforge.hw.top.ACT_RAM_LATENCY): two levels of address copies, the block RAM, its output register, the
+// registered bank multiplexer) and one write channel (valid/ready), i.e. a simple
 // dual-port RAM: synthesis infers block RAM (the ECP5 boards use fireforge.hw.ecp5_memory's DP16KD
 // version with the same behaviour). A board without room for activations maps the same two channels
 // onto external RAM instead.
@@ -13,14 +14,15 @@
 //                          (the engine raises it as each layer finishes: every layer's output survives);
 //   +act_stall_seed=<n>    n != 0: rd_ready / wr_ready drop pseudo-randomly (two LFSRs seeded by n);
 //   +act_stall_pct=<p>     roughly p % of cycles stall on each channel (default 30);
-//   +act_latency=<n>       read responses arrive n cycles after acceptance (3..64, default 3): models an
+//   +act_latency=<n>       read responses arrive n cycles after acceptance (LATENCY..64, default LATENCY): models an
 //                          external memory (DRAM) behind the same channels; still in order.
 `default_nettype none
 
 module ff_act_ram #(
     parameter integer WIDTH      = 64,
     parameter integer DEPTH      = 1024,
-    parameter integer ADDR_WIDTH = 10
+    parameter integer ADDR_WIDTH = 10,
+    parameter integer LATENCY    = 5        // 3..6
 ) (
     input  wire                  clk,
     input  wire                  rd_valid,
@@ -37,8 +39,11 @@ module ff_act_ram #(
 );
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
-    reg             r_valid, r2_valid, r3_valid;   // read pipeline: block RAM, output register, bank mux
-    reg [WIDTH-1:0] r_data, r2_data, r3_data;
+    reg             r_valid, r2_valid, r3_valid, r4_valid, r5_valid, r6_valid;   // read pipeline
+    reg [WIDTH-1:0] r_data, r2_data, r3_data, r4_data, r5_data, r6_data;
+    // the pipeline's last stage: the response after LATENCY cycles
+    wire             p_valid = LATENCY >= 6 ? r6_valid : LATENCY == 5 ? r5_valid : LATENCY == 4 ? r4_valid : r3_valid;
+    wire [WIDTH-1:0] p_data = LATENCY >= 6 ? r6_data : LATENCY == 5 ? r5_data : LATENCY == 4 ? r4_data : r3_data;
     integer i;
 
 `ifdef VERILATOR
@@ -80,13 +85,13 @@ module ff_act_ram #(
         stall_pct = 30;
         if (!$value$plusargs("act_stall_seed=%d", stall_seed)) stall_seed = 0;
         if (!$value$plusargs("act_stall_pct=%d", stall_pct)) stall_pct = 30;
-        if (!$value$plusargs("act_latency=%d", latency)) latency = 3;
-        if (latency < 3 || latency > 64) begin
-            $display("ff_act_ram %m: ERROR: +act_latency=%0d is outside 3..64", latency);
+        if (!$value$plusargs("act_latency=%d", latency)) latency = LATENCY;
+        if (latency < LATENCY || latency > 64) begin
+            $display("ff_act_ram %m: ERROR: +act_latency=%0d is outside %0d..64", latency, LATENCY);
             $finish;
         end
         lat_ptr = 6'd0;
-        lat_back = latency - 3;
+        lat_back = latency - LATENCY;
         for (i = 0; i < 64; i = i + 1) begin
             lat_valid[i] = 1'b0;
             lat_data[i] = {WIDTH{1'b0}};
@@ -101,6 +106,12 @@ module ff_act_ram #(
         r2_data = {WIDTH{1'b0}};
         r3_valid = 1'b0;
         r3_data = {WIDTH{1'b0}};
+        r4_valid = 1'b0;
+        r4_data = {WIDTH{1'b0}};
+        r5_valid = 1'b0;
+        r5_data = {WIDTH{1'b0}};
+        r6_valid = 1'b0;
+        r6_data = {WIDTH{1'b0}};
     end
     // Galois LFSRs (x^32 + x^22 + x^2 + x + 1); a stall whenever the low byte falls below the threshold
     always @(posedge clk) begin
@@ -116,21 +127,21 @@ module ff_act_ram #(
             layer_n <= layer_n + 1;
         end
     end
-    // latency: the three-cycle response goes into a 64-entry ring and comes out latency-3 cycles later
+    // latency: the LATENCY-cycle response goes into a 64-entry ring and comes out latency-LATENCY cycles later
     always @(posedge clk) begin
-        lat_valid[lat_ptr] <= r3_valid;
-        lat_data[lat_ptr] <= r3_data;
+        lat_valid[lat_ptr] <= p_valid;
+        lat_data[lat_ptr] <= p_data;
         lat_ptr <= lat_ptr + 6'd1;
     end
     assign rd_ready = !stall_r;
     assign wr_ready = !stall_w;
-    assign rd_resp_valid = latency == 3 ? r3_valid : lat_valid[lat_ptr - lat_back];
-    assign rd_resp_data = latency == 3 ? r3_data : lat_data[lat_ptr - lat_back];
+    assign rd_resp_valid = latency == LATENCY ? p_valid : lat_valid[lat_ptr - lat_back];
+    assign rd_resp_data = latency == LATENCY ? p_data : lat_data[lat_ptr - lat_back];
 `else
     assign rd_ready = 1'b1;
     assign wr_ready = 1'b1;
-    assign rd_resp_valid = r3_valid;
-    assign rd_resp_data = r3_data;
+    assign rd_resp_valid = p_valid;
+    assign rd_resp_data = p_data;
 `endif
 
     always @(posedge clk) begin
@@ -143,6 +154,12 @@ module ff_act_ram #(
         r2_data <= r_data;
         r3_valid <= r2_valid;
         r3_data <= r2_data;
+        r4_valid <= r3_valid;
+        r4_data <= r3_data;
+        r5_valid <= r4_valid;
+        r5_data <= r4_data;
+        r6_valid <= r5_valid;
+        r6_data <= r5_data;
     end
 
 `ifdef FF_ACT_SIM_

@@ -1,4 +1,5 @@
-// ff_dp16kd_sim.v -- a behavioural model of the Lattice ECP5 DP16KD block RAM, for simulation only.
+// ff_dp16kd_sim.v -- behavioural models of the Lattice ECP5 DP16KD block RAM and TRELLIS_FF flip-flop,
+// for simulation only.
 //
 // Covers what fireforge.hw.ecp5_memory generates, nothing more: both ports 18 bits wide (DATA_WIDTH 18,
 // word address AD[13:4], byte enables AD[1:0] both set for writes), INITVAL_00..3F in the layout of yosys's
@@ -12,8 +13,8 @@
 module DP16KD #(
     parameter integer DATA_WIDTH_A = 18,
     parameter integer DATA_WIDTH_B = 18,
-    parameter REGMODE_A = "NOREG",
-    parameter REGMODE_B = "NOREG",
+    parameter [47:0] REGMODE_A = "NOREG",   // "NOREG" or "OUTREG"
+    parameter [47:0] REGMODE_B = "NOREG",
     parameter RESETMODE = "SYNC",
     parameter ASYNC_RESET_RELEASE = "SYNC",
     parameter CSDECODE_A = "0b000",
@@ -211,6 +212,29 @@ module DP16KD #(
             DOA2, DOA1, DOA0} = q_a;
     assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3,
             DOB2, DOB1, DOB0} = q_b;
+endmodule
+
+// TRELLIS_FF as fireforge.hw.ecp5_memory's copy registers use it: CEMUX "1", LSR tied low, reset value 0.
+module TRELLIS_FF #(
+    parameter GSR = "ENABLED",
+    parameter CEMUX = "1",
+    parameter CLKMUX = "CLK",
+    parameter LSRMUX = "LSR",
+    parameter SRMODE = "LSR_OVER_CE",
+    parameter REGSET = "RESET",
+    parameter LSRMODE = "LSR"
+) (
+    input  wire CLK,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire LSR,
+    input  wire CE,
+    input  wire M,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire DI,
+    output reg  Q
+);
+    initial Q = 1'b0;
+    always @(posedge CLK) Q <= DI;
 endmodule
 
 `default_nettype wire

@@ -3,9 +3,10 @@
 //   always @(posedge clk) if (en) q[1] <= mem[addr];      // LATENCY = 1: data = q[1]
 //   always @(posedge clk) q[k] <= q[k-1];                 // LATENCY = k: data = q[k]
 //
-// LATENCY (1..3) is the engine's ROM latency (fireforge.hw.engine.ROM_LATENCY): block RAM, its output
-// register, a registered row multiplexer. The ECP5 ROMs fireforge generates for boards
-// (fireforge.hw.ecp5_memory) have exactly this behaviour with the stages in the DP16KD's own registers.
+// LATENCY (1..6) is the engine's ROM latency (fireforge.hw.engine.ROM_LATENCY, 5): two levels of address
+// copies (no flip-flop drives more than a few block RAMs), the block RAM, its output register, a registered
+// row multiplexer. The ECP5 ROMs fireforge generates for boards (fireforge.hw.ecp5_memory) have exactly
+// this behaviour with those stages in flip-flop copies and the DP16KD's own registers.
 //
 // Synthesis (yosys read_verilog; synth_ecp5 / synth_xilinx / synth_ice40): block RAM is inferred
 // for large DEPTH (32768x8 -> DP16KD), small ROMs become LUTs.  Contents come from
@@ -42,7 +43,7 @@ module ff_rom #(
 );
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
-    reg [WIDTH-1:0] q1, q2, q3;     // read register and the LATENCY - 1 stages after it
+    reg [WIDTH-1:0] q1, q2, q3, q4, q5, q6;     // read register and the LATENCY - 1 stages after it
 
 `ifdef VERILATOR
  `define FF_ROM_SIM_
@@ -68,6 +69,9 @@ module ff_rom #(
         q1 = {WIDTH{1'b0}};
         q2 = {WIDTH{1'b0}};
         q3 = {WIDTH{1'b0}};
+        q4 = {WIDTH{1'b0}};
+        q5 = {WIDTH{1'b0}};
+        q6 = {WIDTH{1'b0}};
         plusarg_path = 0;
         if (PLUSARG != "") begin
             if ($value$plusargs({PLUSARG, "=%s"}, plusarg_path)) begin
@@ -92,8 +96,12 @@ module ff_rom #(
             q1 <= mem[addr];
         q2 <= q1;
         q3 <= q2;
+        q4 <= q3;
+        q5 <= q4;
+        q6 <= q5;
     end
-    assign data = LATENCY >= 3 ? q3 : LATENCY == 2 ? q2 : q1;
+    assign data = LATENCY >= 6 ? q6 : LATENCY == 5 ? q5 : LATENCY == 4 ? q4 : LATENCY == 3 ? q3 :
+                  LATENCY == 2 ? q2 : q1;
 
 `ifdef FF_ROM_SIM_
  `undef FF_ROM_SIM_
