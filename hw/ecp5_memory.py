@@ -133,7 +133,7 @@ def _copy_module(module: str) -> str:
             f"    generate\n        for (i = 0; i < WIDTH; i = i + 1) begin : ff\n"
             f'            TRELLIS_FF #(.GSR("DISABLED"), .CEMUX("1"), .CLKMUX("CLK"), .LSRMUX("LSR"), '
             f'.REGSET("RESET"), .SRMODE("LSR_OVER_CE"))\n'
-            f"                copy (.CLK(clk), .LSR(1'b0), .CE(1'b1), .DI(d[i]), .M(1'b0), .Q(q[i]));\n"
+            f"                copy (.CLK(clk), .LSR(1'b0), .CE(1'b1), .DI(d[i]), .Q(q[i]));\n"
             f"        end\n    endgenerate\nendmodule\n")
 
 

@@ -214,7 +214,8 @@ module DP16KD #(
             DOB2, DOB1, DOB0} = q_b;
 endmodule
 
-// TRELLIS_FF as fireforge.hw.ecp5_memory's copy registers use it: CEMUX "1", LSR tied low, reset value 0.
+// TRELLIS_FF as fireforge.hw.ecp5_memory's copy registers use it: CEMUX "1", LSR tied low, reset value 0,
+// M unconnected (nextpnr's packer fails an internal check when M is tied to 0 in this design).
 module TRELLIS_FF #(
     parameter GSR = "ENABLED",
     parameter CEMUX = "1",
@@ -228,7 +229,6 @@ module TRELLIS_FF #(
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire LSR,
     input  wire CE,
-    input  wire M,
     /* verilator lint_on UNUSEDSIGNAL */
     input  wire DI,
     output reg  Q
