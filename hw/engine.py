@@ -145,17 +145,26 @@ class Engine(wiring.Component):
         m.submodules.tapq = tapq = fifo.SyncFIFOBuffered(width=tap_layout.size, depth=self.read_depth)
         m.submodules.respq = respq = fifo.SyncFIFOBuffered(width=cfg.act_word_bits, depth=self.read_depth)
 
-        # loop bounds minus one, registered at DECODE, so each "last" flag is an equality compare only
-        g_max, og_max = Signal(10), Signal(10)
-        kw_max, kh_max, ow_max, oh_max = Signal(12), Signal(12), Signal(12), Signal(12)
-        g_last, kw_last, kh_last = Signal(), Signal(), Signal()
-        ox_last, oy_last, tap_first, tap_last, pad = Signal(), Signal(), Signal(), Signal(), Signal()
+        # loop bounds minus one, registered at DECODE. Each loop's "last" flag is a register too, set as its
+        # counter moves (``counter + 1 == max``, or ``max == 0`` when it restarts): ``fire`` steers every AGU
+        # register, and with the flags as compares of counters against bounds (then the padding compares)
+        # in front of it, that was the 64-MAC ULX3S critical path (64 MHz).
+        g_max, og_max = Signal(10, name="g_max"), Signal(10, name="og_max")
+        kw_max, kh_max, ow_max, oh_max = (Signal(12, name=n) for n in ("kw_max", "kh_max", "ow_max", "oh_max"))
+        g_last, kw_last, kh_last, ox_last, oy_last = (Signal(name=n) for n in
+                                                      ("g_last", "kw_last", "kh_last", "ox_last", "oy_last"))
+        tap_first, tap_last, pad = Signal(), Signal(), Signal()
         m.d.comb += [
-            g_last.eq(ig == g_max), kw_last.eq(kx == kw_max),
-            kh_last.eq(ky == kh_max), ox_last.eq(ox == ow_max), oy_last.eq(oy == oh_max),
-            tap_first.eq((ig == 0) & (kx == 0) & (ky == 0)), tap_last.eq(g_last & kw_last & kh_last),
+            tap_last.eq(g_last & kw_last & kh_last),
             pad.eq(desc.pad_en & ((iy < 0) | (iy >= desc.in_h) | (ix < 0) | (ix >= desc.in_w))),
         ]
+
+        def restart(counter, last, bound):
+            return [counter.eq(0), last.eq(bound == 0)]
+
+        def step(counter, last, bound):
+            return [counter.eq(counter + 1), last.eq(counter + 1 == bound)]
+
         credit_ok = Signal()
         m.d.comb += credit_ok.eq(~tap_last | (inflight < WRITE_DEPTH - 1))
         can_issue = Signal()
@@ -164,7 +173,9 @@ class Engine(wiring.Component):
         m.d.comb += [
             self.rd_valid.eq(can_issue & ~pad),
             self.rd_addr.eq(addr),
-            fire.eq(can_issue & (pad | self.rd_ready)),
+            # a padding tap waits for rd_ready as a read would: `pad` (four compares) stays off the path
+            # that steers the AGU
+            fire.eq(can_issue & self.rd_ready),
         ]
         tap = Signal(tap_layout)
         m.d.comb += [tap.pad.eq(pad), tap.first.eq(tap_first), tap.last.eq(tap_last), tap.w_addr.eq(w_ptr),
@@ -176,23 +187,30 @@ class Engine(wiring.Component):
 
         with m.If(fire):
             with m.If(~g_last):
-                m.d.sync += [ig.eq(ig + 1), addr.eq(addr + 1), w_ptr.eq(w_ptr + 1)]
+                m.d.sync += [*step(ig, g_last, g_max), addr.eq(addr + 1), w_ptr.eq(w_ptr + 1),
+                             tap_first.eq(0)]
             with m.Elif(~kw_last):
-                m.d.sync += [ig.eq(0), kx.eq(kx + 1), kx_addr.eq(kx_addr + desc.kx_step),
+                m.d.sync += [*restart(ig, g_last, g_max), *step(kx, kw_last, kw_max),
+                             kx_addr.eq(kx_addr + desc.kx_step), tap_first.eq(0),
                              addr.eq(kx_addr + desc.kx_step), ix.eq(ix + 1), w_ptr.eq(w_ptr + 1)]
             with m.Elif(~kh_last):
-                m.d.sync += [ig.eq(0), kx.eq(0), ky.eq(ky + 1), ky_addr.eq(ky_addr + desc.ky_step),
+                m.d.sync += [*restart(ig, g_last, g_max), *restart(kx, kw_last, kw_max), *step(ky, kh_last, kh_max),
+                             ky_addr.eq(ky_addr + desc.ky_step), tap_first.eq(0),
                              kx_addr.eq(ky_addr + desc.ky_step), addr.eq(ky_addr + desc.ky_step),
                              iy.eq(iy + 1), ix.eq(ix0), w_ptr.eq(w_ptr + 1)]
             with m.Else():
-                m.d.sync += [ig.eq(0), kx.eq(0), ky.eq(0), w_ptr.eq(og_wbase), out_ptr.eq(out_ptr + desc.out_pitch)]
+                m.d.sync += [*restart(ig, g_last, g_max), *restart(kx, kw_last, kw_max),
+                             *restart(ky, kh_last, kh_max), tap_first.eq(1),
+                             w_ptr.eq(og_wbase), out_ptr.eq(out_ptr + desc.out_pitch)]
                 with m.If(~ox_last):
                     nxt = pix_addr + desc.pix_step
-                    m.d.sync += [ox.eq(ox + 1), pix_addr.eq(nxt), ky_addr.eq(nxt), kx_addr.eq(nxt), addr.eq(nxt),
-                                 ix0.eq(ix0 + desc.stride_w), ix.eq(ix0 + desc.stride_w), iy.eq(iy0)]
+                    m.d.sync += [*step(ox, ox_last, ow_max), pix_addr.eq(nxt), ky_addr.eq(nxt), kx_addr.eq(nxt),
+                                 addr.eq(nxt), ix0.eq(ix0 + desc.stride_w), ix.eq(ix0 + desc.stride_w),
+                                 iy.eq(iy0)]
                 with m.Elif(~oy_last):
                     nxt = row_addr + desc.row_step
-                    m.d.sync += [ox.eq(0), oy.eq(oy + 1), row_addr.eq(nxt), pix_addr.eq(nxt), ky_addr.eq(nxt),
+                    m.d.sync += [*restart(ox, ox_last, ow_max), *step(oy, oy_last, oh_max), row_addr.eq(nxt),
+                                 pix_addr.eq(nxt), ky_addr.eq(nxt),
                                  kx_addr.eq(nxt), addr.eq(nxt), iy0.eq(iy0 + desc.stride_h),
                                  iy.eq(iy0 + desc.stride_h), ix0.eq(-desc.pad_l), ix.eq(-desc.pad_l)]
 
@@ -228,7 +246,9 @@ class Engine(wiring.Component):
                     m.d.comb += [self.q_en.eq(is_conv), self.q_addr.eq(desc.quant_addr + og)]
                     base = Signal(signed(ADDR_BITS))
                     m.d.comb += base.eq(desc.win_addr0 + Mux(desc.depthwise, og, 0))
-                    m.d.sync += [oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0), ig.eq(0),
+                    m.d.sync += [*restart(oy, oy_last, oh_max), *restart(ox, ox_last, ow_max),
+                                 *restart(ky, kh_last, kh_max), *restart(kx, kw_last, kw_max),
+                                 *restart(ig, g_last, g_max), tap_first.eq(1),
                                  row_addr.eq(base), pix_addr.eq(base), ky_addr.eq(base), kx_addr.eq(base),
                                  addr.eq(base),
                                  iy0.eq(-desc.pad_t), ix0.eq(-desc.pad_l), iy.eq(-desc.pad_t), ix.eq(-desc.pad_l),
