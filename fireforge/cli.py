@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dump-layers", action="store_true", help="compare every layer's output, not only the last")
     s.add_argument("--stall-seed", type=int, default=0, help="nonzero: random stalls on the activation memory port")
     s.add_argument("--read-latency", type=int, default=None, metavar="CYCLES",
-                   help="activation read latency, 5..64 (default 5: the on-chip block RAM's own pipeline; "
-                        "20-40 models external DRAM)")
+                   help="activation read latency in cycles, up to 64 (default and minimum: the on-chip block "
+                        "RAM's own pipeline, 6; 20-40 models external DRAM)")
     s.add_argument("--act-memory", choices=["on-chip", "external"], default="on-chip",
                    help="the engine as built for on-chip activations or for a board's DRAM (64 reads in flight)")
     s.add_argument("--mac-products", choices=["dsp", "lut"], default="dsp",

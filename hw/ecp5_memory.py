@@ -10,9 +10,9 @@ ports, same behaviour cycle for cycle — as explicit DP16KD tiles:
 * edges 1, 2: two levels of copies of the address and enable (:data:`COPY_LEVELS`), so no flip-flop drives
   more than :data:`GROUP` blocks — on the 64-MAC ULX3S design a single address flip-flop drove all 105
   weight-ROM blocks, 16.8 ns of routing, the critical path at 57 MHz; edge 3: the block's read latch; edge 4:
-  its output register (``REGMODE OUTREG``); edge 5: the row multiplexer's register, whose row select is
-  copied per tile column as well. ``LATENCY`` = 5 = :data:`fireforge.hw.engine.ROM_LATENCY` =
-  :data:`fireforge.hw.top.ACT_RAM_LATENCY`, exactly ``hdl/ff_rom.v`` (LATENCY 5) and ``hdl/ff_act_ram.v``,
+  its output register (``REGMODE OUTREG``); edges 5, 6: the row multiplexer's two registered levels, whose
+  row select is copied per tile column as well. ``LATENCY`` = 6 = :data:`fireforge.hw.engine.ROM_LATENCY` =
+  :data:`fireforge.hw.top.ACT_RAM_LATENCY`, exactly ``hdl/ff_rom.v`` (LATENCY 6) and ``hdl/ff_act_ram.v``,
   which simulation runs.
 * The copies are explicit ``TRELLIS_FF`` cells (the ECP5 flip-flop): yosys merges identical ``$dff`` cells
   (``opt_merge``) but leaves library cells alone, and ``(* keep *)`` processes made abc9 fail on the
@@ -31,7 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["ROM_TILE", "RAM_TILE", "MEMORY_CELLS", "rom_tiles", "ram_tiles", "rom_verilog", "act_ram_verilog",
-           "read_hex_words", "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "LATENCY"]
+           "read_hex_words", "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "MUX_LEVELS", "LATENCY"]
 
 #: memory -> module name in an ECP5 top (``FireforgeTop(memory_cells=...)``); the descriptor ROM (a few dozen
 #: words) stays ff_rom.v, which yosys builds from LUTs
@@ -44,7 +44,8 @@ RAM_TILE = (18, 1024)       # one DP16KD as a simple dual-port RAM (write port A
 _NATIVE = 1024              # 18-bit words in a DP16KD
 GROUP = 8                   # block RAMs (or row-multiplexer columns) served by one copy of a signal
 COPY_LEVELS = 2             # registered levels of address / enable copies in front of the blocks
-LATENCY = COPY_LEVELS + 3   # + read latch, output register, row multiplexer
+MUX_LEVELS = 2              # registered levels of the row multiplexer
+LATENCY = COPY_LEVELS + 2 + MUX_LEVELS  # + the block's read latch and output register
 
 from fireforge.hw.engine import ROM_LATENCY as _ROM_LATENCY  # noqa: E402  (one latency for every memory)
 
@@ -178,21 +179,38 @@ def _row_select(lines: list[str], module: str, rows: int, row_bits: int, hi: str
 
 
 def _row_mux(lines: list[str], rows: int, width: int, tile_out: str, sel: list[str], out: str, col_bits: int) -> None:
-    """``out <= tile_out[sel]`` (a registered row multiplexer; column c of ``col_bits`` bits selects with
-    ``sel[c]``), or a plain register for one row."""
+    """``out <= tile_out[sel]`` in two registered levels (:data:`MUX_LEVELS`): pairs of rows on the select's
+    bit 0, then the pairs on its other bits (delayed a cycle) — each level's register sits between the
+    blocks it gathers, which are spread over the die (one level was 13.7 ns on the 64-MAC ULX3S design).
+    Column c (``col_bits`` bits) uses ``sel[c]``; one row: two plain registers."""
+    pairs = -(-rows // 2)
+    for p in range(pairs):
+        lines.append(f"    reg [{width - 1}:0] {out}_p{p} = {{{width}{{1'b0}}}};\n")
     if rows == 1:
-        lines.append(f"    always @(posedge clk) {out} <= {tile_out}0[{width - 1}:0];\n")
+        lines.append(f"    always @(posedge clk) begin\n        {out}_p0 <= {tile_out}0[{width - 1}:0];\n"
+                     f"        {out} <= {out}_p0;\n    end\n")
         return
+    pair_bits = max(1, (pairs - 1).bit_length())
     for c, sc in enumerate(sel):
         lo, hi = c * col_bits, min(width, (c + 1) * col_bits) - 1
-        lines.append(f"    always @(posedge clk)\n        case ({sc})\n")
-        for r in range(rows):
-            lines.append(f"        {r}: {out}[{hi}:{lo}] <= {tile_out}{r}[{hi}:{lo}];\n")
-        lines.append(f"        default: {out}[{hi}:{lo}] <= 0;\n        endcase\n")
+        part = f"[{hi}:{lo}]"
+        for p in range(pairs):
+            pick = (f"{sc}[0] ? {tile_out}{2 * p + 1}{part} : {tile_out}{2 * p}{part}" if 2 * p + 1 < rows
+                    else f"{tile_out}{2 * p}{part}")
+            lines.append(f"    always @(posedge clk) {out}_p{p}{part} <= {pick};\n")
+        if pairs == 1:
+            lines.append(f"    always @(posedge clk) {out}{part} <= {out}_p0{part};\n")
+            continue
+        lines.append(f"    reg [{pair_bits - 1}:0] {sc}_hi = 0;\n"
+                     f"    always @(posedge clk) {sc}_hi <= {sc}[{pair_bits}:1];\n"
+                     f"    always @(posedge clk)\n        case ({sc}_hi)\n")
+        for p in range(pairs):
+            lines.append(f"        {p}: {out}{part} <= {out}_p{p}{part};\n")
+        lines.append(f"        default: {out}{part} <= 0;\n        endcase\n")
 
 
 def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
-    """A ROM with ``ff_rom``'s ports and LATENCY 5 behaviour, contents ``words`` (zero beyond them)."""
+    """A ROM with ``ff_rom``'s ports and LATENCY behaviour, contents ``words`` (zero beyond them)."""
     if len(words) > depth:
         raise ValueError(f"{module}: {len(words)} words do not fit a ROM {depth} deep")
     cols, rows = rom_tiles(width, depth)
@@ -236,7 +254,7 @@ def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
 
 
 def act_ram_verilog(module: str, width: int, depth: int) -> str:
-    """The activation RAM with ``ff_act_ram``'s ports and behaviour (read latency 5, always ready).
+    """The activation RAM with ``ff_act_ram``'s ports and behaviour (read latency LATENCY, always ready).
 
     Reads and writes both reach the blocks COPY_LEVELS cycles late, so a read still sees every write accepted
     before it."""

@@ -28,14 +28,14 @@ from fireforge.sw.descriptor import DESCRIPTOR, Op
 __all__ = ["Engine"]
 
 ADDR_BITS = 27          # signed internal address width (descriptor addresses are ≤ 26 bits)
-TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 5 cycles
+TAP_DEPTH = 16          # tap FIFO: covers the read round trip at one tap per cycle (on-chip block RAM: 6 cycles
                         # in the RAM, one response register, the response FIFO's own two)
 EXTERNAL_TAP_DEPTH = 64 # ... and of external DRAM (tens of cycles): reads in flight = tap FIFO depth
 WRITE_DEPTH = 64        # results in flight (pipeline + write FIFO): above the ~30-cycle issue-to-write latency,
                         # so a layer with one tap per output (expand 1x1 after a 16-channel squeeze) streams
-ROM_LATENCY = 5         # cycles from a ROM's ``en`` to its ``data``: two levels of address copies (on the
+ROM_LATENCY = 6         # cycles from a ROM's ``en`` to its ``data``: two levels of address copies (on the
                         # 64-MAC ULX3S design one address flip-flop drove all 105 weight-ROM blocks: 16.8 ns of
-                        # routing), block RAM, its output register, a registered row multiplexer
+                        # routing), block RAM, its output register, two registered levels of row multiplexer
                         # (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/ecp5_memory.py)
 
 
@@ -281,7 +281,9 @@ class Engine(wiring.Component):
         # cycle of read latency; the tap FIFO bounds the reads in flight, so the response FIFO still cannot
         # overflow (responses held here and in it never outnumber the tap FIFO's entries).
         resp_valid = Signal()
-        resp_data = Signal(cfg.act_word_bits)
+        # data registers from here to the write FIFO are reset-less: only valid bits need the reset, whose
+        # net otherwise reaches every flip-flop of the datapath
+        resp_data = Signal(cfg.act_word_bits, reset_less=True)
         m.d.sync += [resp_valid.eq(self.rd_resp_valid), resp_data.eq(self.rd_resp_data)]
         m.d.comb += [respq.w_data.eq(resp_data), respq.w_en.eq(resp_valid)]
         head = data.View(tap_layout, tapq.r_data)
@@ -300,8 +302,8 @@ class Engine(wiring.Component):
             m.d.comb += pad_word[lane].eq(Mux(is_conv, desc.in_zp, 0))
         side = data.StructLayout({"valid": 1, "first": 1, "last": 1, "out_addr": 24})
         c1, c2 = Signal(side), Signal(side)
-        c1_x, c2_x = Signal(act), Signal(act)
-        c2_w = Signal(data.ArrayLayout(signed(8), v * v))
+        c1_x, c2_x = Signal(act, reset_less=True), Signal(act, reset_less=True)
+        c2_w = Signal(data.ArrayLayout(signed(8), v * v), reset_less=True)
         m.d.sync += [c1.valid.eq(take), c1.first.eq(head.first), c1.last.eq(head.last),
                      c1.out_addr.eq(head.out_addr),
                      c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data))]
@@ -309,7 +311,7 @@ class Engine(wiring.Component):
         # c1 plus rom_latency more stages, then c2 takes the weight word as it leaves the ROM
         w_side, w_x = c1, c1_x
         for stage in range(self.rom_latency):
-            ns, nx = Signal(side, name=f"w{stage}_side"), Signal(act, name=f"w{stage}_x")
+            ns, nx = Signal(side, name=f"w{stage}_side"), Signal(act, name=f"w{stage}_x", reset_less=True)
             m.d.sync += [ns.eq(w_side), nx.eq(w_x)]
             w_side, w_x = ns, nx
         m.d.sync += [c2.eq(w_side), c2_x.eq(w_x), c2_w.as_value().eq(self.w_data)]
@@ -319,7 +321,7 @@ class Engine(wiring.Component):
         m.d.comb += [mac.x.eq(c2_x), mac.w.eq(c2_w)]
         a_side, a_x = c2, c2_x
         for stage in range(mac.latency):
-            ns, nx = Signal(side, name=f"m{stage}_side"), Signal(act, name=f"m{stage}_x")
+            ns, nx = Signal(side, name=f"m{stage}_side"), Signal(act, name=f"m{stage}_x", reset_less=True)
             m.d.sync += [ns.eq(a_side), nx.eq(a_x)]
             a_side, a_x = ns, nx
 
@@ -339,8 +341,8 @@ class Engine(wiring.Component):
                     m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane]))
         res_valid = Signal()
         res_addr = Signal(24)
-        res = Signal(data.ArrayLayout(signed(32), v))
-        res_b = Signal(act)
+        res = Signal(data.ArrayLayout(signed(32), v), reset_less=True)
+        res_b = Signal(act, reset_less=True)
         with m.If(a_side.valid):
             m.d.sync += acc.eq(nxt)
         m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt),
@@ -376,7 +378,7 @@ class Engine(wiring.Component):
 
         def delay(value, cycles, name):
             for stage in range(cycles):
-                nv = Signal.like(value, name=f"{name}_d{stage}")
+                nv = Signal.like(value, name=f"{name}_d{stage}", reset_less=name != "res_valid")
                 m.d.sync += nv.eq(value)
                 value = nv
             return value

@@ -4,6 +4,8 @@ Hardware twin of the inner product in :func:`fireforge.sim.golden.conv_accumulat
 ``sums[o] = Σ_i w[o][i] · x[i]``. Products are registered, then each level of the adder tree, so the
 longest path is one 8×9-bit multiply or one adder; :attr:`MacArray.latency` counts those stages.
 
+Every register here is reset-less (pure data: the reset net need not reach ~5,000 more flip-flops).
+
 Products are ``*`` (synthesis maps each to a DSP multiplier) or, ``products="lut"``, shift-and-add logic
 in two registered stages (four sums of two shifted partial products, then their sum): for FPGAs whose
 multipliers are few and sit in a few rows of the die (ECP5: 156 MULT18X18D; 64 MAC products plus the
@@ -61,7 +63,7 @@ class MacArray(wiring.Component):
         for o in range(v):
             level = []
             for i in range(v):
-                p = Signal(signed(17), name=f"s0_p{o}_{i}")
+                p = Signal(signed(17), name=f"s0_p{o}_{i}", reset_less=True)
                 if self.products == "dsp":
                     m.d.sync += p.eq(self.w[o * v + i] * self.x[i])
                 else:
@@ -72,7 +74,7 @@ class MacArray(wiring.Component):
                 depth += 1
                 nxt = []
                 for j in range(0, len(level), 2):
-                    s = Signal(signed(17 + depth), name=f"s{depth}_t{o}_{j // 2}")
+                    s = Signal(signed(17 + depth), name=f"s{depth}_t{o}_{j // 2}", reset_less=True)
                     m.d.sync += s.eq(level[j] + level[j + 1])
                     nxt.append(s)
                 level = nxt
@@ -87,7 +89,7 @@ class MacArray(wiring.Component):
         for j in range(0, 8, 2):
             lo = Mux(x[j], w, 0).as_signed()
             hi = Mux(x[j + 1], w, 0).as_signed()
-            s = Signal(signed(11), name=f"pp{name}_{j // 2}")
+            s = Signal(signed(11), name=f"pp{name}_{j // 2}", reset_less=True)
             m.d.sync += s.eq(lo + (hi << 1))
             pairs.append(s)
         return (pairs[0] + (pairs[1] << 2)) + ((pairs[2] + (pairs[3] << 2)) << 4)

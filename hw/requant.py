@@ -43,10 +43,12 @@ __all__ = ["Requantizer"]
 
 
 def _pipe(m: Module, prefix: str, **values):
-    """One pipeline register per value (shape taken from the value); returns them as a dict."""
+    """One pipeline register per value (shape taken from the value); returns them as a dict. Only ``valid``
+    is reset: the data registers need none, and leaving them off keeps the reset net's fan-out down (it
+    reaches every reset flip-flop of the chip)."""
     regs = {}
     for key, value in values.items():
-        reg = Signal(value.shape(), name=f"{prefix}_{key}")
+        reg = Signal(value.shape(), name=f"{prefix}_{key}", reset_less=key != "valid")
         m.d.sync += reg.eq(value)
         regs[key] = reg
     return regs

@@ -1,8 +1,8 @@
 // ff_act_ram.v -- activation memory behind the engine's memory port (plain Verilog-2005).
 //
-// One read channel (request valid/ready, response LATENCY cycles after acceptance; 5 in every top
-// (fireforge.hw.top.ACT_RAM_LATENCY): two levels of address copies, the block RAM, its output register, the
-// registered bank multiplexer) and one write channel (valid/ready), i.e. a simple
+// One read channel (request valid/ready, response LATENCY cycles after acceptance; 6 in every top
+// (fireforge.hw.top.ACT_RAM_LATENCY): two levels of address copies, the block RAM, its output register, two
+// registered levels of bank multiplexer) and one write channel (valid/ready), i.e. a simple
 // dual-port RAM: synthesis infers block RAM (the ECP5 boards use fireforge.hw.ecp5_memory's DP16KD
 // version with the same behaviour). A board without room for activations maps the same two channels
 // onto external RAM instead.
@@ -22,7 +22,7 @@ module ff_act_ram #(
     parameter integer WIDTH      = 64,
     parameter integer DEPTH      = 1024,
     parameter integer ADDR_WIDTH = 10,
-    parameter integer LATENCY    = 5        // 3..6
+    parameter integer LATENCY    = 6        // 3..6
 ) (
     input  wire                  clk,
     input  wire                  rd_valid,

@@ -3,9 +3,9 @@
 //   always @(posedge clk) if (en) q[1] <= mem[addr];      // LATENCY = 1: data = q[1]
 //   always @(posedge clk) q[k] <= q[k-1];                 // LATENCY = k: data = q[k]
 //
-// LATENCY (1..6) is the engine's ROM latency (fireforge.hw.engine.ROM_LATENCY, 5): two levels of address
-// copies (no flip-flop drives more than a few block RAMs), the block RAM, its output register, a registered
-// row multiplexer. The ECP5 ROMs fireforge generates for boards (fireforge.hw.ecp5_memory) have exactly
+// LATENCY (1..6) is the engine's ROM latency (fireforge.hw.engine.ROM_LATENCY, 6): two levels of address
+// copies (no flip-flop drives more than a few block RAMs), the block RAM, its output register, two
+// registered levels of row multiplexer. The ECP5 ROMs fireforge generates for boards (fireforge.hw.ecp5_memory) have exactly
 // this behaviour with those stages in flip-flop copies and the DP16KD's own registers.
 //
 // Synthesis (yosys read_verilog; synth_ecp5 / synth_xilinx / synth_ice40): block RAM is inferred
