@@ -55,10 +55,10 @@ sets the environment they need (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, … �
 place-and-route for 7-series here), ``--bitstream`` amaranth's own build script (ULX3S, iCEBreaker).
 ``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
 totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
-/ 4 min (64 MACs, LUT MAC products) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs
-placement about 15 min and router2 25 min (37 iterations to no overuse) — with the MAC products as DSPs
+/ 2.5–4 min (64 MACs, LUT MAC products) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs
+placement 10–15 min and router2 15–35 min (20–40 iterations to no overuse) — with the MAC products as DSPs
 (128 MULT18X18D in use) router2 still had 28 k wires overused after 4 iterations of 5 min, and router1 had
-not finished after 14 min; KC705 synthesis of v1_1 (10 Mb of ROM) 22–26 min, 56 % of it ``techmap`` of the
+not finished after 14 min; KC705 synthesis of v1_1 (10 Mb of ROM) 14–26 min, much of it ``techmap`` of the
 block-RAM contents.
 """
 
@@ -219,7 +219,14 @@ def estimate_logic(config: EngineConfig, family: str, act_external: bool = False
         if (name != "activations" and d <= ROM_LOGIC_DEPTH) or (name == "activations" and act_external):
             continue
         mux_bits += w * (_tile_rows(w, d, family, name == "activations") - 1)
-    return round(lb + ll * v + lm * n + mux * mux_bits), fb + fl * v + fm * n
+    ff = fb + fl * v + fm * n
+    if family == "ecp5":        # the generated DP16KD memories' copies and multiplexer registers, counted
+        from fireforge.hw.ecp5_memory import pipeline_flip_flops
+
+        for name, (w, d) in _memories(config).items():
+            if name in ("weights", "quant") or (name == "activations" and not act_external):
+                ff += pipeline_flip_flops(w, d, ram=name == "activations")
+    return round(lb + ll * v + lm * n + mux * mux_bits), ff
 
 
 def _memories(config: EngineConfig) -> dict[str, tuple[int, int]]:

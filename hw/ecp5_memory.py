@@ -31,7 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["ROM_TILE", "RAM_TILE", "MEMORY_CELLS", "rom_tiles", "ram_tiles", "rom_verilog", "act_ram_verilog",
-           "read_hex_words", "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "MUX_LEVELS", "LATENCY"]
+           "read_hex_words", "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "MUX_LEVELS", "LATENCY", "pipeline_flip_flops"]
 
 #: memory -> module name in an ECP5 top (``FireforgeTop(memory_cells=...)``); the descriptor ROM (a few dozen
 #: words) stays ff_rom.v, which yosys builds from LUTs
@@ -301,6 +301,28 @@ def act_ram_verilog(module: str, width: int, depth: int) -> str:
     lines.append(_copy_module(module))
     lines.append("`default_nettype wire\n")
     return "".join(lines)
+
+
+def pipeline_flip_flops(width: int, depth: int, *, ram: bool) -> int:
+    """Flip-flops of one generated memory outside its blocks — address / enable copies, row select, the two
+    multiplexer levels, the activation RAM's write-data and valid delays — for the fit check's estimate
+    (they are a quarter of the 64-MAC ULX3S design's flip-flops). Counts what the generators above write."""
+    cols, rows = (ram_tiles if ram else rom_tiles)(width, depth)
+    tiles = cols * rows
+    abits = max(1, (max(depth, 2) - 1).bit_length())
+    row_bits = max(1, (rows - 1).bit_length())
+    copies = -(-tiles // GROUP) + tiles                 # COPY_LEVELS = 2: first-level copies, one per block
+    assert COPY_LEVELS == 2 and MUX_LEVELS == 2
+    pairs = -(-rows // 2)
+    ff = (pairs + 1) * width                            # the multiplexer's two levels
+    if rows > 1:
+        pair_bits = max(1, (pairs - 1).bit_length()) if pairs > 1 else 0
+        ff += (COPY_LEVELS + 1) * row_bits + COPY_LEVELS + cols * (row_bits + pair_bits)
+    if ram:
+        ff += copies * ((abits + 1) + 11) + COPY_LEVELS * cols * RAM_TILE[0] + LATENCY
+    else:
+        ff += copies * 10
+    return ff
 
 
 def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip") -> dict[str, tuple[str, str]]:
