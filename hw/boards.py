@@ -178,7 +178,10 @@ def get_board(name: str | Board) -> Board:
 #: Flip-flops refitted after the 14-stage requantizer: ECP5 16 MACs 9 136 (nextpnr), 256 MACs 40 331 (yosys).
 #: ECP5 / iCE40 per-MAC terms include the LUT MAC products (mac_products): shift-and-add logic and its
 #: pipeline registers (measured, 64 MACs: +4 295 LUT4 + 2 257 CCU2C, +2 747 FF over DSP products; nextpnr's
-#: packed design 39 447 TRELLIS_COMB / 22 435 FF against this model's 39 316 / 20 916).
+#: packed design 39 447 TRELLIS_COMB / 22 435 FF against this model's 39 316 / 20 916, before the memories'
+#: copy and multiplexer registers). ECP5 flip-flops add ecp5_memory.pipeline_flip_flops, counted exactly:
+#: 64 MACs, 2026-12-02 hardware, 28 288 estimated vs 29 283 TRELLIS_FF from yosys (the model's base terms
+#: are not refitted yet).
 _LOGIC_MODEL = {
     #          base, per lane, per MAC, mux
     "ecp5": {"lut": (2140, 2935, 160, 1.0), "ff": (1100, 1861, 77)},

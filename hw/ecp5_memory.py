@@ -217,8 +217,8 @@ def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
     tw, td = ROM_TILE
     abits = max(1, (max(depth, 2) - 1).bit_length())
     row_bits = max(1, (rows - 1).bit_length())
-    lines = [_header(module, f"ROM, {cols} x {rows} DP16KD (both ports read, OUTREG) as ff_rom.v with "
-                             f"LATENCY {LATENCY}", width, depth, abits,
+    lines = [_header(module, f"ROM, {cols} x {rows} DP16KD (both ports read, OUTREG) as ff_rom.v", width, depth,
+                     abits,
                      ',\n    parameter INIT_FILE = "",\n    parameter PLUSARG = "",\n'
                      f'    parameter integer LATENCY = {LATENCY}',
                      "    input  wire                  en,\n    input  wire [ADDR_WIDTH-1:0] addr,\n"

@@ -376,9 +376,10 @@ class Engine(wiring.Component):
         # every path is delayed to the slowest one, so results leave in order
         latency = max(Requantizer.latency, AddRequantizer.latency)
 
-        def delay(value, cycles, name):
+        def delay(value, cycles, name, *, reset_less=True):
+            """``value`` through ``cycles`` registers; only a valid bit needs them reset."""
             for stage in range(cycles):
-                nv = Signal.like(value, name=f"{name}_d{stage}", reset_less=name != "res_valid")
+                nv = Signal.like(value, name=f"{name}_d{stage}", reset_less=reset_less)
                 m.d.sync += nv.eq(value)
                 value = nv
             return value
@@ -391,7 +392,7 @@ class Engine(wiring.Component):
         add_bytes = delay(add_bytes.as_value(), latency - AddRequantizer.latency, "addq")
         pool = delay(pool.as_value(), latency, "pool")
         pool_addr = delay(res_addr, latency, "res_addr")
-        pool_valid = delay(res_valid, latency, "res_valid")
+        pool_valid = delay(res_valid, latency, "res_valid", reset_less=False)
         with m.Switch(desc.op):
             with m.Case(Op.MAXPOOL):
                 m.d.comb += out_bytes.as_value().eq(pool)

