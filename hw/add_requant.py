@@ -53,9 +53,12 @@ far below half an ulp of any float32 near ``2^128``.
 
 Pipeline (registers after every step; no step has more than one wide shifter or one wide adder)::
 
-  per fma (6 stages)                                                              widths
-    A  partial products x·M_lo, x·M_hi; q = E_c + s + G, case select              8×18, 8×6 DSP; 11 b adds
-       (exact/sticky/far/x=0), the comparisons against shift-only terms
+  per fma (7 stages)                                                              widths
+    I  x and M into the two multipliers' input registers; beside them x = 0,     8 b adds
+       the addend and the shift-only terms (shift + constant)
+    A  partial products x·M_lo, x·M_hi (in the multipliers, written into their    8×18, 8×6 DSP; 11 b adds
+       output registers); q = E_c + s + G, case select (exact/sticky/far/x=0),
+       the comparisons against shift-only terms
     B  P = x·M_lo + x·M_hi·2^18 (32 b add); align the addend: M_c << (q_eff + 25),  24 → 60 b, 6-bit amount
        sticky mask in parallel
     C  xp + xa, xp − xa, xa − xp side by side → magnitude and sign               3 × 61 b adders
@@ -69,7 +72,9 @@ Pipeline (registers after every step; no step has more than one wide shifter or 
     H  + round bit, clamp to 255                                                  9 b
 
 ``b`` goes through the first fma, ``a`` (with ``mult_a``, ``shift_a``) waits for ``t`` and goes through
-the second, so :attr:`AddRequantizer.latency` is 6 + 6 + 2 = 14.
+the second, so :attr:`AddRequantizer.latency` is 7 + 7 + 2 = 16. Stage I exists because the multipliers'
+input registers (:func:`fireforge.hw.dsp.registered_product`) must take ``x`` as it arrives: the other
+stage-A operands wait beside them.
 
 Supported host constants (:func:`add_constants_supported`; the compiler refuses the layer otherwise):
 ``ra`` and ``rb`` normal float32 with ``2^−126 ≤ r < 2^24`` (``shift`` in [0, 149], fits the 8-bit port;
@@ -85,15 +90,17 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fireforge.hw.dsp import PRODUCT_LATENCY, check_multipliers, registered_product
 from fireforge.hw.requant import _pipe
 
-__all__ = ["AddRequantizer", "add_constants_supported", "add_port_constants"]
+__all__ = ["AddRequantizer", "FMA_LATENCY", "add_constants_supported", "add_port_constants"]
 
 G = 3                 # window bits below the product's LSB
 QMAX = G + 33         # highest exact addend position: above it the product (< 2^(G+32)) is sticky
 QMIN = -25            # lowest addend position needed: at or below it the addend is all sticky
 WIN = QMAX + 25       # magnitude window: addend top bit QMAX+23, plus one carry bit = 61 bits
 EXP = signed(11)      # LSB exponents -172 (2^-149 normalised) .. 104 (float32 max), and intermediates
+FMA_LATENCY = 7       # stages of one fma (:func:`_fma`): I, A .. F
 
 
 # Inside a stage the logic is written as expressions of the previous stage's registers, not as chains
@@ -134,10 +141,13 @@ def _shift_terms(shift, c_bias: int) -> dict:
             "below_lim": (c_bias + QMIN - G) - shift, "e_prod": -G - shift}
 
 
-def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_bias: int, carry: dict):
-    """Six pipeline stages computing ``fl(x · mult·2^-shift + (−1)^c_sign · c_mant·2^(c_exp − c_bias))``.
+def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_bias: int, carry: dict,
+         multipliers: str = "inferred"):
+    """:data:`FMA_LATENCY` (7) pipeline stages computing
+    ``fl(x · mult·2^-shift + (−1)^c_sign · c_mant·2^(c_exp − c_bias))``.
 
     ``shift`` is a Value, or the dict :func:`_shift_terms` ``(shift, c_bias)`` computed earlier.
+    ``multipliers``: how ``x · mult`` is built (:func:`fireforge.hw.dsp.registered_product`).
 
     ``carry`` holds extra values to delay alongside (they come out with the result). Returns
     ``(valid, sign, mant, exp, carried)`` as registers.
@@ -145,13 +155,24 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     def keep(regs):
         return {k: regs[k] for k in carry}
 
+    # -- I: the inputs registered; x and mult in the multipliers' input registers ----------------------------
+    # the product as two DSP partial products (x·M_lo, x·M_hi), out of the multipliers' output registers at
+    # the end of stage A and summed in stage B beside the aligner
+    prod_lo = registered_product(m, x, mult[:18], name=f"{name}_a_prod_lo", multipliers=multipliers)
+    prod_hi = registered_product(m, x, mult[18:], name=f"{name}_a_prod_hi", multipliers=multipliers)
+    assert PRODUCT_LATENCY == 2     # stages I and A
+    terms = shift if isinstance(shift, dict) else _shift_terms(shift, c_bias)
+    i = _pipe(m, f"{name}_i", valid=valid, x_zero=x == 0, c_sign=c_sign, c_mant=c_mant, c_exp=c_exp,
+              **{f"t_{k}": v for k, v in terms.items()}, **carry)
+    c_sign, c_mant, c_exp = i["c_sign"], i["c_mant"], i["c_exp"]
+    terms = {k: i[f"t_{k}"] for k in terms}
+
     # -- A: exact product, addend position, case selection -------------------------------------------------
     # pos = q - QMIN, q = E_c + s + G the addend's LSB position in the window, E_c = c_exp - c_bias. The
-    # comparisons of pos are made on c_exp against shift-only terms (computed beside it), so each result
-    # is one adder or comparator from the ports, then a mux.
-    terms = shift if isinstance(shift, dict) else _shift_terms(shift, c_bias)
+    # comparisons of pos are made on c_exp against shift-only terms (registered beside it), so each result
+    # is one adder or comparator from stage I's registers, then a mux.
     pos = c_exp + terms["off"]
-    x_zero = x == 0
+    x_zero = i["x_zero"]
     # addend so far above the product that P is sticky: pos > QMAX - QMIN
     far = (c_exp > terms["far_lim"]) & (c_mant != 0) & ~x_zero
     below = c_exp < terms["below_lim"]                                     # pos < 0
@@ -159,13 +180,9 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     m.d.sync += amount.eq(Mux(x_zero, G - QMIN, Mux(far, QMAX - QMIN, Mux(below, 0, pos))))
     # exponent of window bit 0
     e_unit = Mux(x_zero, c_exp - (c_bias + G), Mux(far, c_exp - (c_bias + QMAX), terms["e_prod"]))
-    # the product as two DSP partial products (x·M_lo, x·M_hi), summed in stage B beside the aligner
-    prod_lo = Signal(26, name=f"{name}_a_prod_lo")
-    prod_hi = Signal(14, name=f"{name}_a_prod_hi")
-    m.d.sync += [prod_lo.eq(x * mult[:18]), prod_hi.eq(x * mult[18:])]
     e_reg = Signal(EXP, name=f"{name}_a_e_unit")
     m.d.sync += e_reg.eq(e_unit)
-    a = _pipe(m, f"{name}_a", valid=valid, far=far, c_sign=c_sign, c_mant=c_mant, **carry)
+    a = _pipe(m, f"{name}_a", valid=i["valid"], far=far, c_sign=c_sign, c_mant=c_mant, **keep(i))
 
     # -- B: align the addend (one 24 → 86-bit shifter); sticky from a mask in parallel -----------------------
     wide = a["c_mant"] << amount
@@ -214,6 +231,13 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
 class AddRequantizer(wiring.Component):
     """One lane of QLinearAdd requantization, fully pipelined (one result per cycle).
 
+    Parameters
+    ----------
+    multipliers : str
+        How the four partial products (two per fma) are built (:data:`fireforge.hw.dsp.MULTIPLIERS`):
+        ``"inferred"`` (plain Amaranth, any tool) or ``"ecp5"`` (MULT18X18D instances with their input and
+        output registers). Same behaviour and :attr:`latency` either way.
+
     Members
     -------
     valid, a, b : In
@@ -240,7 +264,11 @@ class AddRequantizer(wiring.Component):
     out_valid: Out(1)
     out: Out(unsigned(8))
 
-    latency = 14
+    latency = 2 * FMA_LATENCY + 2       # 16
+
+    def __init__(self, *, multipliers: str = "inferred"):
+        self.multipliers = check_multipliers(multipliers)
+        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
@@ -249,11 +277,12 @@ class AddRequantizer(wiring.Component):
         v1, t_sign, t_mant, t_exp, later = _fma(
             m, "fma1", self.valid, self.b, self.mult_b, self.shift_b, *_unpack_f32(self.addend),
             carry={"a": self.a, "mult_a": self.mult_a,
-                   **{f"sa_{k}": v for k, v in _shift_terms(self.shift_a, 0).items()}})
+                   **{f"sa_{k}": v for k, v in _shift_terms(self.shift_a, 0).items()}},
+            multipliers=self.multipliers)
         # r = fma(a, ra, t); shift_a's terms were computed at the input and carried
         v2, r_sign, r_mant, r_exp, _ = _fma(
             m, "fma2", v1, later["a"], later["mult_a"], {k[3:]: v for k, v in later.items() if k.startswith("sa_")},
-            t_sign, t_mant, t_exp, 0, carry={})
+            t_sign, t_mant, t_exp, 0, carry={}, multipliers=self.multipliers)
 
         # -- G: cvt + clamp, classified by the exponent (r = M·2^E with 2^23 <= M < 2^24 or M = 0) ----------
         #   E >= 8: r >= 2^31 -> INT32_MIN -> 0;  -15 <= E <= 7: 256 <= r < 2^31 -> 255;

@@ -855,6 +855,8 @@ class FireforgeBoard(Elaboratable):
 
         self.memory_cells = dict(MEMORY_CELLS) if self.board.family == "ecp5" else {}
         self.mac_products = mac_products(self.board.family)
+        # ECP5: the requantizers' products in MULT18X18D with their input and output registers (fireforge.hw.dsp)
+        self.multipliers = "ecp5" if self.board.family == "ecp5" else "inferred"
         if act_memory == "external":
             self.memory_cells.pop("act", None)
         self.clock = _clock_plan(self.board, clock_mhz)
@@ -904,7 +906,7 @@ class FireforgeBoard(Elaboratable):
 
         m.submodules.core = core = LinkedTop(cfg, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
                                              act_memory=self.act_memory, memory_cells=self.memory_cells,
-                                             mac_products=self.mac_products)
+                                             mac_products=self.mac_products, multipliers=self.multipliers)
         if self.act_memory == "external":
             from fireforge.hw.top import EXT_MEM_PORTS
 

@@ -20,6 +20,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.add_requant import AddRequantizer
+from fireforge.hw.dsp import MULTIPLIERS
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
 from fireforge.sw.config import EngineConfig
@@ -78,15 +79,20 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig, *, read_depth: int = TAP_DEPTH, rom_latency: int = ROM_LATENCY,
-                 mac_products: str = "dsp"):
+                 mac_products: str = "dsp", multipliers: str = "inferred"):
         if 0 in (config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth):
             raise ValueError("engine config depths must be resolved (nonzero) to build hardware")
         self.config = config
+        if read_depth < 4:
+            raise ValueError(f"read_depth must be at least 4 (the AGU keeps one tap FIFO slot spare), not {read_depth}")
         self.read_depth = read_depth
         if rom_latency < 1:
             raise ValueError(f"rom_latency must be at least 1, not {rom_latency}")
         self.rom_latency = rom_latency
         self.mac_products = mac_products
+        if multipliers not in MULTIPLIERS:
+            raise ValueError(f"multipliers must be one of {MULTIPLIERS}, not {multipliers!r}")
+        self.multipliers = multipliers
         v = config.vector
         self.vector = v
         super().__init__({
@@ -135,7 +141,6 @@ class Engine(wiring.Component):
         og_wbase = Signal(24)
         w_ptr = Signal(24)
         out_ptr = Signal(24)
-        agu_active = Signal()
 
         is_conv = Signal()
         m.d.comb += is_conv.eq(desc.op == Op.CONV)
@@ -165,17 +170,20 @@ class Engine(wiring.Component):
         def step(counter, last, bound):
             return [counter.eq(counter + 1), last.eq(counter + 1 == bound)]
 
-        credit_ok = Signal()
-        m.d.comb += credit_ok.eq(~tap_last | (inflight < WRITE_DEPTH - 1))
-        can_issue = Signal()
-        m.d.comb += can_issue.eq(agu_active & tapq.w_rdy & credit_ok)
+        # ``go``: the AGU advances this cycle. A register, decided a cycle ahead from conservative bounds (the
+        # tap FIFO's level and the results in flight as if nothing left them this cycle), because ``fire``
+        # steers every AGU register (~260 flip-flops): as a combinational AND of the FIFO level, the credit
+        # compare and the FSM state it was the 64-MAC ULX3S critical path (66.6 MHz: 6.6 ns of its 15 ns
+        # were the fan-out route). With on-chip RAM (``rd_ready`` constant 1) ``fire`` is ``go`` itself.
+        go = Signal()
+        agu_run = Signal()      # RUN with taps of the group left
         fire = Signal()
         m.d.comb += [
-            self.rd_valid.eq(can_issue & ~pad),
+            self.rd_valid.eq(go & ~pad),
             self.rd_addr.eq(addr),
             # a padding tap waits for rd_ready as a read would: `pad` (four compares) stays off the path
             # that steers the AGU
-            fire.eq(can_issue & self.rd_ready),
+            fire.eq(go & self.rd_ready),
         ]
         tap = Signal(tap_layout)
         m.d.comb += [tap.pad.eq(pad), tap.first.eq(tap_first), tap.last.eq(tap_last), tap.w_addr.eq(w_ptr),
@@ -184,6 +192,16 @@ class Engine(wiring.Component):
                      inflight_inc.eq(fire & tap_last)]
         agu_finished = Signal()
         m.d.comb += agu_finished.eq(fire & tap_last & ox_last & oy_last)
+        agu_start = Signal()    # the FSM enters RUN next cycle
+        agu_run_next = Signal()
+        m.d.comb += agu_run_next.eq(agu_start | (agu_run & ~agu_finished))
+        # next cycle the tap FIFO has room if it would even with no tap leaving now: level + fire ≤ depth − 2
+        # (the FIFO's inner store holds depth − 1 and its w_rdy is inner level ≠ depth − 1 ≤ level); the last
+        # tap of an output needs fewer than WRITE_DEPTH − 1 results in flight (checked for every tap: the
+        # bound is far above the pipeline's ~40 results, so this costs nothing)
+        m.d.sync += [agu_run.eq(agu_run_next),
+                     go.eq(agu_run_next & (tapq.level + fire <= self.read_depth - 2)
+                           & (inflight + inflight_inc < WRITE_DEPTH - 1))]
 
         with m.If(fire):
             with m.If(~g_last):
@@ -260,9 +278,9 @@ class Engine(wiring.Component):
                 with m.If(rom_wait == 0):
                     with m.If(is_conv):
                         m.d.sync += quant.as_value().eq(self.q_data)
+                    m.d.comb += agu_start.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += agu_active.eq(1)
                 with m.If(agu_finished):
                     with m.If(og == og_max):
                         m.next = "LAYER_END"
@@ -326,19 +344,25 @@ class Engine(wiring.Component):
             a_side, a_x = ns, nx
 
         # ----------------------------------------------------- accumulate / max / sum / pair
+        # nxt = first ? start : cont, with the per-op sums side by side and the `first` mux last: `first` reaches
+        # all 32·v bits of the lanes (a long fan-out route), so it must not sit in front of an adder, and the
+        # accumulator's loop is one adder and a few LUT levels (acc -> adder -> op mux -> first mux -> acc).
+        # The op selects are registers decoded at DECODE (the descriptor is static while a layer runs).
+        #   CONV     start = bias + sums   cont = acc + sums
+        #   GAP      start = aux + x       cont = acc + x      (Σx − zp·N: the zero-point term enters like a bias)
+        #   MAXPOOL  start = x             cont = max(acc, x)  (acc holds a uint8 here: an 8-bit compare)
+        #   ADD      start = x             cont = acc          (tap 0, input A, is kept; tap 1 goes along beside it)
+        op_conv, op_gap, op_max = Signal(), Signal(), Signal()
+        m.d.sync += [op_conv.eq(desc.op == Op.CONV), op_gap.eq(desc.op == Op.GAP), op_max.eq(desc.op == Op.MAXPOOL)]
         acc = Signal(data.ArrayLayout(signed(32), v))
         nxt = Signal(data.ArrayLayout(signed(32), v))
         for lane in range(v):
             x = a_x[lane]
-            with m.Switch(desc.op):
-                with m.Case(Op.CONV):
-                    m.d.comb += nxt[lane].eq(Mux(a_side.first, quant[lane].bias, acc[lane]) + mac.sums[lane])
-                with m.Case(Op.MAXPOOL):
-                    m.d.comb += nxt[lane].eq(Mux(a_side.first | (x > acc[lane]), x, acc[lane]))
-                with m.Case(Op.GAP):   # Σx − zp·N: the zero-point term (aux) enters like a conv's bias
-                    m.d.comb += nxt[lane].eq(Mux(a_side.first, desc.aux.as_signed(), acc[lane]) + x)
-                with m.Default():   # ADD: tap 0 (input A) is kept; tap 1 (input B) goes along beside it
-                    m.d.comb += nxt[lane].eq(Mux(a_side.first, x, acc[lane]))
+            addend = Mux(op_conv, mac.sums[lane], Mux(op_gap, x, 0))
+            init = Mux(op_conv, quant[lane].bias, desc.aux.as_signed())
+            start = Mux(op_conv | op_gap, init + addend, x)
+            cont = Mux(op_max, Mux(x > acc[lane][:8], x, acc[lane][:8]), acc[lane] + addend)
+            m.d.comb += nxt[lane].eq(Mux(a_side.first, start, cont))
         res_valid = Signal()
         res_addr = Signal(24)
         res = Signal(data.ArrayLayout(signed(32), v), reset_less=True)
@@ -356,7 +380,7 @@ class Engine(wiring.Component):
         is_gap = Signal()
         m.d.comb += is_gap.eq(desc.op == Op.GAP)
         for lane in range(v):
-            rq = Requantizer()
+            rq = Requantizer(multipliers=self.multipliers)
             m.submodules[f"rq{lane}"] = rq
             m.d.comb += [rq.valid.eq(res_valid),
                          rq.acc.eq(res[lane]),
@@ -367,7 +391,7 @@ class Engine(wiring.Component):
         # ADD: ONNX Runtime's fma chain per lane (see fireforge.hw.add_requant)
         adds = []
         for lane in range(v):
-            ad = AddRequantizer()
+            ad = AddRequantizer(multipliers=self.multipliers)
             m.submodules[f"add{lane}"] = ad
             m.d.comb += [ad.valid.eq(res_valid), ad.a.eq(res[lane][:8]), ad.b.eq(res_b[lane]),
                          ad.mult_a.eq(desc.mult_a), ad.shift_a.eq(desc.shift_a), ad.mult_b.eq(desc.mult_b),

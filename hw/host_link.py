@@ -291,11 +291,13 @@ class LinkedTop(wiring.Component):
     """
 
     def __init__(self, config, *, clk_hz: int, baud: int = 115200, act_memory: str = "on-chip",
-                 timeout_ms: float = 100.0, memory_cells: dict[str, str] | None = None, mac_products: str = "dsp"):
+                 timeout_ms: float = 100.0, memory_cells: dict[str, str] | None = None, mac_products: str = "dsp",
+                 multipliers: str = "inferred"):
         from fireforge.hw.top import FireforgeTop
 
         self.config = config
-        self.top = FireforgeTop(config, act_memory=act_memory, memory_cells=memory_cells, mac_products=mac_products)
+        self.top = FireforgeTop(config, act_memory=act_memory, memory_cells=memory_cells, mac_products=mac_products,
+                                multipliers=multipliers)
         self.link_args = dict(word_bits=config.act_word_bits, addr_bits=len(self.top.host_addr),
                               mac_units=config.mac_units, act_depth=config.act_depth, clk_hz=clk_hz, baud=baud,
                               timeout_ms=timeout_ms)

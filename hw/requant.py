@@ -21,7 +21,9 @@ Pipeline (a register after every row; :attr:`Requantizer.latency` = 14 cycles, o
    3  normalise, coarse: << 0/8/16/24; shift + lz                 4:1 mux; 10-bit add
    4  normalise, fine: << 0..7                                    8:1 mux
    5  round to 24 bits (guard, sticky, carry detected aside); k − carry   24-bit increment; 11-bit add
+      (A and the mantissa go straight into the four multipliers' input registers)
    6  four partial products A_hi/lo × M_hi/lo (18 + 6 bits each side)      18×18 DSP multiplies
+      (in the multiplier between its input and output registers, :func:`fireforge.hw.dsp.registered_product`)
    7  cross terms summed; the outer ones are concatenated                 25-bit add
    8  P = outer + cross · 2^18                                    30-bit add
    9  select P's top 24 bits (by P[47]), guard and sticky; k − P[47]      2:1 mux, 23-bit OR; 11-bit add
@@ -31,13 +33,16 @@ Pipeline (a register after every row; :attr:`Requantizer.latency` = 14 cycles, o
   13  ± r + zero point (both signs side by side)                          11-bit add
   14  clamp                                                               11-bit compares, mux
 
-So no path is longer than a 32-bit add, an 18×18 multiply, or a few LUT levels of mux / OR.
+So no path is longer than a 32-bit add, an 18×18 multiply inside its block's own registers, or a few LUT
+levels of mux / OR.
 """
 
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from fireforge.hw.dsp import check_multipliers, registered_product
 
 __all__ = ["Requantizer"]
 
@@ -70,6 +75,13 @@ def _lzc32(v):
 class Requantizer(wiring.Component):
     """One lane of requantization, fully pipelined (one result per cycle).
 
+    Parameters
+    ----------
+    multipliers : str
+        How the four partial products are built (:data:`fireforge.hw.dsp.MULTIPLIERS`): ``"inferred"``
+        (plain Amaranth, any tool) or ``"ecp5"`` (MULT18X18D instances with their input and output
+        registers). Same behaviour and :attr:`latency` either way.
+
     Members
     -------
     valid, acc, mantissa, shift, zero_point, relu : In
@@ -89,6 +101,10 @@ class Requantizer(wiring.Component):
     out: Out(unsigned(8))
 
     latency = 14
+
+    def __init__(self, *, multipliers: str = "inferred"):
+        self.multipliers = check_multipliers(multipliers)
+        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
@@ -120,13 +136,19 @@ class Requantizer(wiring.Component):
         top = norm[8:32]
         up = norm[7] & ((norm[:7] != 0) | top[0])
         over = up & (top == 2**24 - 1)
-        s5 = _pipe(m, "s5", valid=s4["valid"], neg=s4["neg"], a=(top + up)[:24] | (over << 23),
-                   k=(s4["k"] - over)[:11].as_signed(), nz=s4["nz"], mant=s4["mant"], zp=s4["zp"], relu=s4["relu"])
+        # A and the mantissa are not registered here: the multipliers' input registers are stage 5's
+        a = (top + up)[:24] | (over << 23)
+        mt = s4["mant"]
+        s5 = _pipe(m, "s5", valid=s4["valid"], neg=s4["neg"], k=(s4["k"] - over)[:11].as_signed(), nz=s4["nz"],
+                   zp=s4["zp"], relu=s4["relu"])
 
-        # 6: partial products of A · M with 18-bit low halves (each one DSP multiply)
-        a, mt = s5["a"], s5["mant"]
-        s6 = _pipe(m, "s6", valid=s5["valid"], neg=s5["neg"], ll=a[:18] * mt[:18], hl=a[18:] * mt[:18],
-                   lh=a[:18] * mt[18:], hh=a[18:] * mt[18:], k=s5["k"], nz=s5["nz"], zp=s5["zp"], relu=s5["relu"])
+        # 6: partial products of A · M with 18-bit low halves (each one DSP multiply, whose output register
+        # is stage 6's)
+        halves = {"l": (a[:18], mt[:18]), "h": (a[18:], mt[18:])}
+        s6 = _pipe(m, "s6", valid=s5["valid"], neg=s5["neg"], k=s5["k"], nz=s5["nz"], zp=s5["zp"], relu=s5["relu"])
+        for ka, kb in ("ll", "hl", "lh", "hh"):
+            s6[ka + kb] = registered_product(m, halves[ka][0], halves[kb][1], name=f"s6_{ka}{kb}",
+                                             multipliers=self.multipliers)
 
         # 7: the cross terms added; ll < 2^36 so ll + hh·2^36 is a concatenation
         s7 = _pipe(m, "s7", valid=s6["valid"], neg=s6["neg"], outer=Cat(s6["ll"], s6["hh"])[:48],

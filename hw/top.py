@@ -73,13 +73,15 @@ class FireforgeTop(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig, *, act_memory: str = "on-chip", read_depth: int | None = None,
-                 memory_cells: dict[str, str] | None = None, mac_products: str = "dsp"):
+                 memory_cells: dict[str, str] | None = None, mac_products: str = "dsp",
+                 multipliers: str = "inferred"):
         if act_memory not in ACT_MEMORY:
             raise ValueError(f"act_memory must be one of {ACT_MEMORY}, not {act_memory!r}")
         self.config = config
         self.act_memory = act_memory
         self.memory_cells = {**DEFAULT_MEMORY_CELLS, **(memory_cells or {})}
         self.mac_products = mac_products
+        self.multipliers = multipliers
         # reads in flight: enough for block RAM, or for DRAM's tens of cycles (see Engine)
         self.read_depth = read_depth or (EXTERNAL_TAP_DEPTH if act_memory == "external" else TAP_DEPTH)
         addr_bits = _bits_for(config.act_depth)
@@ -100,7 +102,8 @@ class FireforgeTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.engine = eng = Engine(cfg, read_depth=self.read_depth, mac_products=self.mac_products)
+        m.submodules.engine = eng = Engine(cfg, read_depth=self.read_depth, mac_products=self.mac_products,
+                                           multipliers=self.multipliers)
         m.d.comb += [eng.start.eq(self.start), self.busy.eq(eng.busy), self.done.eq(eng.done),
                      self.cycles.eq(eng.cycles), self.layer_done.eq(eng.layer_done)]
 
@@ -134,7 +137,9 @@ class FireforgeTop(wiring.Component):
         m.d.comb += [
             rd_valid.eq(Mux(host, self.host_re, eng.rd_valid)),
             rd_addr.eq(Mux(host, self.host_addr, eng.rd_addr)),
-            eng.rd_ready.eq(rd_ready & ~host),
+            # the engine reads only while busy (its AGU is stopped when idle): no `& ~host` on its ready,
+            # which steers every AGU register
+            eng.rd_ready.eq(rd_ready),
             eng.rd_resp_valid.eq(resp_valid & ~to_host), eng.rd_resp_data.eq(resp_data),
 
             self.host_rready.eq(host & rd_ready), self.host_wready.eq(host & wr_ready),

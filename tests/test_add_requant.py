@@ -418,7 +418,7 @@ def _fma_cases(rng, n):
 
 
 def test_fma_stage_is_ieee_fma():
-    """fl(x * r + F) from one fma pipeline (6 stages) against IEEE fma, for x uint8, r in the supported
+    """fl(x * r + F) from one fma pipeline (``FMA_LATENCY`` stages) against IEEE fma, for x uint8, r in the supported
     range and F any finite float32."""
     rng = np.random.default_rng(99)
     kinds, x, r, f = _fma_cases(rng, 12000)
@@ -437,7 +437,7 @@ def test_fma_stage_is_ieee_fma():
                                             inputs["shift"], *AR._unpack_f32(inputs["addend"]), carry={})
         return valid, Cat(mant, exp, sign)
 
-    got = stream(FMA_FIELDS, cols, build, 36, 6)
+    got = stream(FMA_FIELDS, cols, build, 36, AR.FMA_LATENCY)
     got = np.array([int(v) for v in got], np.int64)
     g_m, g_e, g_s = got & 0xFFFFFF, (got >> 24) & 0x7FF, got >> 35
     g_e = np.where(g_e >= 0x400, g_e - 0x800, g_e)                 # 11-bit two's complement

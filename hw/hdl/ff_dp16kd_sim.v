@@ -1,13 +1,20 @@
-// ff_dp16kd_sim.v -- behavioural models of the Lattice ECP5 DP16KD block RAM and TRELLIS_FF flip-flop,
-// for simulation only.
+// ff_dp16kd_sim.v -- behavioural models of the Lattice ECP5 DP16KD block RAM, TRELLIS_FF flip-flop and
+// MULT18X18D multiplier, for simulation only.
 //
-// Covers what fireforge.hw.ecp5_memory generates, nothing more: both ports 18 bits wide (DATA_WIDTH 18,
+// DP16KD: covers what fireforge.hw.ecp5_memory generates, nothing more: both ports 18 bits wide (DATA_WIDTH 18,
 // word address AD[13:4], byte enables AD[1:0] both set for writes), INITVAL_00..3F in the layout of yosys's
 // brams_map_16kd.v (16 words of 18 bits per value, each in a 20-bit slot), REGMODE NOREG / OUTREG
 // (OUTREG: one more register behind the read latch, clocked when OCE), CE gating the read latch and the
 // write, WE. It lets Verilator run the generated ECP5 memories inside the engine (tests/test_ecp5_memory.py);
 // a read and a write of the same word in one cycle return the old word here (the real block leaves it
 // undefined, and the engine never does it).
+//
+// MULT18X18D: covers what fireforge.hw.dsp.registered_product instantiates, nothing more: an unsigned
+// 18 x 18 multiply with the A and B input registers and the output register on CLK0 / CE0 and no pipeline
+// register (two clock edges from A, B to P). Any other REG_* setting, MULT_BYPASS, or SIGNEDA/B, SOURCEA/B
+// or RST0 high stops the simulation with an error; C, the shift and cascade ports are not modelled (the
+// outputs read 0). It lets Verilator run the requantizers built with multipliers="ecp5"
+// (tests/test_dsp.py).
 `default_nettype none
 
 module DP16KD #(
@@ -235,6 +242,92 @@ module TRELLIS_FF #(
 );
     initial Q = 1'b0;
     always @(posedge CLK) Q <= DI;
+endmodule
+
+// MULT18X18D as fireforge.hw.dsp.registered_product uses it (see the header). Port and parameter names and
+// parameter defaults are the real block's.
+module MULT18X18D #(
+    parameter REG_INPUTA_CLK = "NONE",      // "CLK0" only, here
+    parameter REG_INPUTA_CE = "CE0",
+    parameter REG_INPUTA_RST = "RST0",
+    parameter REG_INPUTB_CLK = "NONE",      // "CLK0" only
+    parameter REG_INPUTB_CE = "CE0",
+    parameter REG_INPUTB_RST = "RST0",
+    parameter REG_INPUTC_CLK = "NONE",      // "NONE" only (C unused)
+    parameter REG_PIPELINE_CLK = "NONE",    // "NONE" only
+    parameter REG_OUTPUT_CLK = "NONE",      // "CLK0" only
+    parameter REG_OUTPUT_CE = "CE0",
+    parameter REG_OUTPUT_RST = "RST0",
+    parameter MULT_BYPASS = "DISABLED",
+    parameter RESETMODE = "SYNC",
+    /* verilator lint_off UNUSEDPARAM */
+    parameter REG_INPUTC_CE = "CE0",
+    parameter REG_INPUTC_RST = "RST0",
+    parameter REG_PIPELINE_CE = "CE0",
+    parameter REG_PIPELINE_RST = "RST0",
+    parameter CLK0_DIV = "ENABLED",
+    parameter CLK1_DIV = "ENABLED",
+    parameter CLK2_DIV = "ENABLED",
+    parameter CLK3_DIV = "ENABLED",
+    parameter HIGHSPEED_CLK = "NONE",
+    parameter GSR = "ENABLED",
+    parameter CAS_MATCH_REG = "FALSE",
+    parameter SOURCEB_MODE = "B_SHIFT"
+    /* verilator lint_on UNUSEDPARAM */
+) (
+    input  wire A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0,
+    input  wire B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0,
+    input  wire SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire C17, C16, C15, C14, C13, C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, C1, C0,
+    input  wire CLK3, CLK2, CLK1, CE3, CE2, CE1, RST3, RST2, RST1,
+    input  wire SRIA17, SRIA16, SRIA15, SRIA14, SRIA13, SRIA12, SRIA11, SRIA10, SRIA9, SRIA8, SRIA7, SRIA6, SRIA5, SRIA4, SRIA3, SRIA2, SRIA1, SRIA0,
+    input  wire SRIB17, SRIB16, SRIB15, SRIB14, SRIB13, SRIB12, SRIB11, SRIB10, SRIB9, SRIB8, SRIB7, SRIB6, SRIB5, SRIB4, SRIB3, SRIB2, SRIB1, SRIB0,
+    /* verilator lint_on UNUSEDSIGNAL */
+    output wire SROA17, SROA16, SROA15, SROA14, SROA13, SROA12, SROA11, SROA10, SROA9, SROA8, SROA7, SROA6, SROA5, SROA4, SROA3, SROA2, SROA1, SROA0,
+    output wire SROB17, SROB16, SROB15, SROB14, SROB13, SROB12, SROB11, SROB10, SROB9, SROB8, SROB7, SROB6, SROB5, SROB4, SROB3, SROB2, SROB1, SROB0,
+    output wire ROA17, ROA16, ROA15, ROA14, ROA13, ROA12, ROA11, ROA10, ROA9, ROA8, ROA7, ROA6, ROA5, ROA4, ROA3, ROA2, ROA1, ROA0,
+    output wire ROB17, ROB16, ROB15, ROB14, ROB13, ROB12, ROB11, ROB10, ROB9, ROB8, ROB7, ROB6, ROB5, ROB4, ROB3, ROB2, ROB1, ROB0,
+    output wire ROC17, ROC16, ROC15, ROC14, ROC13, ROC12, ROC11, ROC10, ROC9, ROC8, ROC7, ROC6, ROC5, ROC4, ROC3, ROC2, ROC1, ROC0,
+    output wire P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0,
+    output wire SIGNEDP
+);
+    reg [17:0] a_reg, b_reg;
+    reg [35:0] p_reg;
+
+    initial begin
+        if (REG_INPUTA_CLK != "CLK0" || REG_INPUTB_CLK != "CLK0" || REG_OUTPUT_CLK != "CLK0"
+                || REG_INPUTA_CE != "CE0" || REG_INPUTB_CE != "CE0" || REG_OUTPUT_CE != "CE0"
+                || REG_INPUTA_RST != "RST0" || REG_INPUTB_RST != "RST0" || REG_OUTPUT_RST != "RST0"
+                || REG_PIPELINE_CLK != "NONE" || REG_INPUTC_CLK != "NONE" || MULT_BYPASS != "DISABLED"
+                || RESETMODE != "SYNC") begin
+            $display("MULT18X18D %m: ERROR: the simulation model covers input and output registers on CLK0 / CE0 without the pipeline register only");
+            $finish;
+        end
+        a_reg = 18'd0;
+        b_reg = 18'd0;
+        p_reg = 36'd0;
+    end
+
+    always @(posedge CLK0) begin
+        if (SIGNEDA || SIGNEDB || SOURCEA || SOURCEB || RST0) begin
+            $display("MULT18X18D %m: ERROR: the simulation model covers unsigned A and B inputs without reset only");
+            $finish;
+        end
+        if (CE0) begin
+            a_reg <= {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
+            b_reg <= {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
+            p_reg <= {18'd0, a_reg} * {18'd0, b_reg};
+        end
+    end
+
+    assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = p_reg;
+    assign {SROA17, SROA16, SROA15, SROA14, SROA13, SROA12, SROA11, SROA10, SROA9, SROA8, SROA7, SROA6, SROA5, SROA4, SROA3, SROA2, SROA1, SROA0} = 18'd0;
+    assign {SROB17, SROB16, SROB15, SROB14, SROB13, SROB12, SROB11, SROB10, SROB9, SROB8, SROB7, SROB6, SROB5, SROB4, SROB3, SROB2, SROB1, SROB0} = 18'd0;
+    assign {ROA17, ROA16, ROA15, ROA14, ROA13, ROA12, ROA11, ROA10, ROA9, ROA8, ROA7, ROA6, ROA5, ROA4, ROA3, ROA2, ROA1, ROA0} = 18'd0;
+    assign {ROB17, ROB16, ROB15, ROB14, ROB13, ROB12, ROB11, ROB10, ROB9, ROB8, ROB7, ROB6, ROB5, ROB4, ROB3, ROB2, ROB1, ROB0} = 18'd0;
+    assign {ROC17, ROC16, ROC15, ROC14, ROC13, ROC12, ROC11, ROC10, ROC9, ROC8, ROC7, ROC6, ROC5, ROC4, ROC3, ROC2, ROC1, ROC0} = 18'd0;
+    assign SIGNEDP = 1'b0;
 endmodule
 
 `default_nettype wire
