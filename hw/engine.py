@@ -10,8 +10,9 @@ so the activation memory may stall or answer late without losing a beat:
 twins) → write FIFO → activation write port.
 
 Back-pressure: the AGU issues a tap only when the tap FIFO has room (which bounds outstanding reads and
-buffered responses), and the last tap of an output only when fewer than ``WRITE_DEPTH`` results are in
-flight, so the results in the pipeline always fit the write FIFO. Between output groups and layers the
+buffered responses) and fewer than ``WRITE_DEPTH`` results are in flight, so the results in the pipeline
+always fit the write FIFO. Both are decided a cycle ahead into the ``go`` register, which (with the memory's
+``rd_ready``) steers the AGU. Between output groups and layers the
 pipeline drains (``inflight == 0``), which is also when the per-group requant words are loaded.
 """
 
