@@ -345,33 +345,49 @@ class Engine(wiring.Component):
             a_side, a_x = ns, nx
 
         # ----------------------------------------------------- accumulate / max / sum / pair
-        # nxt = first ? start : cont, with the per-op sums side by side and the `first` mux last: `first` reaches
-        # all 32·v bits of the lanes (a long fan-out route), so it must not sit in front of an adder, and the
-        # accumulator's loop is one adder and a few LUT levels (acc -> adder -> op mux -> first mux -> acc).
-        # The op selects are registers decoded at DECODE (the descriptor is static while a layer runs).
+        # Two stages. "p" registers, per lane, the addend and the value a first tap starts from (both from the
+        # MAC sums or the activation, by op); "acc" is then nxt = first ? start : cont, so the accumulator's
+        # loop is one adder and two LUT levels (acc -> adder -> op mux -> first mux -> acc):
         #   CONV     start = bias + sums   cont = acc + sums
         #   GAP      start = aux + x       cont = acc + x      (Σx − zp·N: the zero-point term enters like a bias)
         #   MAXPOOL  start = x             cont = max(acc, x)  (acc holds a uint8 here: an 8-bit compare)
         #   ADD      start = x             cont = acc          (tap 0, input A, is kept; tap 1 goes along beside it)
-        op_conv, op_gap, op_max = Signal(), Signal(), Signal()
-        m.d.sync += [op_conv.eq(desc.op == Op.CONV), op_gap.eq(desc.op == Op.GAP), op_max.eq(desc.op == Op.MAXPOOL)]
+        # The op selects reach every bit of every lane: one register each drove ~800 loads (a 6 ns route into
+        # the accumulator's adder, the 64-MAC ULX3S critical path at 70.7 MHz). So each lane has its own copies,
+        # a chain lane to lane (each copy's input is the previous one, so synthesis cannot merge them): lane l
+        # sees a new descriptor l + 1 cycles after DECODE, long before the layer's first tap arrives (the
+        # GROUP and QUANT states and the read and ROM pipelines come first; the previous layer has drained).
+        op_conv, op_gap, op_max = [], [], []
+        prev = (desc.op == Op.CONV, desc.op == Op.GAP, desc.op == Op.MAXPOOL)
+        for lane in range(v):
+            copies = (Signal(name=f"op_conv_l{lane}"), Signal(name=f"op_gap_l{lane}"), Signal(name=f"op_max_l{lane}"))
+            m.d.sync += [c.eq(p) for c, p in zip(copies, prev)]
+            for lst, c in zip((op_conv, op_gap, op_max), copies):
+                lst.append(c)
+            prev = copies
+        p_side, p_x = Signal(side, name="p_side"), Signal(act, name="p_x", reset_less=True)
+        m.d.sync += [p_side.eq(a_side), p_x.eq(a_x)]
         acc = Signal(data.ArrayLayout(signed(32), v))
         nxt = Signal(data.ArrayLayout(signed(32), v))
         for lane in range(v):
+            conv, gap = op_conv[lane], op_gap[lane]
             x = a_x[lane]
-            addend = Mux(op_conv, mac.sums[lane], Mux(op_gap, x, 0))
-            init = Mux(op_conv, quant[lane].bias, desc.aux.as_signed())
-            start = Mux(op_conv | op_gap, init + addend, x)
-            cont = Mux(op_max, Mux(x > acc[lane][:8], x, acc[lane][:8]), acc[lane] + addend)
-            m.d.comb += nxt[lane].eq(Mux(a_side.first, start, cont))
+            addend = Signal(signed(32), name=f"p_addend{lane}", reset_less=True)
+            start = Signal(signed(32), name=f"p_start{lane}", reset_less=True)
+            add_in = Mux(conv, mac.sums[lane], x)
+            m.d.sync += [addend.eq(Mux(conv | gap, add_in, 0)),
+                         start.eq(Mux(conv | gap, Mux(conv, quant[lane].bias, desc.aux.as_signed()) + add_in, x))]
+            px = p_x[lane]
+            cont = Mux(op_max[lane], Mux(px > acc[lane][:8], px, acc[lane][:8]), acc[lane] + addend)
+            m.d.comb += nxt[lane].eq(Mux(p_side.first, start, cont))
         res_valid = Signal()
         res_addr = Signal(24)
         res = Signal(data.ArrayLayout(signed(32), v), reset_less=True)
         res_b = Signal(act, reset_less=True)
-        with m.If(a_side.valid):
+        with m.If(p_side.valid):
             m.d.sync += acc.eq(nxt)
-        m.d.sync += [res_valid.eq(a_side.valid & a_side.last), res_addr.eq(a_side.out_addr), res.eq(nxt),
-                     res_b.eq(a_x)]
+        m.d.sync += [res_valid.eq(p_side.valid & p_side.last), res_addr.eq(p_side.out_addr), res.eq(nxt),
+                     res_b.eq(p_x)]
 
         # ------------------------------------------------------------------------- requant
         out_bytes = Signal(act)
