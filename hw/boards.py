@@ -197,6 +197,13 @@ def mac_products(family: str) -> str:
     return "lut" if family in ("ecp5", "ice40") else "dsp"
 
 
+def requant_multipliers(family: str) -> str:
+    """How a family's board top builds the requantizers' products (:data:`fireforge.hw.dsp.MULTIPLIERS`):
+    ECP5 MULT18X18D instances with their own input and output registers (yosys never packs registers into
+    them), inferred elsewhere."""
+    return "ecp5" if family == "ecp5" else "inferred"
+
+
 def _tile_rows(width: int, depth: int, family: str, ram: bool) -> int:
     """Rows of blocks (stacked in depth) of the cheapest tiling (see resources.bram_blocks / ram_blocks)."""
     from fireforge.hw.resources import RAM_MAX_WIDTH
@@ -855,8 +862,7 @@ class FireforgeBoard(Elaboratable):
 
         self.memory_cells = dict(MEMORY_CELLS) if self.board.family == "ecp5" else {}
         self.mac_products = mac_products(self.board.family)
-        # ECP5: the requantizers' products in MULT18X18D with their input and output registers (fireforge.hw.dsp)
-        self.multipliers = "ecp5" if self.board.family == "ecp5" else "inferred"
+        self.multipliers = requant_multipliers(self.board.family)
         if act_memory == "external":
             self.memory_cells.pop("act", None)
         self.clock = _clock_plan(self.board, clock_mhz)

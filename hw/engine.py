@@ -21,7 +21,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.add_requant import AddRequantizer
-from fireforge.hw.dsp import MULTIPLIERS
+from fireforge.hw.dsp import check_multipliers
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
 from fireforge.sw.config import EngineConfig
@@ -91,9 +91,7 @@ class Engine(wiring.Component):
             raise ValueError(f"rom_latency must be at least 1, not {rom_latency}")
         self.rom_latency = rom_latency
         self.mac_products = mac_products
-        if multipliers not in MULTIPLIERS:
-            raise ValueError(f"multipliers must be one of {MULTIPLIERS}, not {multipliers!r}")
-        self.multipliers = multipliers
+        self.multipliers = check_multipliers(multipliers)
         v = config.vector
         self.vector = v
         super().__init__({

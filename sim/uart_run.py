@@ -42,10 +42,13 @@ def build_linked(config, divisor: int, build_root: Path | None = None, *, ecp5_m
         name += f"-ecp5-{digest}"
     rtl = root / "rtl" / name
     rtl.mkdir(parents=True, exist_ok=True)
-    # the ECP5 board core: its memories, its LUT MAC products (fireforge.hw.boards.mac_products) and its
-    # registered MULT18X18D requantizer products (fireforge.hw.dsp), on the primitive models of SIM_MODEL
+    # the ECP5 board core: its memories, MAC products and requantizer multipliers as the board top builds them,
+    # on the primitive models of SIM_MODEL
+    from fireforge.hw.boards import mac_products, requant_multipliers
+
+    products, multipliers = (mac_products("ecp5"), requant_multipliers("ecp5")) if modules else ("dsp", "inferred")
     top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells,
-                    mac_products="lut" if modules else "dsp", multipliers="ecp5" if modules else "inferred")
+                    mac_products=products, multipliers=multipliers)
     (rtl / f"{TOP}.v").write_text(verilog.convert(top, name=TOP, emit_src=False))
     sources = [rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)]
     for module, text in modules.items():
