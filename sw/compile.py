@@ -43,10 +43,31 @@ def prepare_output_dir(out_dir: Path, force: bool) -> Path:
     parent = out_dir.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        _sweep_abandoned(parent, out_dir.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=parent))
     except OSError as e:
         raise FireforgeError(f"cannot write the output directory {out_dir}: {e.strerror}") from None
     return tmp
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_abandoned(parent: Path, name: str) -> None:
+    """Remove the hidden ``.NAME.tmp-PID-*`` / ``.NAME.old-PID`` siblings of a run that was killed (its
+    process is gone): hours of synthesis leave large directories nobody else will clean."""
+    for d in parent.glob(f".{name}.*-*"):
+        kind, _, rest = d.name[len(name) + 2:].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("tmp", "old") and pid.isdigit() and d.is_dir() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def commit_output_dir(tmp: Path, out_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -126,6 +127,24 @@ def test_non_empty_output_dir_needs_force(good_model, tmp_path, capsys):
     assert (out / "precious.txt").read_text() == "keep me"
     assert _run(["compile", str(good_model), "-o", str(out), "--force"], capsys)[0] == 0
     assert not (out / "precious.txt").exists() and (out / "manifest.json").is_file()
+
+
+def test_killed_run_leftovers_are_swept(good_model, tmp_path, capsys):
+    """A run killed mid-build (SIGKILL: no cleanup) leaves its hidden temp dir; the next run removes it,
+    but never the temp dir of a run still alive."""
+    from fireforge.sw.compile import prepare_output_dir
+
+    out = tmp_path / "out"
+    code = ("import os, sys; from pathlib import Path; from fireforge.sw.compile import prepare_output_dir; "
+            "t = prepare_output_dir(Path(sys.argv[1]), False); (t / 'half.v').write_text('x'); "
+            "print(t, flush=True); os.kill(os.getpid(), 9)")
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
+    dead = Path(proc.stdout.strip())
+    assert proc.returncode == -9 and (dead / "half.v").is_file()
+    alive = prepare_output_dir(out, False)          # this process's: still running
+    assert _run(["compile", str(good_model), "-o", str(out)], capsys)[0] == 0
+    assert not dead.exists() and alive.is_dir()
+    assert (out / "manifest.json").is_file()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
