@@ -355,6 +355,14 @@ class Engine(wiring.Component):
         # a chain lane to lane (each copy's input is the previous one, so synthesis cannot merge them): lane l
         # sees a new descriptor l + 1 cycles after DECODE, long before the layer's first tap arrives (the
         # GROUP and QUANT states and the read and ROM pipelines come first; the previous layer has drained).
+        # The margin, as a bound checked here: from the cycle the descriptor register changes, the first
+        # tap reaches "p" no sooner than DECODE, GROUP, the QUANT wait (rom_latency), the go register, the
+        # tap FIFO (≥ 1), c1, the weight ROM's stages (rom_latency), c2 and the MAC array.
+        lead = 2 + self.rom_latency + 1 + 1 + 1 + self.rom_latency + 1 + mac.latency
+        if v + 1 > lead:
+            raise ValueError(f"vector {v}: the op-select chain needs {v + 1} cycles but a layer's first tap can "
+                             f"reach the accumulator {lead} cycles after its descriptor (rom_latency "
+                             f"{self.rom_latency}); use a larger rom_latency")
         op_conv, op_gap, op_max = [], [], []
         prev = (desc.op == Op.CONV, desc.op == Op.GAP, desc.op == Op.MAXPOOL)
         for lane in range(v):
