@@ -182,11 +182,14 @@ def get_board(name: str | Board) -> Board:
 #: copy and multiplexer registers). ECP5 flip-flops add ecp5_memory.pipeline_flip_flops, counted exactly:
 #: 64 MACs, 2026-12-02 hardware, 28 288 estimated vs 29 283 TRELLIS_FF from yosys (the model's base terms
 #: are not refitted yet).
+#: The add requantizers (``add_unit``) are a per-lane term of their own: nextpnr's packed 64-MAC ULX3S design
+#: (2026-12-02 hardware) has 13 317 TRELLIS_COMB and 5 354 TRELLIS_FF under ``engine.add*``, i.e. 1 665 LUT and
+#: 669 FF per lane, taken out of the per-lane terms; xc7 / iCE40 split their per-lane LUTs in the same ratio.
 _LOGIC_MODEL = {
-    #          base, per lane, per MAC, mux
-    "ecp5": {"lut": (2140, 2935, 160, 1.0), "ff": (1100, 1861, 77)},
-    "xc7": {"lut": (1800, 2500, 17, 0.55), "ff": (1100, 1861, 37)},
-    "ice40": {"lut": (2350, 3230, 176, 1.0), "ff": (1100, 1861, 77)},
+    #          base, per lane, per MAC, mux, per lane of add unit
+    "ecp5": {"lut": (2140, 1270, 160, 1.0, 1665), "ff": (1100, 1192, 77, 669)},
+    "xc7": {"lut": (1800, 1082, 17, 0.55, 1418), "ff": (1100, 1192, 37, 669)},
+    "ice40": {"lut": (2350, 1398, 176, 1.0, 1832), "ff": (1100, 1192, 77, 669)},
 }
 
 
@@ -221,9 +224,11 @@ def estimate_logic(config: EngineConfig, family: str, act_external: bool = False
     real counts and ``--pnr`` nextpnr's packed ones.
     """
     m = _LOGIC_MODEL[family]
-    lb, ll, lm, mux = m["lut"]
-    fb, fl, fm = m["ff"]
+    lb, ll, lm, mux, la = m["lut"]
+    fb, fl, fm, fa = m["ff"]
     v, n = config.vector, config.mac_units
+    if config.has_add_unit:
+        ll, fl = ll + la, fl + fa
     mux_bits = 0
     for name, (w, d) in _memories(config).items():
         if (name != "activations" and d <= ROM_LOGIC_DEPTH) or (name == "activations" and act_external):
@@ -305,31 +310,35 @@ def _walk_fragment(frag, products: Counter, memories: list) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _elaborate_inventory(vector: int, read_depth: int | None = None, products: str = "dsp") -> tuple[tuple, tuple]:
+def _elaborate_inventory(vector: int, read_depth: int | None = None, products: str = "dsp",
+                         add_unit: bool = True) -> tuple[tuple, tuple]:
     from amaranth.hdl import Fragment
 
     from fireforge.hw.engine import TAP_DEPTH, Engine
 
-    cfg = EngineConfig(mac_units=vector * vector, weight_depth=512, quant_depth=512, desc_depth=32, act_depth=1024)
+    cfg = EngineConfig(mac_units=vector * vector, weight_depth=512, quant_depth=512, desc_depth=32, act_depth=1024,
+                       add_unit=add_unit)
     counts, memories = Counter(), []
     _walk_fragment(Fragment.get(Engine(cfg, read_depth=read_depth or TAP_DEPTH, mac_products=products), None),
                    counts, memories)
     return tuple(sorted(counts.items())), tuple(memories)
 
 
-def engine_inventory(vector: int, read_depth: int | None = None, products: str = "dsp") -> tuple[dict, list]:
+def engine_inventory(vector: int, read_depth: int | None = None, products: str = "dsp",
+                     add_unit: bool = True) -> tuple[dict, list]:
     """The engine's multiplications ``{(a_bits, a_signed, b_bits, b_signed): count}`` and internal memories
     ``[(width, depth, write_ports)]`` (its FIFOs; the ROMs and the activation RAM are Verilog instances)
     for ``vector`` lanes, read from the elaborated :class:`~fireforge.hw.engine.Engine` — so the fit
     check follows the engine as it changes. Elaborated at 2, 4 and 8 lanes (≈1 s, once per process);
     other sizes are extrapolated (counts quadratic, widths linear in the lanes: exact for the engine's
     MAC-array-plus-lanes structure). ``read_depth``: the engine's reads in flight (deeper FIFOs for DRAM);
-    ``products``: the MAC products as DSP multipliers or LUT logic (:func:`mac_products`)."""
+    ``products``: the MAC products as DSP multipliers or LUT logic (:func:`mac_products`); ``add_unit``: with
+    the add requantizers (EngineConfig.add_unit)."""
     if vector in (2, 4, 8):
-        counts, memories = _elaborate_inventory(vector, read_depth, products)
+        counts, memories = _elaborate_inventory(vector, read_depth, products, add_unit)
         return dict(counts), list(memories)
-    p = [dict(_elaborate_inventory(v, read_depth, products)[0]) for v in (2, 4, 8)]
-    m = [_elaborate_inventory(v, read_depth, products)[1] for v in (2, 4, 8)]
+    p = [dict(_elaborate_inventory(v, read_depth, products, add_unit)[0]) for v in (2, 4, 8)]
+    m = [_elaborate_inventory(v, read_depth, products, add_unit)[1] for v in (2, 4, 8)]
     products = {}
     for key in set(p[0]) | set(p[1]) | set(p[2]):
         y = [d.get(key, 0) for d in p]      # fit y = a·v² + b·v + c through v = 2, 4, 8
@@ -370,7 +379,7 @@ def _needs(config: EngineConfig, board: Board, act_external: bool = False) -> di
             blocks[k] = 0 if act_external else ram_blocks(w, d, fam)
         else:
             blocks[k] = 0 if d <= ROM_LOGIC_DEPTH else bram_blocks(w, d, fam)
-    products, fifos = engine_inventory(config.vector, _read_depth(act_external), mac_products(fam))
+    products, fifos = engine_inventory(config.vector, _read_depth(act_external), mac_products(fam), config.has_add_unit)
     blocks["engine FIFOs"] = sum(bram_blocks(w, d, fam) for w, d, _ in fifos if d > FIFO_LUTRAM_DEPTH)
     total_dsp = sum(n * dsp_blocks(*key, fam) for key, n in products.items())
     mac_dsp = config.mac_units * dsp_blocks(*MAC_PRODUCT, fam) if mac_products(fam) == "dsp" else 0
@@ -496,7 +505,7 @@ class _Shapes:
         act_words = _allocate(prog, layouts)
         return EngineConfig(mac_units=mac_units).with_depths(
             weight_depth=weight_words, quant_depth=quant_words, desc_depth=len(self.layers) + 1,
-            act_depth=act_words)
+            act_depth=act_words).with_add_unit([l["name"] for l in self.layers if l["kind"] == "add"])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1201,7 +1210,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
         rep = fit_check(out_dir, board, act_memory=act_memory)
         if not rep.fits and (pnr or bitstream):
             raise FireforgeError(rep.message())
-    check_supported(Program.load(out_dir))
+    check_supported(Program.load(out_dir), rep.config)
     if rep.act_memory == "external" and (pnr or bitstream):
         raise FireforgeError(f"--pnr/--bitstream: the activations of this model go to {board.name}'s "
                              f"{board.external_ram}, whose controller (ff_ext_act_mem) fireforge does not provide; "

@@ -411,16 +411,17 @@ class Engine(wiring.Component):
                          rq.shift.eq(Mux(is_gap, desc.shift_a, quant[lane].shift)),
                          rq.zero_point.eq(desc.out_zp), rq.relu.eq(desc.relu & ~is_gap)]
             lanes.append(rq)
-        # ADD: ONNX Runtime's fma chain per lane (see fireforge.hw.add_requant)
+        # ADD: ONNX Runtime's fma chain per lane (see fireforge.hw.add_requant), if the config has it
         adds = []
-        for lane in range(v):
+        for lane in range(v if cfg.has_add_unit else 0):
             ad = AddRequantizer(multipliers=self.multipliers)
             m.submodules[f"add{lane}"] = ad
             m.d.comb += [ad.valid.eq(res_valid), ad.a.eq(res[lane][:8]), ad.b.eq(res_b[lane]),
                          ad.mult_a.eq(desc.mult_a), ad.shift_a.eq(desc.shift_a), ad.mult_b.eq(desc.mult_b),
                          ad.shift_b.eq(desc.shift_b), ad.addend.eq(desc.aux)]
             adds.append(ad)
-        # every path is delayed to the slowest one, so results leave in order
+        # every path is delayed to the slowest one, so results leave in order (the add requantizer's latency
+        # even without it: one cycle count for every engine of a shape)
         latency = max(Requantizer.latency, AddRequantizer.latency)
 
         def delay(value, cycles, name, *, reset_less=True):
@@ -433,8 +434,9 @@ class Engine(wiring.Component):
 
         rq_bytes, pool, add_bytes = Signal(act), Signal(act), Signal(act)
         for lane in range(v):
-            m.d.comb += [rq_bytes[lane].eq(lanes[lane].out), pool[lane].eq(res[lane][:8]),
-                         add_bytes[lane].eq(adds[lane].out)]
+            m.d.comb += [rq_bytes[lane].eq(lanes[lane].out), pool[lane].eq(res[lane][:8])]
+        for lane, ad in enumerate(adds):
+            m.d.comb += add_bytes[lane].eq(ad.out)
         rq_bytes = delay(rq_bytes.as_value(), latency - Requantizer.latency, "rq")
         add_bytes = delay(add_bytes.as_value(), latency - AddRequantizer.latency, "addq")
         pool = delay(pool.as_value(), latency, "pool")
@@ -443,8 +445,9 @@ class Engine(wiring.Component):
         with m.Switch(desc.op):
             with m.Case(Op.MAXPOOL):
                 m.d.comb += out_bytes.as_value().eq(pool)
-            with m.Case(Op.ADD):
-                m.d.comb += out_bytes.as_value().eq(add_bytes)
+            if adds:
+                with m.Case(Op.ADD):
+                    m.d.comb += out_bytes.as_value().eq(add_bytes)
             with m.Default():
                 m.d.comb += out_bytes.as_value().eq(rq_bytes)
         m.d.comb += rq_valid.eq(pool_valid)

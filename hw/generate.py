@@ -16,8 +16,11 @@ __all__ = ["generate", "check_supported", "lint"]
 WAIVERS = "waivers.vlt"
 
 
-def check_supported(program: Program) -> None:
-    """Refuse, by layer name, what the engine cannot run yet (rather than run it wrongly)."""
+def check_supported(program: Program, config: EngineConfig | None = None) -> None:
+    """Refuse, by layer name, what the engine cannot run yet (rather than run it wrongly), or what an
+    engine of ``config`` is built without (an Add layer on an engine whose ``add_unit`` is false)."""
+    if config is not None:
+        config.with_add_unit([layer.name for layer in program.layers if layer.kind == "add"])
     for layer in program.layers:
         if layer.lut is not None:
             raise FireforgeError(f"layer '{layer.name}': concat into a different scale (a requant table) is not "
@@ -50,7 +53,7 @@ def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: b
     program = Program.load(out_dir)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     config = EngineConfig(**manifest["engine"])
-    check_supported(program)
+    check_supported(program, config)
     tmp = prepare_output_dir(rtl_dir, force)
     try:
         top = write_verilog(config, tmp, act_memory=act_memory)

@@ -191,7 +191,7 @@ def rtl_run(out_dir: Path, x: np.ndarray, *, stall_seed: int = 0, stall_pct: int
     program, manifest, config = load_compiled(out_dir)
     from fireforge.hw.generate import check_supported
 
-    check_supported(program)
+    check_supported(program, config)
     v = config.vector
     build_dir = build_engine(config, build_root, act_memory=act_memory, mac_products=mac_products)
     t_in = program.tensors[program.input]

@@ -40,6 +40,11 @@ class EngineConfig:
     weight_depth, quant_depth, desc_depth, act_depth:
         Words of the weight ROM, the per-channel requant ROM, the descriptor ROM and the on-chip
         activation buffer. ``0`` means "size to the compiled program" (rounded up to a power of two).
+    add_unit:
+        Whether the engine has the add requantizers (one per output lane: ONNX Runtime's QLinearAdd, the
+        bypass models' residual adds). ``None`` means "if the compiled program has an Add layer": the ROMs
+        hold one program, and in a network without bypass the add units are only cost — a third of the
+        64-MAC ULX3S design's LUTs (13,317 of 40,263 packed) and its most congested region.
     """
 
     mac_units: int = 64
@@ -50,9 +55,15 @@ class EngineConfig:
     quant_depth: int = 0
     desc_depth: int = 0
     act_depth: int = 0
+    add_unit: bool | None = None
 
     def __post_init__(self):
+        if self.add_unit not in (None, True, False):
+            raise FireforgeError(f"engine config: add_unit must be true, false or null (if the program has an "
+                                 f"Add layer), not {self.add_unit!r}")
         for f in dataclasses.fields(self):
+            if f.name == "add_unit":
+                continue
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise FireforgeError(f"engine config: {f.name} must be a non-negative integer, not {v!r}")
@@ -70,6 +81,11 @@ class EngineConfig:
                                  f"not {self.acc_bits}")
 
     # -- derived values -------------------------------------------------------------------------
+    @property
+    def has_add_unit(self) -> bool:
+        """The hardware's answer: built unless the config says ``False`` (an unresolved ``None`` builds it)."""
+        return self.add_unit is not False
+
     @property
     def vector(self) -> int:
         """Channels per activation word, and both sides of the MAC array."""
@@ -124,6 +140,13 @@ class EngineConfig:
     #: Automatic depths round up to a whole number of block-RAM rows (512 words: DP16KD and RAMB18 are
     #: 512 deep at their widest), or to a power of two below that, so block RAM is not wasted on padding.
     DEPTH_GRANULE = 512
+
+    def with_add_unit(self, layer_names: list[str]) -> "EngineConfig":
+        """The config with ``add_unit`` resolved for a program whose Add layers are ``layer_names``."""
+        if self.add_unit is False and layer_names:
+            raise FireforgeError(f"engine config: add_unit is false but layer '{layer_names[0]}' is an Add "
+                                 f"({len(layer_names)} in the program); set add_unit to true or null")
+        return dataclasses.replace(self, add_unit=bool(layer_names) if self.add_unit is None else self.add_unit)
 
     def with_depths(self, **depths: int) -> "EngineConfig":
         """The config with the automatic (0) depths resolved to the given sizes (see DEPTH_GRANULE)."""

@@ -194,6 +194,9 @@ def test_bad_engine_config(good_model, tmp_path, capsys):
     cfg.write_text('{"mac_units": 48}')
     rc, err = _run(["compile", str(good_model), "-o", str(tmp_path / "out"), "--config", str(cfg)], capsys)
     _assert_clean_failure(rc, err, "mac_units", "48", out=tmp_path / "out")
+    cfg.write_text('{"add_unit": "yes"}')
+    rc, err = _run(["compile", str(good_model), "-o", str(tmp_path / "out"), "--config", str(cfg)], capsys)
+    _assert_clean_failure(rc, err, "add_unit", "'yes'", out=tmp_path / "out")
     cfg.write_text('{"lanes": 64}')
     rc, err = _run(["compile", str(good_model), "-o", str(tmp_path / "out"), "--config", str(cfg)], capsys)
     _assert_clean_failure(rc, err, "unknown key", "lanes", out=tmp_path / "out")
@@ -214,3 +217,13 @@ def test_console_script_failure_is_one_line(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_engine_config_without_add_unit_refuses_a_bypass_network(build_model, tmp_path, capsys):
+    model = build_model("v1_1", input_size=32, classes=4, squeeze_ratio=0.03125, bypass="simple")
+    cfg = tmp_path / "engine.json"
+    cfg.write_text('{"mac_units": 16, "add_unit": false}')
+    rc, err = _run(["compile", str(model), "-o", str(tmp_path / "out"), "--config", str(cfg)], capsys)
+    last = err.splitlines()[-1]         # after the quantizer's progress line: the program is known by then
+    _assert_clean_failure(rc, last, "add_unit is false", "'fire3/bypass_add' is an add", out=tmp_path / "out")
+    assert "Traceback" not in err

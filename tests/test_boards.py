@@ -74,15 +74,16 @@ def test_full_v1_1_is_refused_on_ulx3s_with_numbers_and_a_suggestion(compiled, t
     used, avail = rep.resources["bram_bits"]
     assert avail == 208 * 18432 and used > 5 * avail
     assert rep.needs["memories"]["weights"]["bits"] >= 9_852_416      # v1_1's int8 weights
-    # the ECP5 top builds the MAC products from LUTs (boards.mac_products): 8 lanes × (4 requant + 4 add)
-    assert rep.needs["dsp"] == 8 * 8 and rep.needs["dsp_detail"]["mac"] == 0
+    # the ECP5 top builds the MAC products from LUTs (boards.mac_products): 8 lanes × 4 requant products
+    # (v1_1 has no bypass, so no add unit)
+    assert rep.needs["dsp"] == 8 * 4 and rep.needs["dsp_detail"]["mac"] == 0
     msg = rep.message()
     assert "\n" not in msg
     assert "needed" in msg and "vs 208 = 3.83 Mb available" in msg and "vs 156" in msg
     assert "would fit:" in msg and "--squeeze-ratio" in msg and "--input-size" in msg
     js = rep.to_json()                                  # what --json prints for a refusal
     assert set(js) == {"board", "fits", "resources", "fmax_mhz", "bitstream"} and js["fits"] is False
-    assert js["resources"]["bram_bits"] == [used, avail] and js["resources"]["dsp"] == [64, 156]
+    assert js["resources"]["bram_bits"] == [used, avail] and js["resources"]["dsp"] == [32, 156]
     rtl = tmp_path / "rtl"
     with pytest.raises(FireforgeError) as e:
         board_generate(out, rtl, "ulx3s-85f")
@@ -148,11 +149,14 @@ def test_kc705_board_top_with_external_activation_memory(compiled, tmp_path):
 
 
 def test_fewer_mac_units_and_other_boards_are_suggested(compiled):
-    rep = fit_check(compiled(mac_units=256, **SMALL), "ulx3s-85f")
-    # the MAC products are LUT logic on the ECP5 (16 lanes × 8 multipliers fit): the LUTs are what is short
-    assert not rep.fits and rep.problems == ["LUTs (estimate)"]
+    # the MAC products are LUT logic on the ECP5 (16 lanes × 8 multipliers fit): with the add unit (the
+    # bypass variant) the LUTs are short; without it (no bypass) the 256-MAC engine fits
+    rep = fit_check(compiled(mac_units=256, **SMALL, bypass="simple"), "ulx3s-85f")
+    assert not rep.fits and "LUTs (estimate)" in rep.problems
     assert rep.resources["dsp"] == [16 * 8, 156] and rep.resources["lut"][0] > 83640
     assert "--mac-units 64 on ulx3s-85f" in rep.message() and "board kc705" in rep.message()
+    plain = fit_check(compiled(mac_units=256, **SMALL), "ulx3s-85f")
+    assert plain.fits and plain.resources["dsp"] == [16 * 4, 156] and plain.resources["lut"][0] < 83640
 
 
 def test_shape_model_matches_the_compiler(compiled):
@@ -197,6 +201,39 @@ def test_multipliers_follow_the_engine():
     # LUT MAC products (the Lattice tops): no multiplier in the array, the lanes' products unchanged
     l4, _ = boards.engine_inventory(4, products="lut")
     assert boards.MAC_PRODUCT not in l4 and l4 == lanes
+
+
+def test_add_unit_follows_the_program(compiled):
+    """A network without bypass compiles to an engine without the add requantizers (add_unit false): the fit
+    check counts their multipliers and logic only for a program with Add layers (the bypass variant)."""
+    plain, bypass = compiled(**SMALL), compiled(**SMALL, bypass="simple")
+    cfg = {o: EngineConfig(**json.loads((o / "manifest.json").read_text())["engine"]) for o in (plain, bypass)}
+    assert cfg[plain].add_unit is False and cfg[bypass].add_unit is True
+    a, b = fit_check(plain, "ulx3s-85f"), fit_check(bypass, "ulx3s-85f")
+    with_add, _ = boards.engine_inventory(8, products="lut")
+    without, _ = boards.engine_inventory(8, products="lut", add_unit=False)
+    assert sum(without.values()) < sum(with_add.values())
+    assert b.resources["dsp"][0] - a.resources["dsp"][0] == 8 * 4      # two fmas per lane, 2 MULT18X18D each
+    assert b.resources["lut"][0] - a.resources["lut"][0] >= 8 * 1000   # its per-lane logic term
+    assert b.resources["ff"][0] > a.resources["ff"][0]
+
+
+def test_engine_without_add_unit_refuses_an_add_program(compiled, tmp_path):
+    """A manifest edited to add_unit false for a bypass program: generate and simulate refuse it by layer."""
+    import shutil
+
+    from fireforge.hw.generate import generate
+
+    out = tmp_path / "edited"
+    shutil.copytree(compiled(**SMALL, bypass="simple"), out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["engine"]["add_unit"] = False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FireforgeError, match=r"add_unit is false but layer '.*' is an Add"):
+        generate(out, tmp_path / "rtl")
+    with pytest.raises(FireforgeError, match="add_unit is false"):
+        board_generate(out, tmp_path / "brd", "ulx3s-85f")
+    assert _no_leftovers(tmp_path, "rtl") and _no_leftovers(tmp_path, "brd")
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ from fireforge.sw.compile import compile_model
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.program import Program
 
-NETWORK_CONFIG = EngineConfig(mac_units=64, weight_depth=24576, quant_depth=1024, desc_depth=64, act_depth=131072)
+#: with the add unit for every network (a bypass-free one would otherwise get an engine without it, a second build)
+NETWORK_CONFIG = EngineConfig(mac_units=64, weight_depth=24576, quant_depth=1024, desc_depth=64, act_depth=131072,
+                              add_unit=True)
 
 
 def _compile(model, tmp_path, name, config=NETWORK_CONFIG):
