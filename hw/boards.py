@@ -57,7 +57,8 @@ place-and-route for 7-series here), ``--bitstream`` amaranth's own build script 
 ``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
 totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
 / 2.5–4 min (64 MACs, LUT MAC products) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs
-placement 10–15 min and router2 15–35 min (20–40 iterations to no overuse) — with the MAC products as DSPs
+placement 10–15 min and router2 15–46 min (20–42 iterations to no overuse; with the add unit, 64 MULT18X18D,
+router2 stalled near 370 overused wires after iteration 30 in two runs) — with the MAC products as DSPs
 (128 MULT18X18D in use) router2 still had 28 k wires overused after 4 iterations of 5 min, and router1 had
 not finished after 14 min; KC705 synthesis of v1_1 (10 Mb of ROM) 14–26 min, much of it ``techmap`` of the
 block-RAM contents.
@@ -137,7 +138,8 @@ class Board:
         return plat.default_clk_frequency / 1e6
 
 
-#: nextpnr-ecp5's router2: the 64-MAC ULX3S design routes in ≈25 min with it (router1 had not finished after 14)
+#: nextpnr-ecp5's router2: the 64-MAC ULX3S design without add unit routes in 42 iterations, 46 min (2026-12-02,
+#: sharing the 2 cores); router1 managed 8 000 of 157 000 arcs in 6 min (the with-add design) — hours
 ECP5_ROUTER = ("--router", "router2")
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
