@@ -579,7 +579,8 @@ class FitReport:
                  f"FIFOs {mem['engine FIFOs']['blocks']}) vs "
                  f"{b.bram_blocks} = {_mb(b.bram_bits)} available",
                  f"multipliers {n['dsp']} {b.multiplier_cell} needed ({n['dsp_detail']['mac']} MAC array + "
-                 f"{n['dsp_detail']['lanes']} lanes × {n['dsp_detail']['per_lane']:g} requant/add) vs "
+                 f"{n['dsp_detail']['lanes']} lanes × {n['dsp_detail']['per_lane']:g} "
+                 f"{'requant/add' if self.config.has_add_unit else 'requant'}) vs "
                  f"{b.multipliers}",
                  f"LUTs ≈{n['lut']:,} vs {b.luts:,}"]
         head = (f"{self.config.mac_units}-MAC engine does not fit {b.name} ({b.device}): "
