@@ -19,8 +19,8 @@ WAIVERS = "waivers.vlt"
 def check_supported(program: Program, config: EngineConfig | None = None) -> None:
     """Refuse, by layer name, what the engine cannot run yet (rather than run it wrongly), or what an
     engine of ``config`` is built without (an Add layer on an engine whose ``add_unit`` is false)."""
-    if config is not None:
-        config.with_add_unit([layer.name for layer in program.layers if layer.kind == "add"])
+    if config is not None:      # resolving add_unit is the check: it raises for an Add without the unit
+        config.with_add_unit(program.add_layer_names())
     for layer in program.layers:
         if layer.lut is not None:
             raise FireforgeError(f"layer '{layer.name}': concat into a different scale (a requant table) is not "

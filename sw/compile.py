@@ -63,7 +63,9 @@ def _pid_alive(pid: int) -> bool:
 def _sweep_abandoned(parent: Path, name: str) -> None:
     """Remove the hidden ``.NAME.tmp-PID-*`` / ``.NAME.old-PID`` siblings of a run that was killed (its
     process is gone): hours of synthesis leave large directories nobody else will clean."""
-    for d in parent.glob(f".{name}.*-*"):
+    for d in parent.iterdir():              # not a glob: NAME may hold glob characters
+        if not d.name.startswith(f".{name}."):
+            continue
         kind, _, rest = d.name[len(name) + 2:].partition("-")
         pid = rest.split("-", 1)[0]
         if kind in ("tmp", "old") and pid.isdigit() and d.is_dir() and not _pid_alive(int(pid)):

@@ -109,8 +109,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     desc = descriptor_words(sched)
     luts = (np.concatenate(sched.luts) if sched.luts else np.zeros(0, np.uint8)).reshape(-1, 1)
     resolved = config.with_depths(weight_depth=len(wts), quant_depth=len(qnt), desc_depth=len(desc),
-                                  act_depth=sched.act_words).with_add_unit(
-        [layer.name for layer in program.layers if layer.kind == "add"])
+                                  act_depth=sched.act_words).with_add_unit(program.add_layer_names())
     images = {
         "weights": _write(out, "weights", wts, resolved.weight_word_bits),
         "quant": _write(out, "quant", qnt, resolved.quant_word_bits),

@@ -146,6 +146,10 @@ class Program:
                 return l
         raise KeyError(name)
 
+    def add_layer_names(self) -> list[str]:
+        """Names of the Add layers, in order: what EngineConfig.add_unit is resolved and checked against."""
+        return [l.name for l in self.layers if l.kind == "add"]
+
     def requant_target(self, layer: _Layer) -> tuple[float, int]:
         """(scale, zero point) a layer requantizes to: its own when a concat table follows, else its tensor's."""
         if layer.lut is not None and layer.lut_from is not None:
