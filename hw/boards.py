@@ -65,6 +65,17 @@ router2 stalled near 370 overused wires after iteration 30 in two runs) — with
 (128 MULT18X18D in use) router2 still had 28 k wires overused after 4 iterations of 5 min, and router1 had
 not finished after 14 min; KC705 synthesis of v1_1 (10 Mb of ROM) 14–26 min, much of it ``techmap`` of the
 block-RAM contents.
+
+Fmax on the ULX3S (64 MAC units, nextpnr-ecp5 0.11 router2, speed 6; measured 2026-12-02/03): 94.94 MHz routed
+for this design, the critical path a DP16KD output register -> 9.56 ns of routing -> the row multiplexer's first
+level. What bounds it is the die: the model's 179 of 208 DP16KD span all 126 columns, and one register hop from a
+block at the edge to the MAC lanes is ~70 columns, ~10.5 ns of routing by itself. A capture register per block row
+(one more cycle of read latency) does not shorten that hop unless the placer puts it beside its block, which
+nextpnr's did not: 81.2 MHz (its abc-mapped netlist) and 87.4 MHz with the activation word copied per lane as well,
+both critical paths one route of ~10.5 ns (block at column 102 -> capture register at column 33); so those changes
+are not in. ``--placer-heap-timingweight 40`` (nextpnr's default 10) on this design: 94.51 MHz, the critical path
+moving to the UART host link's combinational request handshake with the top (5 LUT levels, 10.58 ns: a register
+slice there is the next step). 100 MHz needs placement (the ROM tiles beside their lanes) more than logic.
 """
 
 from __future__ import annotations
