@@ -74,8 +74,9 @@ block at the edge to the MAC lanes is ~70 columns, ~10.5 ns of routing by itself
 nextpnr's did not: 81.2 MHz (its abc-mapped netlist) and 87.4 MHz with the activation word copied per lane as well,
 both critical paths one route of ~10.5 ns (block at column 102 -> capture register at column 33); so those changes
 are not in. ``--placer-heap-timingweight 40`` (nextpnr's default 10) on this design: 94.51 MHz, the critical path
-moving to the UART host link's combinational request handshake with the top (5 LUT levels, 10.58 ns: a register
-slice there is the next step). 100 MHz needs placement (the ROM tiles beside their lanes) more than logic.
+moving to the UART host link's FSM enable logic, one LUT of it beside the top (5 LUT levels, 10.58 ns); the link
+now registers the top's read answer on its own side (post-place estimate 95.55 MHz at timing weight 40; routed: not
+yet measured). 100 MHz needs placement (the ROM tiles beside their lanes) more than logic.
 """
 
 from __future__ import annotations
