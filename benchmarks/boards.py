@@ -75,16 +75,18 @@ def main():
                                      force=True, check_fit=False, act_memory=args.act_memory,
                                      tool_timeout_s=args.tool_timeout, log=lambda m: print("  " + m, flush=True))
             except FireforgeError as e:
+                rep = None
                 r["error"] = str(e)
                 print(f"  FAILED: {e}", flush=True)
-                info = json.loads((rtl / "board.json").read_text()) if (rtl / "board.json").exists() else {}
+            # board_generate commits board.json even when a tool fails (unless the top itself failed)
+            info = json.loads((rtl / "board.json").read_text()) if (rtl / "board.json").exists() else {}
+            if rep is None:
                 if info.get("synth_resources"):
                     r["synth_resources"] = info["synth_resources"]
                     r["timings_s"] = info["timings_s"]
                     print(f"  synthesised before that (yosys): {info['synth_resources']}; "
                           f"tool times {info['timings_s']}", flush=True)
                 continue
-            info = json.loads((rtl / "board.json").read_text())
             r.update(rep)
             r["wall_s"] = round(time.perf_counter() - t0, 1)
             r["timings_s"] = info["timings_s"]

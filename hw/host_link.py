@@ -270,7 +270,8 @@ class HostLink(wiring.Component):
                     with m.If(self.host_rready):
                         m.next = "READ_WAIT"
             with m.State("READ_WAIT"):
-                # the answer comes one (on-chip RAM) or more (external memory) cycles after acceptance
+                # the answer comes two (on-chip RAM, then the register above) or more (external memory)
+                # cycles after acceptance
                 with m.If(rvalid):
                     m.d.sync += [send(sig=rdata, length=wb), addr.eq(addr + 1), count.eq(count - 1),
                                  reading.eq(count != 1)]
