@@ -139,7 +139,7 @@ def cmd_generate(args) -> int:
 
         res = board_generate(Path(args.out_dir), Path(args.output), args.board, clock_mhz=args.clock,
                              synth=args.synth, pnr=args.pnr, bitstream=args.bitstream, force=args.force,
-                             act_memory=args.act_memory or "auto", log=_log)
+                             act_memory=args.act_memory or "auto", log=_log, floorplan=not args.no_floorplan)
         if args.json:
             print(json.dumps(res))
         else:
@@ -148,8 +148,8 @@ def cmd_generate(args) -> int:
                  + (f"; Fmax {res['fmax_mhz']:.1f} MHz" if res.get("fmax_mhz") else "")
                  + (f"; bitstream {res['bitstream']}" if res.get("bitstream") else ""))
         return 0
-    if args.synth or args.pnr or args.bitstream or args.clock:
-        raise FireforgeError("--synth, --pnr, --bitstream and --clock need --board NAME")
+    if args.synth or args.pnr or args.bitstream or args.clock or args.no_floorplan:
+        raise FireforgeError("--synth, --pnr, --bitstream, --clock and --no-floorplan need --board NAME")
     from fireforge.hw.generate import generate
 
     if args.act_memory == "auto":
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="activations in block RAM or in external RAM behind the mem_* port (with --board, "
                           "default auto: on chip when everything fits, else the board's DRAM; without "
                           "--board, default on-chip)")
+    gen.add_argument("--no-floorplan", action="store_true",
+                     help="ECP5: leave the block RAMs' placement to nextpnr (default: each memory's tiles on sites "
+                          "chosen by fireforge.hw.ecp5_floorplan)")
     gen.add_argument("--json", action="store_true", help="print one JSON object")
     gen.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     gen.set_defaults(func=cmd_generate)

@@ -102,6 +102,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from fireforge.errors import FireforgeError
+from fireforge.hw.ecp5_floorplan import DEVICES as FLOORPLAN_DEVICES
 from fireforge.hw.resources import FAMILIES, bram_blocks, dsp_blocks, ram_blocks
 from fireforge.sw.config import EngineConfig
 from fireforge.sw.descriptor import DESCRIPTOR
@@ -878,10 +879,13 @@ class FireforgeBoard(Elaboratable):
     act_memory : str
         ``"on-chip"`` (block RAM) or ``"external"``: an ``ff_ext_act_mem`` instance (``hdl/ff_ext_act_mem.v``,
         the board's DRAM controller adapter, supplied by the user) holds the activations.
+    floorplan : bool
+        ECP5: place the memories' block RAMs by :mod:`fireforge.hw.ecp5_floorplan` (``BEL`` attributes), for
+        devices it has a site table of; False leaves them to nextpnr.
     """
 
     def __init__(self, config: EngineConfig, board: Board | str, *, clock_mhz: float | None = None,
-                 baud: int = DEFAULT_BAUD, act_memory: str = "on-chip"):
+                 baud: int = DEFAULT_BAUD, act_memory: str = "on-chip", floorplan: bool = True):
         self.config = config
         self.board = get_board(board)
         # ECP5: the weight / quant ROMs and the activation RAM as DP16KD tiles with their output registers
@@ -896,6 +900,7 @@ class FireforgeBoard(Elaboratable):
         self.clock = _clock_plan(self.board, clock_mhz)
         self.baud = baud
         self.act_memory = act_memory
+        self.floorplan = floorplan and bool(self.memory_cells)
 
     def elaborate(self, platform):
         from fireforge.hw.engine import _bits_for
@@ -1159,7 +1164,8 @@ def _prepare_plan(design: FireforgeBoard, board: Board, out_dir: Path):
     if design.memory_cells:
         from fireforge.hw.ecp5_memory import memory_modules
 
-        for module, text in memory_modules(cfg, out_dir, act_memory=design.act_memory).values():
+        for module, text in memory_modules(cfg, out_dir, act_memory=design.act_memory,
+                                           device=board.device if design.floorplan else None).values():
             plat.add_file(f"{module}.v", text)
     overrides = {}
     if board.family in ("ecp5", "ice40"):
@@ -1214,7 +1220,7 @@ def _xilinx_yosys_script(act_memory: str) -> str:
 def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, synth: bool = False,
                    pnr: bool = False, bitstream: bool = False, force: bool = False, baud: int = DEFAULT_BAUD,
                    act_memory: str = "auto", tool_timeout_s: float | None = None, log=lambda msg: None,
-                   check_fit: bool = True) -> dict:
+                   check_fit: bool = True, floorplan: bool = True) -> dict:
     """Board RTL for the compiled program in ``out_dir``, written atomically to ``rtl_dir``.
 
     Steps: fit check (a misfit raises a one-line FireforgeError before anything is written); the board top
@@ -1234,6 +1240,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
 
     ``check_fit=False`` (benchmarks: what a design that does not fit would take) writes and synthesises a
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
+    ``floorplan``: see :class:`FireforgeBoard`.
     """
     from fireforge.hw.generate import check_supported
     from fireforge.sw.compile import commit_output_dir, prepare_output_dir
@@ -1278,7 +1285,10 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     failure = None
     try:
         t0 = time.perf_counter()
-        design = FireforgeBoard(rep.config, board, clock_mhz=clock["mhz"], baud=baud, act_memory=rep.act_memory)
+        design = FireforgeBoard(rep.config, board, clock_mhz=clock["mhz"], baud=baud, act_memory=rep.act_memory,
+                                floorplan=floorplan)
+        details["floorplan"] = ("block RAM sites by fireforge.hw.ecp5_floorplan (BEL attributes)"
+                                if design.floorplan and board.device in FLOORPLAN_DEVICES else None)
         plat, plan, hexes = _prepare_plan(design, board, out_dir)
         for name, content in plan.files.items():
             if name == f"{TOP_NAME}.debug.v":

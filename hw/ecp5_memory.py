@@ -84,10 +84,12 @@ def _initvals(native: list[int]) -> list[str]:
     return vals
 
 
-def _dp16kd(inst: str, params: dict[str, str], pins: dict[str, str]) -> str:
+def _dp16kd(inst: str, params: dict[str, str], pins: dict[str, str], bel: str | None = None) -> str:
+    """One DP16KD instance; ``bel``: its site, as the ``BEL`` attribute nextpnr places it by."""
     ps = ",\n".join(f"        .{k}({v})" for k, v in params.items())
     cs = ",\n".join(f"        .{k}({v})" for k, v in pins.items())
-    return f"    DP16KD #(\n{ps}\n    ) {inst} (\n{cs}\n    );\n"
+    attr = f'    (* BEL = "{bel}" *)\n' if bel else ""
+    return f"{attr}    DP16KD #(\n{ps}\n    ) {inst} (\n{cs}\n    );\n"
 
 
 _COMMON = {"DATA_WIDTH_A": "18", "DATA_WIDTH_B": "18", "RESETMODE": '"SYNC"', "ASYNC_RESET_RELEASE": '"SYNC"',
@@ -209,8 +211,11 @@ def _row_mux(lines: list[str], rows: int, width: int, tile_out: str, sel: list[s
         lines.append(f"        default: {out}{part} <= 0;\n        endcase\n")
 
 
-def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
-    """A ROM with ``ff_rom``'s ports and LATENCY behaviour, contents ``words`` (zero beyond them)."""
+def rom_verilog(module: str, width: int, depth: int, words: list[int],
+                bels: dict[tuple[int, int], str] | None = None) -> str:
+    """A ROM with ``ff_rom``'s ports and LATENCY behaviour, contents ``words`` (zero beyond them); ``bels``:
+    (tile row, tile column) -> block-RAM site (:mod:`fireforge.hw.ecp5_floorplan`), or None to leave it to
+    nextpnr."""
     if len(words) > depth:
         raise ValueError(f"{module}: {len(words)} words do not fit a ROM {depth} deep")
     cols, rows = rom_tiles(width, depth)
@@ -245,7 +250,7 @@ def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
             lines.append(f"    wire [9:0] t{t}_lo = {{{ae}[8:0], 1'b0}}, t{t}_hi = {{{ae}[8:0], 1'b1}};\n")
             pins = {**_port_pins("A", f"{ae}[9]", "1'b0", f"t{t}_lo", "1'b0", None, (f"q{r}", c * tw)),
                     **_port_pins("B", f"{ae}[9]", "1'b0", f"t{t}_hi", "1'b0", None, (f"q{r}", c * tw + 18))}
-            lines.append(_dp16kd(f"rom_r{r}_c{c}", params, pins))
+            lines.append(_dp16kd(f"rom_r{r}_c{c}", params, pins, (bels or {}).get((r, c))))
     _row_mux(lines, rows, width, "q", sel, "data", tw)
     lines.append("endmodule\n")
     lines.append(_copy_module(module))
@@ -253,8 +258,9 @@ def rom_verilog(module: str, width: int, depth: int, words: list[int]) -> str:
     return "".join(lines)
 
 
-def act_ram_verilog(module: str, width: int, depth: int) -> str:
-    """The activation RAM with ``ff_act_ram``'s ports and behaviour (read latency LATENCY, always ready).
+def act_ram_verilog(module: str, width: int, depth: int, bels: dict[tuple[int, int], str] | None = None) -> str:
+    """The activation RAM with ``ff_act_ram``'s ports and behaviour (read latency LATENCY, always ready);
+    ``bels`` as :func:`rom_verilog`'s.
 
     Reads and writes both reach the blocks COPY_LEVELS cycles late, so a read still sees every write accepted
     before it."""
@@ -295,7 +301,7 @@ def act_ram_verilog(module: str, width: int, depth: int) -> str:
             params = dict(_COMMON, REGMODE_A='"NOREG"', REGMODE_B='"OUTREG"')
             pins = {**_port_pins("A", f"t{t}_we", f"t{t}_we", f"t{t}_wa", "1'b1", (wd, c * tw), None),
                     **_port_pins("B", f"t{t}_re", "1'b0", f"t{t}_ra", "1'b0", None, (f"q{r}", c * tw))}
-            lines.append(_dp16kd(f"ram_r{r}_c{c}", params, pins))
+            lines.append(_dp16kd(f"ram_r{r}_c{c}", params, pins, (bels or {}).get((r, c))))
     _row_mux(lines, rows, width, "q", sel, "d_out", tw)
     lines.append("endmodule\n")
     lines.append(_copy_module(module))
@@ -325,12 +331,22 @@ def pipeline_flip_flops(width: int, depth: int, *, ram: bool) -> int:
     return ff
 
 
-def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip") -> dict[str, tuple[str, str]]:
+def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip",
+                   device: str | None = None) -> dict[str, tuple[str, str]]:
     """memory -> (module name, Verilog) of an ECP5 top for the program compiled in ``out_dir``: the weight and
-    quant ROMs with its images as contents, and the activation RAM unless it is external."""
+    quant ROMs with its images as contents, and the activation RAM unless it is external; ``device``: the FPGA
+    whose block-RAM sites :func:`fireforge.hw.ecp5_floorplan.plan_memories` assigns (None: no floorplan)."""
     from fireforge.errors import FireforgeError
+    from fireforge.hw.ecp5_floorplan import plan_memories
     from fireforge.hw.top import ROM_IMAGES
 
+    v = config.vector
+    plan = plan_memories(device, rom_tiles(config.weight_word_bits, config.weight_depth),
+                         rom_tiles(config.quant_word_bits, config.quant_depth),
+                         ram_tiles(config.act_word_bits, config.act_depth) if act_memory != "external" else None,
+                         lane_bits=(v * config.weight_bits, config.quant_channel_bits),
+                         tile_bits=ROM_TILE[0]) if device else None
+    plan = plan or {}
     out = {}
     for key in ("weights", "quant"):
         width, depth = {"weights": (config.weight_word_bits, config.weight_depth),
@@ -342,8 +358,8 @@ def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip") -> dic
             raise FireforgeError(f"{path}: cannot read the {key} image ({e})") from None
         if len(words) > depth:
             raise FireforgeError(f"{path} holds {len(words)} words but the {key} ROM is {depth} deep; recompile")
-        out[key] = (MEMORY_CELLS[key], rom_verilog(MEMORY_CELLS[key], width, depth, words))
+        out[key] = (MEMORY_CELLS[key], rom_verilog(MEMORY_CELLS[key], width, depth, words, plan.get(key)))
     if act_memory != "external":
         out["act"] = (MEMORY_CELLS["act"], act_ram_verilog(MEMORY_CELLS["act"], config.act_word_bits,
-                                                           config.act_depth))
+                                                           config.act_depth, plan.get("act")))
     return out

@@ -22,6 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.add_requant import AddRequantizer
 from fireforge.hw.dsp import check_multipliers
+from fireforge.hw.fanout import copy_tree
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
 from fireforge.sw.config import EngineConfig
@@ -274,9 +275,7 @@ class Engine(wiring.Component):
                     m.next = "QUANT"
             with m.State("QUANT"):          # the group's requant word arrives rom_latency cycles after GROUP
                 m.d.sync += rom_wait.eq(rom_wait - 1)
-                with m.If(rom_wait == 0):
-                    with m.If(is_conv):
-                        m.d.sync += quant.as_value().eq(self.q_data)
+                with m.If(rom_wait == 0):       # (the quant word is loaded now: see q_take below)
                     m.d.comb += agu_start.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
@@ -317,25 +316,48 @@ class Engine(wiring.Component):
         pad_word = Signal(act)
         for lane in range(v):
             m.d.comb += pad_word[lane].eq(Mux(is_conv, desc.in_zp, 0))
+        # The group's quant word is loaded, lane by lane, as it leaves the ROM: the ROM read (q_en) delayed by
+        # rom_latency cycles — the last of them a copy tree, a strobe per lane. The lanes' quant registers sit by
+        # their quant blocks, all over the die; the FSM's own enable was one route across it (8.8 ns, the
+        # floorplanned 64-MAC ULX3S design's critical path).
+        q_take = self.q_en
+        for stage in range(self.rom_latency - min(v.bit_length() - 1, self.rom_latency)):
+            nq = Signal(name=f"q_take{stage}")
+            m.d.sync += nq.eq(q_take)
+            q_take = nq
+        lane_bits = len(quant[0].as_value())
+        for lane, strobe in enumerate(copy_tree(m, q_take, v, min(v.bit_length() - 1, self.rom_latency), "q_take")):
+            with m.If(strobe):
+                m.d.sync += quant.as_value()[lane * lane_bits:(lane + 1) * lane_bits].eq(
+                    self.q_data[lane * lane_bits:(lane + 1) * lane_bits])
         side = data.StructLayout({"valid": 1, "first": 1, "last": 1, "out_addr": 24})
         c1, c2 = Signal(side), Signal(side)
-        c1_x, c2_x = Signal(act, reset_less=True), Signal(act, reset_less=True)
+        c1_x, c2_x = Signal(act, reset_less=True), Signal(act)
         c2_w = Signal(data.ArrayLayout(signed(8), v * v), reset_less=True)
         m.d.sync += [c1.valid.eq(take), c1.first.eq(head.first), c1.last.eq(head.last),
                      c1.out_addr.eq(head.out_addr),
                      c1_x.as_value().eq(Mux(head.pad, pad_word.as_value(), respq.r_data))]
         # the tap waits beside the weight ROM's pipeline (its registered address, then rom_latency stages):
-        # c1 plus rom_latency more stages, then c2 takes the weight word as it leaves the ROM
+        # c1 plus rom_latency more stages, then c2 takes the weight word as it leaves the ROM. The activation's
+        # last stages are a copy tree (hw.fanout), a copy per output lane: the lanes sit beside their weight
+        # blocks, all over the die, and one register driving all of them was a route across it.
+        tree = min(v.bit_length() - 1, self.rom_latency + 1)
         w_side, w_x = c1, c1_x
         for stage in range(self.rom_latency):
-            ns, nx = Signal(side, name=f"w{stage}_side"), Signal(act, name=f"w{stage}_x", reset_less=True)
-            m.d.sync += [ns.eq(w_side), nx.eq(w_x)]
-            w_side, w_x = ns, nx
-        m.d.sync += [c2.eq(w_side), c2_x.eq(w_x), c2_w.as_value().eq(self.w_data)]
+            ns = Signal(side, name=f"w{stage}_side")
+            m.d.sync += ns.eq(w_side)
+            w_side = ns
+            if stage < self.rom_latency + 1 - tree:
+                nx = Signal(act, name=f"w{stage}_x", reset_less=True)
+                m.d.sync += nx.eq(w_x)
+                w_x = nx
+        lane_x = [data.View(act, q) for q in copy_tree(m, w_x.as_value(), v, tree, "lane_x")]
+        m.d.comb += c2_x.eq(lane_x[0])
+        m.d.sync += [c2.eq(w_side), c2_w.as_value().eq(self.w_data)]
 
         # ----------------------------------------------------------------- MAC array + delay line
         m.submodules.mac = mac = MacArray(vector=v, products=self.mac_products)
-        m.d.comb += [mac.x.eq(c2_x), mac.w.eq(c2_w)]
+        m.d.comb += [mac.w.eq(c2_w)] + [mac.x[o].eq(lane_x[o]) for o in range(v)]
         a_side, a_x = c2, c2_x
         for stage in range(mac.latency):
             ns, nx = Signal(side, name=f"m{stage}_side"), Signal(act, name=f"m{stage}_x", reset_less=True)
@@ -453,9 +475,12 @@ class Engine(wiring.Component):
         m.d.comb += rq_valid.eq(pool_valid)
 
         # ---------------------------------------------------------------------------- writes
-        m.submodules.wq = wq = fifo.SyncFIFOBuffered(width=24 + cfg.act_word_bits, depth=WRITE_DEPTH)
-        # a 3-deep FIFO of flip-flops after it: the write FIFO is a block RAM (slow clock-to-out) and the write
-        # port fans out to every block of the activation RAM; 3 words keep one write per cycle streaming
+        # the write FIFO reads asynchronously, so synthesis builds it from LUT RAM: as a buffered FIFO (a
+        # synchronous read) it became three DP16KD without their output register, whose 5.8 ns clock-to-out
+        # into the FIFO after it was the floorplanned 64-MAC ULX3S design's critical path (85 MHz)
+        m.submodules.wq = wq = fifo.SyncFIFO(width=24 + cfg.act_word_bits, depth=WRITE_DEPTH)
+        # a 3-deep FIFO of flip-flops after it: the write port fans out to every block of the activation RAM;
+        # 3 words keep one write per cycle streaming
         m.submodules.wout = wout = fifo.SyncFIFOBuffered(width=24 + cfg.act_word_bits, depth=3)
         m.d.comb += [wq.w_data.eq(Cat(pool_addr, out_bytes.as_value())), wq.w_en.eq(rq_valid),
                      wout.w_data.eq(wq.r_data), wout.w_en.eq(wq.r_rdy), wq.r_en.eq(wout.w_rdy),

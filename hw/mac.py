@@ -30,8 +30,9 @@ class MacArray(wiring.Component):
 
     Members
     -------
-    x : In(ArrayLayout(unsigned(8), vector))
-        One activation word (registered by the caller).
+    x : In(ArrayLayout(ArrayLayout(unsigned(8), vector), vector))
+        One activation word (registered by the caller), a copy per output lane: ``x[o][i]`` multiplies into
+        output lane ``o`` (the engine's lanes sit apart on the die, each beside its own copy).
     w : In(ArrayLayout(signed(8), vector·vector))
         One weight word; element ``o·vector + i`` multiplies ``x[i]`` into output lane ``o``.
     sums : Out(ArrayLayout(signed(sum_width), vector))
@@ -48,7 +49,7 @@ class MacArray(wiring.Component):
         self.levels = vector.bit_length() - 1
         self.sum_width = 17 + self.levels
         super().__init__({
-            "x": In(data.ArrayLayout(unsigned(8), vector)),
+            "x": In(data.ArrayLayout(data.ArrayLayout(unsigned(8), vector), vector)),
             "w": In(data.ArrayLayout(signed(8), vector * vector)),
             "sums": Out(data.ArrayLayout(signed(self.sum_width), vector)),
         })
@@ -65,9 +66,9 @@ class MacArray(wiring.Component):
             for i in range(v):
                 p = Signal(signed(17), name=f"s0_p{o}_{i}", reset_less=True)
                 if self.products == "dsp":
-                    m.d.sync += p.eq(self.w[o * v + i] * self.x[i])
+                    m.d.sync += p.eq(self.w[o * v + i] * self.x[o][i])
                 else:
-                    m.d.sync += p.eq(self._lut_product(m, self.w[o * v + i], self.x[i], f"{o}_{i}"))
+                    m.d.sync += p.eq(self._lut_product(m, self.w[o * v + i], self.x[o][i], f"{o}_{i}"))
                 level.append(p)
             depth = 0
             while len(level) > 1:

@@ -8,6 +8,7 @@ place-and-route (YoWASP, minutes) are ``slow`` and skip when the ``[fpga]`` extr
 from __future__ import annotations
 
 import json
+import re
 import struct
 
 import pytest
@@ -273,16 +274,24 @@ def test_ulx3s_verilog_and_constraints_for_the_small_squeezenet(compiled, tmp_pa
         lines = (rtl / f"{stem}.hex").read_text().split()
         assert len(lines) == depth and {len(l) for l in lines} == {-(-width // 4)}, stem   # padded to the ROM
     assert (rtl / "ff_rom.v").exists() and (rtl / "ff_act_ram.v").exists()
+    # the memories' block RAMs are floorplanned: every DP16KD tile on a site of its own
+    bels = [b for f in ("ff_rom_weights_ecp5.v", "ff_rom_quant_ecp5.v", "ff_act_ram_ecp5.v")
+            for b in re.findall(r'\(\* BEL = "(X\d+/Y\d+/EBR\d)" \*\)\s+DP16KD', (rtl / f).read_text())]
+    tiles = sum((rtl / f).read_text().count("    DP16KD #(") for f in ("ff_rom_weights_ecp5.v", "ff_rom_quant_ecp5.v",
+                                                                     "ff_act_ram_ecp5.v"))
+    assert len(bels) == len(set(bels)) == tiles > 0
     info = json.loads((rtl / "board.json").read_text())
+    assert info["floorplan"].startswith("block RAM sites")
     assert info["clock_mhz"] == 100 and info["pll"]["CLKFB_DIV"] * 25 / info["pll"]["CLKI_DIV"] == 100
     assert info["resources_source"].startswith("estimate")
     # a second run needs force; with force it replaces the directory
     small16 = compiled(mac_units=16, **SMALL)
     with pytest.raises(FireforgeError, match="not empty"):
         board_generate(small16, rtl, "ulx3s-85f")
-    board_generate(small16, rtl, "ulx3s-85f", clock_mhz=50, force=True)
+    board_generate(small16, rtl, "ulx3s-85f", clock_mhz=50, force=True, floorplan=False)
     info = json.loads((rtl / "board.json").read_text())
     assert info["clock_mhz"] == 50 and info["config"]["mac_units"] == 16
+    assert info["floorplan"] is None and "BEL" not in (rtl / "ff_rom_weights_ecp5.v").read_text()
 
 
 @pytest.mark.parametrize("board,constraint", [("arty-a7-100", "fireforge_board.xdc"), ("kc705", "fireforge_board.xdc")])
