@@ -941,7 +941,17 @@ class FireforgeBoard(Elaboratable):
         if platform.default_rst is not None:
             m.submodules.rst_buf = rst_buf = io.Buffer("i", platform.request(platform.default_rst, 0, dir="-"))
             rst = rst | rst_buf.i
-        m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
+        if self.board.family == "ecp5":
+            # the synchronised reset reaches ~2,100 flip-flops' LSR all over the die: on a global (DCCA), not
+            # general routing (9.8 ns from the synchroniser in a corner, the floorplanned 64-MAC ULX3S design's
+            # critical path). nextpnr promotes only the clock by itself.
+            m.domains.reset_gen = ClockDomain("reset_gen")
+            m.d.comb += ClockSignal("reset_gen").eq(ClockSignal("sync"))
+            m.submodules.reset_sync = ResetSynchronizer(rst, domain="reset_gen")
+            m.submodules.reset_global = Instance("DCCA", i_CLKI=ResetSignal("reset_gen"), i_CE=1,
+                                                 o_CLKO=ResetSignal("sync"))
+        else:
+            m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
 
         m.submodules.core = core = LinkedTop(cfg, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
                                              act_memory=self.act_memory, memory_cells=self.memory_cells,

