@@ -886,7 +886,7 @@ class FireforgeBoard(Elaboratable):
         the board's DRAM controller adapter, supplied by the user) holds the activations.
     floorplan : bool
         ECP5: place the memories' block RAMs by :mod:`fireforge.hw.ecp5_floorplan` (``BEL`` attributes), for
-        devices it has a site table of; False leaves them to nextpnr.
+        devices it has a site table of (``self.floorplan`` says whether it applies); False leaves them to nextpnr.
     """
 
     def __init__(self, config: EngineConfig, board: Board | str, *, clock_mhz: float | None = None,
@@ -905,7 +905,7 @@ class FireforgeBoard(Elaboratable):
         self.clock = _clock_plan(self.board, clock_mhz)
         self.baud = baud
         self.act_memory = act_memory
-        self.floorplan = floorplan and bool(self.memory_cells)
+        self.floorplan = floorplan and bool(self.memory_cells) and self.board.device in FLOORPLAN_DEVICES
 
     def elaborate(self, platform):
         from fireforge.hw.engine import _bits_for
@@ -1303,7 +1303,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
         design = FireforgeBoard(rep.config, board, clock_mhz=clock["mhz"], baud=baud, act_memory=rep.act_memory,
                                 floorplan=floorplan)
         details["floorplan"] = ("block RAM sites by fireforge.hw.ecp5_floorplan (BEL attributes)"
-                                if design.floorplan and board.device in FLOORPLAN_DEVICES else None)
+                                if design.floorplan else None)
         plat, plan, hexes = _prepare_plan(design, board, out_dir)
         for name, content in plan.files.items():
             if name == f"{TOP_NAME}.debug.v":

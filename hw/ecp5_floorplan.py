@@ -64,7 +64,8 @@ def plan_memories(device: str, weights: tuple[int, int], quant: tuple[int, int],
     if device not in DEVICES:
         return None
     tilings = {"weights": weights, "quant": quant, **({"act": act} if act else {})}
-    if sum(c * r for c, r in tilings.values()) > sum(len(DEVICES[device][0]) for _ in DEVICES[device][1]):
+    xs, ys = DEVICES[device]
+    if sum(c * r for c, r in tilings.values()) > len(xs) * len(ys):
         return None
     free = _snake(device)
     plan: dict[str, dict[tuple[int, int], str]] = {k: {} for k in tilings}
@@ -86,11 +87,11 @@ def plan_memories(device: str, weights: tuple[int, int], quant: tuple[int, int],
             plan["quant"][(r, c)] = bel_name(s)
     if act:
         acols, arows = act
+        mid = (xs[0] + xs[-1]) / 2
         for c in range(acols):
             # the row with the most free sites, and in it the run of free sites centred nearest the row's middle
             y = max(sorted({s[1] for s in free}), key=lambda y: sum(s[1] == y for s in free))
             row = sorted(s for s in free if s[1] == y)
-            mid = sum(DEVICES[device][0][::len(DEVICES[device][0]) - 1]) / 2
             start = min(range(max(1, len(row) - arows + 1)),
                         key=lambda k: abs(sum(s[0] for s in row[k:k + arows]) / len(row[k:k + arows]) - mid))
             column = row[start:start + arows]

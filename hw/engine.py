@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.add_requant import AddRequantizer
 from fireforge.hw.dsp import check_multipliers
-from fireforge.hw.fanout import copy_tree
+from fireforge.hw.fanout import delayed_copies
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
 from fireforge.sw.config import EngineConfig
@@ -331,13 +331,8 @@ class Engine(wiring.Component):
         # rom_latency cycles — the last of them a copy tree, a strobe per lane. The lanes' quant registers sit by
         # their quant blocks, all over the die; the FSM's own enable was one route across it (8.8 ns, the
         # floorplanned 64-MAC ULX3S design's critical path).
-        q_take = self.q_en
-        for stage in range(self.rom_latency - min(v.bit_length() - 1, self.rom_latency)):
-            nq = Signal(name=f"q_take{stage}")
-            m.d.sync += nq.eq(q_take)
-            q_take = nq
         lane_bits = len(quant[0].as_value())
-        for lane, strobe in enumerate(copy_tree(m, q_take, v, min(v.bit_length() - 1, self.rom_latency), "q_take")):
+        for lane, strobe in enumerate(delayed_copies(m, self.q_en, v, self.rom_latency, "q_take")):
             with m.If(strobe):
                 m.d.sync += quant.as_value()[lane * lane_bits:(lane + 1) * lane_bits].eq(
                     self.q_data[lane * lane_bits:(lane + 1) * lane_bits])
@@ -352,17 +347,12 @@ class Engine(wiring.Component):
         # c1 plus rom_latency more stages, then c2 takes the weight word as it leaves the ROM. The activation's
         # last stages are a copy tree (hw.fanout), a copy per output lane: the lanes sit beside their weight
         # blocks, all over the die, and one register driving all of them was a route across it.
-        tree = min(v.bit_length() - 1, self.rom_latency + 1)
-        w_side, w_x = c1, c1_x
+        w_side = c1
         for stage in range(self.rom_latency):
             ns = Signal(side, name=f"w{stage}_side")
             m.d.sync += ns.eq(w_side)
             w_side = ns
-            if stage < self.rom_latency + 1 - tree:
-                nx = Signal(act, name=f"w{stage}_x", reset_less=True)
-                m.d.sync += nx.eq(w_x)
-                w_x = nx
-        lane_x = [data.View(act, q) for q in copy_tree(m, w_x.as_value(), v, tree, "lane_x")]
+        lane_x = [data.View(act, q) for q in delayed_copies(m, c1_x.as_value(), v, self.rom_latency + 1, "lane_x")]
         m.d.comb += c2_x.eq(lane_x[0])
         m.d.sync += [c2.eq(w_side), c2_w.as_value().eq(self.w_data)]
 
@@ -439,8 +429,8 @@ class Engine(wiring.Component):
         fields = {"gap": desc.op == Op.GAP, "mult_a": desc.mult_a, "shift_a": desc.shift_a, "out_zp": desc.out_zp,
                   "relu": desc.relu, "mult_b": desc.mult_b, "shift_b": desc.shift_b, "aux": desc.aux}
         lane_desc_layout = data.StructLayout({k: Value.cast(f).shape() for k, f in fields.items()})
-        lane_desc = [data.View(lane_desc_layout, q) for q in copy_tree(
-            m, Cat(*fields.values()), v, max(1, v.bit_length() - 1), "lane_desc")]
+        lane_desc = [data.View(lane_desc_layout, q) for q in delayed_copies(
+            m, Cat(*fields.values()), v, v.bit_length() - 1, "lane_desc")]
         for lane in range(v):
             ld = lane_desc[lane]
             rq = Requantizer(multipliers=self.multipliers)

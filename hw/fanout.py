@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from amaranth import Signal
 
-__all__ = ["copy_tree", "tree_fanouts"]
+__all__ = ["copy_tree", "delayed_copies", "tree_fanouts"]
 
 
 def tree_fanouts(copies: int, levels: int) -> list[int]:
@@ -39,3 +39,14 @@ def copy_tree(m, src, copies: int, levels: int, name: str) -> list[Signal]:
             cur.append(q)
         prev = cur
     return prev
+
+
+def delayed_copies(m, src, copies: int, cycles: int, name: str) -> list[Signal]:
+    """``copies`` registers holding ``src`` ``cycles`` cycles late: a plain delay line whose last stages (as many
+    as a binary tree to ``copies`` needs, at most ``cycles``) are a :func:`copy_tree`."""
+    levels = min(max(1, (copies - 1).bit_length()), cycles)
+    for stage in range(cycles - levels):
+        q = Signal(len(src), name=f"{name}_d{stage}", reset_less=True)
+        m.d.sync += q.eq(src)
+        src = q
+    return copy_tree(m, src, copies, levels, name)

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from fireforge.hw import ecp5_memory
 from fireforge.hw.ecp5_floorplan import SITES, bel_name, plan_memories
-from fireforge.hw.fanout import copy_tree, tree_fanouts
+from fireforge.hw.fanout import copy_tree, delayed_copies, tree_fanouts
 
 # (weights, quant, act) tilings and lane bits of the 16-, 64- and 256-MAC engines for the default ULX3S model
 _SHAPES = {16: ((4, 28), (8, 1), (2, 14), (32, 64)), 64: ((15, 7), (15, 1), (4, 14), (64, 64)),
@@ -134,3 +134,23 @@ def test_yosys_keeps_every_copy(tmp_path):
     cells = [c for mod in json.loads((tmp_path / "out.json").read_text())["modules"].values()
              for c in mod.get("cells", {}).values() if c["type"] == "TRELLIS_FF"]
     assert len(cells) == 16 * (2 + 4 + 8)
+
+
+def test_delayed_copies_keep_the_delay_and_end_in_a_tree():
+    m = Module()
+    src = Signal(8)
+    leaves = delayed_copies(m, src, 8, 5, "d")
+    assert len(leaves) == 8 and [q.name for q in leaves][:2] == ["d_l2_0", "d_l2_1"]     # 2 plain stages + 3 levels
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    seen = []
+
+    async def bench(ctx):
+        for k in range(10):
+            ctx.set(src, k + 1)
+            await ctx.tick()
+            seen.append({ctx.get(q) for q in leaves})
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(seen[k] == {k - 3} for k in range(5, 10))    # after tick k + 1: the value set before tick k - 4
