@@ -76,7 +76,7 @@ def make_block(name: str):
         return MacArray(vector=int(name[3:]))
     if name.startswith("engine"):
         from fireforge.hw.engine import Engine
-        from fireforge.sw.config import EngineConfig
+        from fireforge.core.config import EngineConfig
         cfg = EngineConfig(mac_units=int(name[6:]), weight_depth=8192, quant_depth=512, desc_depth=64,
                            act_depth=16384)
         return Engine(cfg)

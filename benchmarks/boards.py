@@ -27,7 +27,7 @@ from fireforge.errors import FireforgeError
 from fireforge.hw.boards import BOARDS, board_generate, fit_check, get_board
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
+from fireforge.core.config import EngineConfig
 
 
 def main():

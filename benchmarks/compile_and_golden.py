@@ -18,7 +18,7 @@ import onnxruntime as ort
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sim import golden
 from fireforge.sw.compile import compile_model
-from fireforge.sw.program import Program
+from fireforge.core.program import Program
 
 
 def _median_time(fn, repeats):

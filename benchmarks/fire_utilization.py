@@ -21,8 +21,8 @@ from fireforge.models.squeezenet import build_fire, fire_sizes
 from fireforge.sim import golden
 from fireforge.sim.hw_run import build_engine, ideal_cycles, rtl_run
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.program import Program
+from fireforge.core.config import EngineConfig
+from fireforge.core.program import Program
 
 # v1.1 at 224x224: the map each Fire module sees and its input channels
 V11_FIRE_INPUTS = {"fire2": (64, 55), "fire3": (128, 55), "fire4": (128, 27), "fire5": (256, 27),

@@ -24,8 +24,8 @@ from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import build_engine, ideal_cycles, load_compiled, rtl_run
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.descriptor import DESCRIPTOR
+from fireforge.core.config import EngineConfig
+from fireforge.core.descriptor import DESCRIPTOR
 
 
 def layer_type(layer) -> str:

@@ -68,7 +68,7 @@ def _require(options: dict, name: str) -> None:
 # -- compile ------------------------------------------------------------------------------------------------------
 
 def _engine_config(args):
-    from fireforge.sw.config import EngineConfig
+    from fireforge.core.config import EngineConfig
 
     if args.config:
         cfg = EngineConfig.load(args.config)
@@ -97,7 +97,7 @@ def cmd_compare(args) -> int:
     from fireforge.sw import compare as cmp_mod
     from fireforge.sw.compile import input_shape
     from fireforge.sw.inputs import load_input
-    from fireforge.sw.program import Program
+    from fireforge.core.program import Program
 
     program = Program.load(args.out_dir)
     x = load_input(args.input, input_shape(program), args.preprocess)
@@ -120,7 +120,7 @@ def cmd_simulate(args) -> int:
     from fireforge.sw import simulate as sim_mod
     from fireforge.sw.compile import input_shape
     from fireforge.sw.inputs import load_input
-    from fireforge.sw.program import Program
+    from fireforge.core.program import Program
 
     program = Program.load(args.out_dir)
     x = load_input(args.input, input_shape(program), args.preprocess)
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--calib", help="calibration data: a folder of images, an image, or a .npy NCHW batch "
                                    "(default: 16 standard-normal tensors, seed 0)")
-    c.add_argument("--config", help="engine config JSON (see fireforge.sw.config.EngineConfig)")
+    c.add_argument("--config", help="engine config JSON (see fireforge.core.config.EngineConfig)")
     c.add_argument("--mac-units", type=int, help="MAC units of the engine (16, 64, 256; default 64)")
     c.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for calibration images")
     c.add_argument("--force", action="store_true", help="replace a non-empty output directory")

@@ -351,7 +351,7 @@ def add_port_constants(ra, rb, F) -> dict:
     why = add_constants_supported(ra, rb, F)
     if why:
         raise ValueError(why)
-    from fireforge.sim.requant import requant_multiplier
+    from fireforge.core.numerics import requant_multiplier
 
     mult_a, shift_a = requant_multiplier(ra)
     mult_b, shift_b = requant_multiplier(rb)

@@ -109,8 +109,8 @@ from amaranth.lib.cdc import ResetSynchronizer
 from fireforge.errors import FireforgeError
 from fireforge.hw.ecp5_floorplan import DEVICES as FLOORPLAN_DEVICES
 from fireforge.hw.resources import FAMILIES, bram_blocks, dsp_blocks, ram_blocks
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.descriptor import DESCRIPTOR
+from fireforge.core.config import EngineConfig
+from fireforge.core.descriptor import DESCRIPTOR
 
 __all__ = ["Board", "BOARDS", "get_board", "FitReport", "fit_check", "estimate_logic", "FireforgeBoard",
            "board_generate", "yowasp_environ", "parse_yosys_stat", "parse_nextpnr_log", "TOP_NAME"]
@@ -484,7 +484,7 @@ class _Shapes:
 
     def depths(self, mac_units: int, *, squeeze_factor: float = 1.0, classes: int | None = None,
                input_size: int | None = None) -> EngineConfig:
-        from fireforge.sw.schedule import _allocate
+        from fireforge.core.layout import allocate as _allocate
 
         v = math.isqrt(mac_units)
         groups: dict[str, int] = {}
@@ -1258,8 +1258,8 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     ``floorplan``: see :class:`FireforgeBoard`.
     """
     from fireforge.hw.generate import check_supported
-    from fireforge.sw.compile import commit_output_dir, prepare_output_dir
-    from fireforge.sw.program import Program
+    from fireforge.core.outdir import commit_output_dir, prepare_output_dir
+    from fireforge.core.program import Program
 
     board = get_board(board)
     out_dir, rtl_dir = Path(out_dir), Path(rtl_dir)

@@ -1,6 +1,6 @@
 """The fireforge engine: runs a compiled program from its descriptor ROM, autonomously.
 
-Every layer is one loop nest (see :mod:`fireforge.sw.descriptor`). Data flows through decoupled stages,
+Every layer is one loop nest (see :mod:`fireforge.core.descriptor`). Data flows through decoupled stages,
 so the activation memory may stall or answer late without losing a beat:
 
 ``agu`` (address generation, one tap per cycle) → activation read request + a record in the tap FIFO
@@ -25,8 +25,8 @@ from fireforge.hw.dsp import check_multipliers
 from fireforge.hw.fanout import delayed_copies
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.descriptor import DESCRIPTOR, Op
+from fireforge.core.config import EngineConfig
+from fireforge.core.descriptor import DESCRIPTOR, Op
 
 __all__ = ["Engine"]
 

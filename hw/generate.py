@@ -7,9 +7,9 @@ from pathlib import Path
 
 from fireforge.errors import FireforgeError
 from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES, write_verilog
-from fireforge.sw.compile import commit_output_dir, prepare_output_dir
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.program import Program
+from fireforge.core.outdir import commit_output_dir, prepare_output_dir
+from fireforge.core.config import EngineConfig
+from fireforge.core.program import Program
 
 __all__ = ["generate", "check_supported", "lint"]
 
@@ -30,7 +30,7 @@ def check_supported(program: Program, config: EngineConfig | None = None) -> Non
 
 def lint(rtl_dir: Path) -> str:
     """``verilator --lint-only`` with the waiver file; returns its warnings and errors (empty when clean)."""
-    from fireforge.sim.verilator import verilator_environ
+    from fireforge.core.tools import verilator_environ
 
     files = [WAIVERS, "fireforge_top.v", *(s for s in HDL_SOURCES if (Path(rtl_dir) / s).exists())]
     with verilator_environ() as env:

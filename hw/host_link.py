@@ -423,30 +423,24 @@ class HostClient:
                 raise TimeoutError(f"engine not done after {timeout_s} s")
             time.sleep(poll_s)
 
-    def infer(self, out_dir, x):
-        """One inference of the compiled program in ``out_dir`` on a float NCHW input: (uint8 output, cycles)."""
-        import json
-        from pathlib import Path
-
+    def infer(self, compiled, x):
+        """One inference of a compiled program (a :class:`~fireforge.core.compiled.Compiled` or its ``OUT/``
+        directory) on a float NCHW input: (uint8 output, cycles)."""
         import numpy as np
 
-        from fireforge.sim import golden
-        from fireforge.sim.hw_run import _tensor_words
-        from fireforge.sw.program import Program
+        from fireforge.core.compiled import Compiled
+        from fireforge.core.layout import tensor_from_words, tensor_words
+        from fireforge.core.numerics import quantize_input
 
-        out_dir = Path(out_dir)
-        program = Program.load(out_dir)
-        manifest = json.loads((out_dir / "manifest.json").read_text())
-        v = manifest["engine"]["mac_units"] ** 0.5
-        v = int(round(v))
+        if not isinstance(compiled, Compiled):
+            compiled = Compiled.load(compiled)
+        program, v = compiled.program, compiled.vector
         t_in = program.tensors[program.input]
-        xq = golden.quantize_input(x, t_in.scale, t_in.zero_point)
-        addr, words = _tensor_words(manifest, program.input, xq, v)
-        self.write_words(addr, np.ascontiguousarray(words).tobytes())
+        layout = compiled.input_layout
+        words = tensor_words(layout, quantize_input(x, t_in.scale, t_in.zero_point), t_in.zero_point, v)
+        self.write_words(layout.addr, np.ascontiguousarray(words).tobytes())
         self.start()
         self.wait()
-        info = manifest["tensors"][program.output]
-        t_out = program.tensors[program.output]
-        raw = np.frombuffer(self.read_words(info["addr"], info["words"]), np.uint8)
-        out = raw.reshape(t_out.height * t_out.width, info["groups"] * v)[:, np.asarray(info["channel_index"])]
-        return out.T.reshape(t_out.shape), self.cycles()
+        out = compiled.output_layout
+        raw = np.frombuffer(self.read_words(out.addr, out.words), np.uint8)
+        return tensor_from_words(out, raw, v), self.cycles()

@@ -18,8 +18,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.engine import EXTERNAL_TAP_DEPTH, ROM_LATENCY, TAP_DEPTH, Engine, _bits_for
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.descriptor import DESCRIPTOR
+from fireforge.core.config import EngineConfig
+from fireforge.core.descriptor import DESCRIPTOR
 
 __all__ = ["FireforgeTop", "HDL_DIR", "HDL_SOURCES", "ACT_RAM_LATENCY", "write_verilog", "ROM_IMAGES", "ACT_MEMORY",
            "EXT_MEM_PORTS"]

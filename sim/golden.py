@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from fireforge.core.numerics import quantize_input
 from fireforge.sim import requant
-from fireforge.sw.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
+from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
 
 __all__ = ["quantize_input", "conv_accumulate", "conv", "maxpool", "add", "global_average_pool", "run_layer",
            "run", "GoldenResult"]
 
 _F32_EXACT_K = (1 << 24) // (255 * 128)
-
-
-def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Float NCHW (batch 1) → uint8 [C, H, W], as ONNX Runtime's QuantizeLinear: round-half-even(x / scale) + zp."""
-    x = np.asarray(x, dtype=np.float32).reshape(x.shape[-3:])
-    q = np.rint(x / np.float32(scale)) + np.float32(zero_point)
-    return np.clip(q, 0, 255).astype(np.uint8)
 
 
 def _pad(x: np.ndarray, pads, value: int) -> np.ndarray:

@@ -19,8 +19,8 @@ import numpy as np
 
 from fireforge.errors import FireforgeError
 from fireforge.sim import golden
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.program import ConvLayer, Program
+from fireforge.core.config import EngineConfig
+from fireforge.core.program import ConvLayer, Program
 
 __all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "load_compiled"]
 

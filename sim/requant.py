@@ -61,6 +61,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fireforge.core.numerics import (QMAX, QMIN, check_scale_value, conv_requant_scales, requant_multiplier,
+                                     requant_multipliers)
+
 __all__ = [
     "requant_multiplier",
     "requant_multipliers",
@@ -79,67 +82,12 @@ __all__ = [
     "qlinear_average_pool_int",
 ]
 
-QMIN, QMAX = 0, 255  # uint8 activations
 INT32_MIN = -(2**31)
 _F32 = np.float32
 
 # ----------------------------------------------------------------------------------------------
 # Scales
 # ----------------------------------------------------------------------------------------------
-
-
-def _check_scale_value(scale) -> np.float32:
-    """Return ``scale`` as an exactly equal float32, or raise ValueError naming it (why: exactness)."""
-    try:
-        f = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a real number, got {scale!r}") from None
-    if not np.isfinite(f):
-        raise ValueError(f"scale must be finite, got {scale!r}")
-    if f <= 0.0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
-    with np.errstate(over="ignore"):
-        s = _F32(f)
-    if float(s) != f:
-        raise ValueError(
-            f"scale {scale!r} is not exactly representable in float32; pass np.float32(scale) "
-            "(ORT stores scales as float32, so that is the value it uses)"
-        )
-    if s < np.finfo(_F32).tiny:
-        raise ValueError(f"scale {scale!r} is subnormal in float32; subnormal scales are not supported")
-    return s
-
-
-def requant_multiplier(scale: float) -> tuple[int, int]:
-    """Decompose a positive normal float32 ``scale`` into ``(m, shift)`` with ``scale == m * 2**-shift``.
-
-    ``m`` is the 24-bit significand including the hidden bit (``2**23 <= m < 2**24``), ``shift`` is in
-    [-104, 149].  Exact by construction (it is just the float32 bit fields), so the integer pipeline
-    multiplies by precisely the number ORT multiplies by.
-    """
-    s = _check_scale_value(scale)
-    bits = int(np.array(s, dtype=_F32).view(np.uint32))
-    biased = (bits >> 23) & 0xFF
-    m = (bits & 0x7FFFFF) | 0x800000
-    shift = 150 - biased
-    return int(m), int(shift)
-
-
-def requant_multipliers(scales) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`requant_multiplier` (e.g. per output channel); returns int64 arrays."""
-    flat = np.atleast_1d(np.asarray(scales))
-    pairs = [requant_multiplier(s) for s in flat.ravel()]
-    m = np.array([p[0] for p in pairs], dtype=np.int64).reshape(np.shape(scales))
-    sh = np.array([p[1] for p in pairs], dtype=np.int64).reshape(np.shape(scales))
-    return m, sh
-
-
-def conv_requant_scales(x_scale, w_scales, y_scale) -> np.ndarray:
-    """The float32 per-channel scale MLAS uses for QLinearConv: ``fl(fl(x_scale*w_scale_c)/y_scale)``."""
-    xs = _F32(x_scale)
-    ws = np.asarray(w_scales, dtype=_F32)
-    ys = _F32(y_scale)
-    return ((xs * ws).astype(_F32) / ys).astype(_F32)
 
 
 # ----------------------------------------------------------------------------------------------

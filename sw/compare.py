@@ -10,7 +10,7 @@ import onnx
 
 from fireforge.errors import FireforgeError
 from fireforge.sim import golden
-from fireforge.sw.program import Program
+from fireforge.core.program import Program
 
 __all__ = ["LayerDiff", "Comparison", "ort_layer_outputs", "compare", "top5", "diff"]
 

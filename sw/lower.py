@@ -16,7 +16,7 @@ import onnx
 
 from fireforge.errors import FireforgeError
 from fireforge.sw.onnx_import import attr, graph_inputs, initializers, node_label
-from fireforge.sw.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program, Tensor
+from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program, Tensor
 
 __all__ = ["lower"]
 

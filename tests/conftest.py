@@ -61,7 +61,7 @@ def assert_hw_equals_golden(out, x, **kw):
     layer's output to equal the golden model's, byte for byte; returns the hardware result."""
     from fireforge.sim import golden
     from fireforge.sim.hw_run import rtl_run
-    from fireforge.sw.program import Program
+    from fireforge.core.program import Program
 
     program = Program.load(out)
     expected = golden.run(program, x)

@@ -132,10 +132,10 @@ def test_non_empty_output_dir_needs_force(good_model, tmp_path, capsys):
 def test_killed_run_leftovers_are_swept(good_model, tmp_path, capsys):
     """A run killed mid-build (SIGKILL: no cleanup) leaves its hidden temp dir; the next run removes it,
     but never the temp dir of a run still alive."""
-    from fireforge.sw.compile import prepare_output_dir
+    from fireforge.core.outdir import prepare_output_dir
 
     out = tmp_path / "out"
-    code = ("import os, sys; from pathlib import Path; from fireforge.sw.compile import prepare_output_dir; "
+    code = ("import os, sys; from pathlib import Path; from fireforge.core.outdir import prepare_output_dir; "
             "t = prepare_output_dir(Path(sys.argv[1]), False); (t / 'half.v').write_text('x'); "
             "print(t, flush=True); os.kill(os.getpid(), 9)")
     proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)

@@ -17,7 +17,7 @@ from fireforge.errors import FireforgeError
 from fireforge.hw import boards
 from fireforge.hw.boards import BOARDS, board_generate, fit_check, get_board
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
+from fireforge.core.config import EngineConfig
 
 #: The SqueezeNet that fits the ULX3S at 64 MAC units: v1_1, squeeze ratio 0.03125 (a quarter of the
 #: paper's 0.125), 64×64 input, 10 classes — 187 k weights; 179 of 208 DP16KD by the fit check.

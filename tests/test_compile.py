@@ -16,10 +16,11 @@ from fireforge.cli import main
 from fireforge.sim import golden
 from fireforge.sw import compare as cmp
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.descriptor import Op, unpack
-from fireforge.sw.images import folded_bias, read_words
-from fireforge.sw.program import ConvLayer, Program
+from fireforge.core.config import EngineConfig
+from fireforge.core.descriptor import Op, unpack
+from fireforge.core.compiled import Compiled
+from fireforge.sw.images import folded_bias
+from fireforge.core.program import ConvLayer, Program
 from fireforge.sw.schedule import schedule
 
 VARIANTS = [("v1_0", "none"), ("v1_1", "none"), ("v1_1", "simple"), ("v1_1", "complex")]
@@ -77,7 +78,7 @@ def test_output_directory_is_complete_and_checksummed(compiled):
         hex_lines = (out / entry["hex"]).read_text().split()
         assert len(hex_lines) == entry["words"]
         # the .hex and .bin hold the same words
-        words = read_words(out, entry)
+        words = Compiled.load(out).images[name].read()
         for line, word in zip(hex_lines[:50], words[:50]):
             assert int(line, 16) == int.from_bytes(word.tobytes(), "little")
     assert manifest["totals"]["weight_bits"] == 8 * sum(
@@ -90,9 +91,8 @@ def test_images_decode_back_to_the_program(compiled):
     program = Program.load(out)
     manifest = json.loads((out / "manifest.json").read_text())
     v = EngineConfig(**manifest["engine"]).vector
-    weights = read_words(out, manifest["images"]["weights"])
-    quant = read_words(out, manifest["images"]["quant"])
-    descs = read_words(out, manifest["images"]["descriptors"])
+    images = Compiled.load(out).images
+    weights, quant, descs = (images[name].read() for name in ("weights", "quant", "descriptors"))
     sched = schedule(program, EngineConfig(mac_units=manifest["engine"]["mac_units"]))
     for i, layer in enumerate(program.layers):
         d = unpack(int.from_bytes(descs[i].tobytes(), "little"))

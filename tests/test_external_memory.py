@@ -18,8 +18,8 @@ from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.program import Program
+from fireforge.core.config import EngineConfig
+from fireforge.core.program import Program
 
 from conftest import assert_hw_equals_golden, random_input
 

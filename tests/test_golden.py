@@ -7,7 +7,7 @@ from conftest import random_input
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sim import golden
 from fireforge.sw.compile import compile_model
-from fireforge.sw.program import ConvLayer, MaxPoolLayer, Program
+from fireforge.core.program import ConvLayer, MaxPoolLayer, Program
 
 
 def test_float32_requant_twin_equals_the_integer_spec_on_a_whole_network(tmp_path):

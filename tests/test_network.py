@@ -15,8 +15,8 @@ from fireforge.models.zoo_style import build_caffe_zoo, build_torchvision_export
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.program import Program
+from fireforge.core.config import EngineConfig
+from fireforge.core.program import Program
 
 #: with the add unit for every network (a bypass-free one would otherwise get an engine without it, a second build)
 NETWORK_CONFIG = EngineConfig(mac_units=64, weight_depth=24576, quant_depth=1024, desc_depth=64, act_depth=131072,

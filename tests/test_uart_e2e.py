@@ -13,8 +13,8 @@ from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
 from fireforge.sim.uart_run import uart_infer
 from fireforge.sw.compile import compile_model
-from fireforge.sw.config import EngineConfig
-from fireforge.sw.program import Program
+from fireforge.core.config import EngineConfig
+from fireforge.core.program import Program
 
 from conftest import random_input
 

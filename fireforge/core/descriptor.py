@@ -31,8 +31,6 @@ class Op(enum.Enum, shape=3):
 DESCRIPTOR = data.StructLayout({
     "op": Op,
     "relu": 1,
-    "lut_en": 1,
-    "lut_index": 8,
     "pad_en": 1,          # check taps against the map (conv / max pool with padding or ceil mode)
     "depthwise": 1,       # group og reads input group og (max pool, add, GAP); else all groups (conv)
     "og_count": 10,       # output channel groups produced
@@ -52,7 +50,7 @@ DESCRIPTOR = data.StructLayout({
     "quant_addr": 16,     # first requant word of a CONV
     "out_addr": 24,       # destination base + first group of this layer's slice
     "out_pitch": 10,      # channel groups per pixel of the destination tensor
-    "in_zp": 8, "in2_zp": 8, "out_zp": 8,
+    "in_zp": 8, "out_zp": 8,
     "mult_a": 24, "shift_a": 8,   # ADD: input A's multiplier; GAP: the averaging multiplier
     "mult_b": 24, "shift_b": 8,   # ADD: input B's multiplier
     "aux": 32,            # ADD/GAP: extra term of the requant (see fireforge.sim.requant)

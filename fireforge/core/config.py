@@ -12,9 +12,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireforge.core.quant import QUANT_LANE
 from fireforge.errors import FireforgeError
 
-__all__ = ["EngineConfig"]
+__all__ = ["EngineConfig", "BuildVariant", "ACT_MEMORY", "MAC_PRODUCTS", "MULTIPLIERS", "TAP_DEPTH",
+           "EXTERNAL_TAP_DEPTH"]
 
 
 def _is_pow2(n: int) -> bool:
@@ -101,15 +103,15 @@ class EngineConfig:
 
     @property
     def quant_channel_bits(self) -> int:
-        """Per output channel: int32 bias, 24-bit mantissa, 8-bit shift (see sim.requant)."""
-        return 32 + 24 + 8
+        """Per output channel: one :data:`fireforge.core.quant.QUANT_LANE`."""
+        return QUANT_LANE.size
 
     @property
     def quant_word_bits(self) -> int:
         return self.vector * self.quant_channel_bits
 
     def groups(self, channels: int) -> int:
-        """Activation words per pixel for a tensor of ``channels`` channels."""
+        """Channel groups (activation words per pixel, or weight-block rows) for ``channels`` channels."""
         return -(-channels // self.vector)
 
     # -- persistence ----------------------------------------------------------------------------
@@ -164,3 +166,85 @@ class EngineConfig:
                     f"engine config: {name}={current} words is too small for this program, which needs "
                     f"{needed}; raise it or set it to 0 to size it automatically")
         return dataclasses.replace(self, **resolved)
+
+
+#: where the activations live: the engine's own block RAM, or a board's DRAM behind the memory port
+ACT_MEMORY = ("on-chip", "external")
+#: how the MAC array's products are built: the family's multiplier blocks, or LUT logic
+MAC_PRODUCTS = ("dsp", "lut")
+#: how the requantizers' products are built (fireforge.hw.dsp): inferred, or ECP5 MULT18X18D instances
+MULTIPLIERS = ("inferred", "ecp5")
+#: tap FIFO depth = activation reads in flight: covers the on-chip RAM's round trip at one tap per cycle
+#: (6 cycles in the RAM, one response register, the response FIFO's own two) ...
+TAP_DEPTH = 16
+#: ... and external DRAM's (tens of cycles)
+EXTERNAL_TAP_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class BuildVariant:
+    """How one :class:`EngineConfig` is built: choices that change the hardware, not the program's images.
+
+    The defaults (and the per-family choice in :meth:`for_family`) are defined here and nowhere else.
+
+    Parameters
+    ----------
+    act_memory:
+        ``"on-chip"`` (the engine's activation RAM) or ``"external"`` (the memory port leaves the top, for
+        a board's DRAM; more reads in flight).
+    mac_products:
+        ``"dsp"`` or ``"lut"`` (MAC products from LUT logic, one more cycle of latency).
+    multipliers:
+        ``"inferred"`` or ``"ecp5"`` (the requantizers' products as registered MULT18X18D instances).
+    read_depth:
+        Activation reads in flight (the tap FIFO's depth); ``None``: :data:`TAP_DEPTH` on chip,
+        :data:`EXTERNAL_TAP_DEPTH` for external memory.
+    """
+
+    act_memory: str = "on-chip"
+    mac_products: str = "dsp"
+    multipliers: str = "inferred"
+    read_depth: int | None = None
+
+    def __post_init__(self):
+        for name, allowed in (("act_memory", ACT_MEMORY), ("mac_products", MAC_PRODUCTS),
+                              ("multipliers", MULTIPLIERS)):
+            if getattr(self, name) not in allowed:
+                raise FireforgeError(f"build variant: {name} must be one of {', '.join(allowed)}, "
+                                     f"not {getattr(self, name)!r}")
+        if self.read_depth is not None and (not isinstance(self.read_depth, int) or self.read_depth < 2):
+            raise FireforgeError(f"build variant: read_depth must be an integer ≥ 2, not {self.read_depth!r}")
+
+    @property
+    def reads_in_flight(self) -> int:
+        """The tap FIFO depth this variant builds."""
+        if self.read_depth is not None:
+            return self.read_depth
+        return EXTERNAL_TAP_DEPTH if self.act_memory == "external" else TAP_DEPTH
+
+    @property
+    def external(self) -> bool:
+        return self.act_memory == "external"
+
+    @classmethod
+    def for_family(cls, family: str, act_memory: str = "on-chip") -> "BuildVariant":
+        """What a board of ``family`` builds. MAC products in LUT logic on the Lattice parts, whose few
+        multipliers sit in a few rows of the die (the 64-MAC ULX3S design with DSP products put 128 of the 156
+        MULT18X18D in use and nextpnr could not route the wires converging on them), DSP48E1 on 7-series.
+        Requantizer products as MULT18X18D instances with their own input and output registers on ECP5
+        (yosys never packs registers into them), inferred elsewhere."""
+        return cls(act_memory=act_memory, mac_products="lut" if family in ("ecp5", "ice40") else "dsp",
+                   multipliers="ecp5" if family == "ecp5" else "inferred")
+
+    def tag(self) -> str:
+        """A short name for build directories: empty for the default variant."""
+        parts = []
+        if self.reads_in_flight != TAP_DEPTH:
+            parts.append(f"reads{self.reads_in_flight}")
+        if self.act_memory != "on-chip":
+            parts.append(self.act_memory)
+        if self.mac_products != "dsp":
+            parts.append(self.mac_products)
+        if self.multipliers != "inferred":
+            parts.append(self.multipliers)
+        return "-".join(parts)

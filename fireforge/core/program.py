@@ -1,7 +1,7 @@
 """The integer layer program: what the hardware computes, independent of any engine shape.
 
 The compiler lowers a quantized ONNX graph into this; the golden model (``fireforge.sim.golden``)
-executes it; the scheduler packs it into ROM images for one :class:`~fireforge.sw.config.EngineConfig`.
+executes it; the scheduler packs it into ROM images for one :class:`~fireforge.core.config.EngineConfig`.
 Tensors are uint8 with a per-tensor scale and zero point, stored logically as ``[C, H, W]``.
 Concat is not a layer: each producer writes its channel slice of the concat's tensor
 (``out_channel_offset``), already in the concat's scale.
