@@ -1,15 +1,16 @@
 """``fireforge generate``: the Verilog of the engine a compiled program needs, with its ROM images."""
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
+from fireforge.core.compiled import Compiled
+from fireforge.core.config import EngineConfig
+from fireforge.core.outdir import commit_output_dir, prepare_output_dir
+from fireforge.core.program import Program
+from fireforge.core.tools import verilator_environ
 from fireforge.errors import FireforgeError
 from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES, write_verilog
-from fireforge.core.outdir import commit_output_dir, prepare_output_dir
-from fireforge.core.config import EngineConfig
-from fireforge.core.program import Program
 
 __all__ = ["generate", "check_supported", "lint"]
 
@@ -30,8 +31,6 @@ def check_supported(program: Program, config: EngineConfig | None = None) -> Non
 
 def lint(rtl_dir: Path) -> str:
     """``verilator --lint-only`` with the waiver file; returns its warnings and errors (empty when clean)."""
-    from fireforge.core.tools import verilator_environ
-
     files = [WAIVERS, "fireforge_top.v", *(s for s in HDL_SOURCES if (Path(rtl_dir) / s).exists())]
     with verilator_environ() as env:
         proc = subprocess.run(["verilator", "--lint-only", "--top-module", "fireforge_top", *files],
@@ -43,23 +42,22 @@ def lint(rtl_dir: Path) -> str:
     return "\n".join(problems)
 
 
-def generate(out_dir: Path, rtl_dir: Path, *, force: bool = False, lint_check: bool = False,
+def generate(compiled: Compiled | Path, rtl_dir: Path, *, force: bool = False, lint_check: bool = False,
              act_memory: str = "on-chip") -> dict:
-    """``fireforge_top.v`` (+ HDL, ROM images, manifest) for the program in ``out_dir``, atomically in ``rtl_dir``.
+    """``fireforge_top.v`` (+ HDL, ROM images, manifest) for a compiled program, atomically in ``rtl_dir``.
 
     ``act_memory="external"``: the activation memory is left out and its channels become ``mem_*`` ports
     (see :class:`~fireforge.hw.top.FireforgeTop`)."""
-    out_dir = Path(out_dir)
-    program = Program.load(out_dir)
-    manifest = json.loads((out_dir / "manifest.json").read_text())
-    config = EngineConfig(**manifest["engine"])
-    check_supported(program, config)
+    if not isinstance(compiled, Compiled):
+        compiled = Compiled.load(compiled)
+    out_dir, config = compiled.out_dir, compiled.config
+    check_supported(compiled.program, config)
     tmp = prepare_output_dir(rtl_dir, force)
     try:
         top = write_verilog(config, tmp, act_memory=act_memory)
         shutil.copyfile(HDL_DIR / WAIVERS, tmp / WAIVERS)
         for stem, _ in ROM_IMAGES.values():
-            shutil.copyfile(out_dir / f"{stem}.hex", tmp / f"{stem}.hex")
+            shutil.copyfile(compiled.images[stem].hex, tmp / f"{stem}.hex")
         shutil.copyfile(out_dir / "manifest.json", tmp / "manifest.json")
         if lint_check:
             report = lint(tmp)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fireforge.core.compiled import MANIFEST_VERSION
-from fireforge.core.config import EngineConfig
+from fireforge.core.config import EngineConfig, channel_groups
 from fireforge.core.descriptor import DESCRIPTOR, Op, pack
 from fireforge.core.hexfile import write_words
 from fireforge.core.numerics import requant_multiplier
@@ -39,7 +39,7 @@ __all__ = ["write_images", "weight_words", "quant_words", "folded_bias", "descri
 def weight_words(weights: np.ndarray, in_layout, vector: int) -> np.ndarray:
     """A conv's [O, C, kh, kw] weights as uint8 [words, vector·vector] (byte order as in the module docstring)."""
     o, c, kh, kw = weights.shape
-    og = -(-o // vector)
+    og = channel_groups(o, vector)
     wp = np.zeros((og * vector, in_layout.groups * vector, kh, kw), np.int8)
     index = np.arange(c) if in_layout.im2col else in_layout.channel_index
     wp[:o, index] = weights
@@ -58,7 +58,7 @@ def folded_bias(layer: ConvLayer, in_zero_point: int) -> np.ndarray:
 def quant_words(layer: ConvLayer, in_zero_point: int, vector: int) -> np.ndarray:
     """A conv's requant words as uint8 [groups, vector·QUANT_LANE_BYTES]."""
     o = layer.out_channels
-    og = -(-o // vector)
+    og = channel_groups(o, vector)
     mantissa, shift = np.zeros(og * vector, np.int64), np.zeros(og * vector, np.int64)
     for ch, s in enumerate(layer.scale):
         mantissa[ch], shift[ch] = requant_multiplier(float(s))

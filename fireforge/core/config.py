@@ -15,8 +15,13 @@ from pathlib import Path
 from fireforge.core.quant import QUANT_LANE
 from fireforge.errors import FireforgeError
 
-__all__ = ["EngineConfig", "BuildVariant", "ACT_MEMORY", "MAC_PRODUCTS", "MULTIPLIERS", "TAP_DEPTH",
+__all__ = ["EngineConfig", "BuildVariant", "channel_groups", "ACT_MEMORY", "MAC_PRODUCTS", "MULTIPLIERS", "TAP_DEPTH",
            "EXTERNAL_TAP_DEPTH"]
+
+
+def channel_groups(channels: int, vector: int) -> int:
+    """Words of ``vector`` channels that hold ``channels`` channels (the last one padded)."""
+    return -(-channels // vector)
 
 
 def _is_pow2(n: int) -> bool:
@@ -112,7 +117,7 @@ class EngineConfig:
 
     def groups(self, channels: int) -> int:
         """Channel groups (activation words per pixel, or weight-block rows) for ``channels`` channels."""
-        return -(-channels // self.vector)
+        return channel_groups(channels, self.vector)
 
     # -- persistence ----------------------------------------------------------------------------
     def to_dict(self) -> dict:

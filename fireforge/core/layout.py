@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fireforge.core.config import channel_groups
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
 
@@ -84,8 +85,8 @@ def im2col_conv(program: Program, vector: int) -> ConvLayer | None:
         return None
     conv = readers[0]
     o, c, kh, kw = conv.weights.shape
-    packed = -(-(kh * kw * c) // vector)
-    plain = kh * kw * -(-c // vector)
+    packed = channel_groups(kh * kw * c, vector)
+    plain = kh * kw * channel_groups(c, vector)
     return conv if packed < plain else None
 
 
@@ -93,7 +94,7 @@ def result_groups(layer, layouts: dict[str, TensorLayout], vector: int):
     """(groups, channel_index) of the words a layer produces (before placing them in its destination)."""
     if isinstance(layer, ConvLayer):
         o = layer.out_channels
-        return -(-o // vector), np.arange(o)
+        return channel_groups(o, vector), np.arange(o)
     src = layouts[layer.inputs[0]]
     return src.groups, src.channel_index
 
@@ -102,13 +103,13 @@ def _plan_layouts(program: Program, vector: int, im2col: ConvLayer | None):
     layouts: dict[str, TensorLayout] = {}
     t_in = program.tensors[program.input]
     if im2col is None:
-        layouts[t_in.name] = TensorLayout(t_in.name, t_in.height, t_in.width, -(-t_in.channels // vector),
+        layouts[t_in.name] = TensorLayout(t_in.name, t_in.height, t_in.width, channel_groups(t_in.channels, vector),
                                           np.arange(t_in.channels))
     else:
         o, c, kh, kw = im2col.weights.shape
         t_out = program.tensors[im2col.output]
         layouts[t_in.name] = TensorLayout(
-            t_in.name, t_out.height, t_out.width, -(-(kh * kw * c) // vector), np.arange(t_in.channels),
+            t_in.name, t_out.height, t_out.width, channel_groups(kh * kw * c, vector), np.arange(t_in.channels),
             im2col={"kernel": [kh, kw], "stride": list(im2col.stride), "pads": list(im2col.pads), "channels": c,
                     "order": "ky, kx, c"})
     goff: dict[str, int] = {}
@@ -184,7 +185,7 @@ def plan_memory(program: Program, vector: int) -> MemoryPlan:
     w_off, q_off = {}, {}
     for layer in program.layers:
         if isinstance(layer, ConvLayer):
-            og = -(-layer.out_channels // vector)
+            og = channel_groups(layer.out_channels, vector)
             w_off[layer.name], q_off[layer.name] = weight_words, quant_words
             weight_words += og * conv_taps(layer, layouts, packed)
             quant_words += og
