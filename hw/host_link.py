@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import struct
 import time
+from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
@@ -155,138 +156,149 @@ class HostLink(wiring.Component):
         m.submodules.urx = urx = UartRx(self.divisor)
         m.submodules.utx = utx = UartTx(self.divisor)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
-
-        wb = self.word_bytes
-        info = b"KFF" + struct.pack("<BBHI", PROTOCOL_VERSION, wb, self.mac_units, self.act_depth)
-        reply_bytes = max(len(info), wb, 5)
-        reply = Signal(8 * reply_bytes)          # bytes still to send, the next one in the low byte
-        reply_len = Signal(range(reply_bytes + 1))
-        args = Signal(48)                        # addr(4) n(2), assembled little-endian
-        nargs = Signal(range(7))
-        cmd = Signal(8)
-        addr = Signal(32)
-        count = Signal(16)
-        word = Signal(self.word_bits)
-        nbytes = Signal(range(wb + 1))
-        refused = Signal()
-        reading = Signal()                       # SEND returns to READ while words remain
-        idle_timer = Signal(range(self.timeout + 1))
-
-        m.d.comb += [self.host_addr.eq(addr), self.host_wdata.eq(word)]
+        st = self._state()
+        m.d.comb += [self.host_addr.eq(st.addr), self.host_wdata.eq(st.word)]
         # the top's read answer through one more register, beside this FSM: taken straight from the top's, it
         # put a LUT of the FSM's enable logic beside the top (2 routes of 2.4-2.8 ns there and back: the
         # 64-MAC ULX3S critical path, 94.5 MHz). READ_WAIT takes an answer any number of cycles late.
-        rvalid = Signal()
-        rdata = Signal(self.word_bits)
-        m.d.sync += [rvalid.eq(self.host_rvalid), rdata.eq(self.host_rdata)]
-
-        def send(value: bytes | None = None, *, sig=None, length=None):
-            """Statements loading the reply buffer (a constant or a signal) and entering SEND."""
-            if value is not None:
-                return [reply.eq(int.from_bytes(value, "little")), reply_len.eq(len(value))]
-            return [reply.eq(sig), reply_len.eq(length)]
-
+        m.d.sync += [st.rvalid.eq(self.host_rvalid), st.rdata.eq(self.host_rdata)]
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [reading.eq(0), refused.eq(0), nargs.eq(0), nbytes.eq(0), idle_timer.eq(0)]
-                with m.If(urx.valid):
-                    m.d.sync += cmd.eq(urx.data)
-                    with m.Switch(urx.data):
-                        with m.Case(ord("W"), ord("R")):
-                            m.next = "ARGS"
-                        with m.Case(ord("S")):
-                            with m.If(self.busy):
-                                m.d.sync += send(b"B")
-                            with m.Else():
-                                m.d.comb += self.start.eq(1)
-                                m.d.sync += send(b"K")
-                            m.next = "SEND"
-                        with m.Case(ord("P")):
-                            m.d.sync += send(sig=Cat(Const(ord("K"), 8), self.busy, self.done, Const(0, 6)),
-                                             length=2)
-                            m.next = "SEND"
-                        with m.Case(ord("C")):
-                            m.d.sync += send(sig=Cat(Const(ord("K"), 8), self.cycles), length=5)
-                            m.next = "SEND"
-                        with m.Case(ord("I")):
-                            m.d.sync += send(info)
-                            m.next = "SEND"
-                        with m.Default():
-                            m.d.sync += send(b"?")
-                            m.next = "SEND"
+                self._command(m, st, urx)
             with m.State("ARGS"):
-                with m.If(urx.valid):
-                    m.d.sync += [args.eq(Cat(args[8:], urx.data)), nargs.eq(nargs + 1), idle_timer.eq(0)]
-                    with m.If(nargs == 5):
-                        full = Cat(args[8:], urx.data)
-                        m.d.sync += [addr.eq(full[:32]), count.eq(full[32:48])]
-                        m.next = "DECODE"
-                with m.Elif(idle_timer == self.timeout):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += idle_timer.eq(idle_timer + 1)
+                self._receive(m, st, urx, payload=False)
             with m.State("DECODE"):
-                with m.If(cmd == ord("W")):
-                    m.d.sync += refused.eq(self.busy)
-                    with m.If(count == 0):
-                        m.d.sync += send(b"K")
-                        m.next = "SEND"
-                    with m.Else():
-                        m.next = "WDATA"
-                with m.Else():
-                    with m.If(self.busy):
-                        m.d.sync += send(b"B")
-                    with m.Else():
-                        m.d.sync += [send(b"K"), reading.eq(count != 0)]
-                    m.next = "SEND"
+                self._decode(m, st)
             with m.State("WDATA"):
-                with m.If(urx.valid):
-                    m.d.sync += [word.eq(Cat(word[8:], urx.data)), nbytes.eq(nbytes + 1), idle_timer.eq(0)]
-                    with m.If(nbytes == wb - 1):
-                        m.next = "WRITE"
-                with m.Elif(idle_timer == self.timeout):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += idle_timer.eq(idle_timer + 1)
+                self._receive(m, st, urx, payload=True)
             with m.State("WRITE"):
-                # held until the memory takes the word (an external memory may be slow to accept)
-                refuse = refused | self.busy
-                m.d.comb += self.host_we.eq(~refuse)
-                with m.If(refuse | self.host_wready):
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), nbytes.eq(0), refused.eq(refuse)]
-                    with m.If(count == 1):
-                        with m.If(refuse):
-                            m.d.sync += send(b"B")
-                        with m.Else():
-                            m.d.sync += send(b"K")
-                        m.next = "SEND"
-                    with m.Else():
-                        m.next = "WDATA"
-            with m.State("READ"):
-                with m.If(self.busy):               # started meanwhile (cannot happen: we hold the link)
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += self.host_re.eq(1)          # held until the memory takes it
-                    with m.If(self.host_rready):
-                        m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
-                # the answer comes two (on-chip RAM, then the register above) or more (external memory)
-                # cycles after acceptance
-                with m.If(rvalid):
-                    m.d.sync += [send(sig=rdata, length=wb), addr.eq(addr + 1), count.eq(count - 1),
-                                 reading.eq(count != 1)]
-                    m.next = "SEND"
+                self._write(m, st)
+            self._read_states(m, st)
             with m.State("SEND"):
-                with m.If(reply_len == 0):
-                    with m.If(reading):
+                with m.If(st.reply_len == 0):
+                    with m.If(st.reading):
                         m.next = "READ"
                     with m.Else():
                         m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += [utx.data.eq(reply[:8]), utx.valid.eq(1)]
+                    m.d.comb += [utx.data.eq(st.reply[:8]), utx.valid.eq(1)]
                     with m.If(utx.ready):
-                        m.d.sync += [reply.eq(reply >> 8), reply_len.eq(reply_len - 1)]
+                        m.d.sync += [st.reply.eq(st.reply >> 8), st.reply_len.eq(st.reply_len - 1)]
         return m
+
+    def _state(self) -> SimpleNamespace:
+        """The link's registers, shared by the FSM's states."""
+        wb = self.word_bytes
+        info = b"KFF" + struct.pack("<BBHI", PROTOCOL_VERSION, wb, self.mac_units, self.act_depth)
+        reply_bytes = max(len(info), wb, 5)
+        return SimpleNamespace(
+            info=info,
+            reply=Signal(8 * reply_bytes),          # bytes still to send, the next one in the low byte
+            reply_len=Signal(range(reply_bytes + 1)),
+            args=Signal(48),                        # addr(4) n(2), assembled little-endian
+            nargs=Signal(range(7)), cmd=Signal(8), addr=Signal(32), count=Signal(16),
+            word=Signal(self.word_bits), nbytes=Signal(range(wb + 1)), refused=Signal(),
+            reading=Signal(),                       # SEND returns to READ while words remain
+            idle_timer=Signal(range(self.timeout + 1)),
+            rvalid=Signal(), rdata=Signal(self.word_bits))
+
+    @staticmethod
+    def _send(st, value: bytes | None = None, *, sig=None, length=None):
+        """Statements loading the reply buffer (a constant or a signal); the caller enters SEND."""
+        if value is not None:
+            return [st.reply.eq(int.from_bytes(value, "little")), st.reply_len.eq(len(value))]
+        return [st.reply.eq(sig), st.reply_len.eq(length)]
+
+    def _command(self, m, st, urx):
+        """IDLE: a command byte; the one-byte commands answer at once."""
+        send = self._send
+        m.d.sync += [st.reading.eq(0), st.refused.eq(0), st.nargs.eq(0), st.nbytes.eq(0), st.idle_timer.eq(0)]
+        with m.If(urx.valid):
+            m.d.sync += st.cmd.eq(urx.data)
+            m.next = "SEND"
+            with m.Switch(urx.data):
+                with m.Case(ord("W"), ord("R")):
+                    m.next = "ARGS"
+                with m.Case(ord("S")):
+                    with m.If(self.busy):
+                        m.d.sync += send(st, b"B")
+                    with m.Else():
+                        m.d.comb += self.start.eq(1)
+                        m.d.sync += send(st, b"K")
+                with m.Case(ord("P")):
+                    m.d.sync += send(st, sig=Cat(Const(ord("K"), 8), self.busy, self.done, Const(0, 6)), length=2)
+                with m.Case(ord("C")):
+                    m.d.sync += send(st, sig=Cat(Const(ord("K"), 8), self.cycles), length=5)
+                with m.Case(ord("I")):
+                    m.d.sync += send(st, st.info)
+                with m.Default():
+                    m.d.sync += send(st, b"?")
+
+    def _receive(self, m, st, urx, *, payload: bool):
+        """ARGS / WDATA: argument or payload bytes, abandoned after ``timeout`` cycles without one."""
+        with m.If(urx.valid):
+            m.d.sync += st.idle_timer.eq(0)
+            if payload:         # a word of a write
+                m.d.sync += [st.word.eq(Cat(st.word[8:], urx.data)), st.nbytes.eq(st.nbytes + 1)]
+                with m.If(st.nbytes == self.word_bytes - 1):
+                    m.next = "WRITE"
+            else:               # addr(4) n(2)
+                m.d.sync += [st.args.eq(Cat(st.args[8:], urx.data)), st.nargs.eq(st.nargs + 1)]
+                with m.If(st.nargs == 5):
+                    full = Cat(st.args[8:], urx.data)
+                    m.d.sync += [st.addr.eq(full[:32]), st.count.eq(full[32:48])]
+                    m.next = "DECODE"
+        with m.Elif(st.idle_timer == self.timeout):
+            m.next = "IDLE"
+        with m.Else():
+            m.d.sync += st.idle_timer.eq(st.idle_timer + 1)
+
+    def _decode(self, m, st):
+        """DECODE: a write takes its payload (refused if busy, consumed anyway); a read starts or is refused."""
+        send = self._send
+        m.next = "SEND"
+        with m.If(st.cmd == ord("W")):
+            m.d.sync += st.refused.eq(self.busy)
+            with m.If(st.count == 0):
+                m.d.sync += send(st, b"K")
+            with m.Else():
+                m.next = "WDATA"
+        with m.Elif(self.busy):
+            m.d.sync += send(st, b"B")
+        with m.Else():
+            m.d.sync += [send(st, b"K"), st.reading.eq(st.count != 0)]
+
+    def _write(self, m, st):
+        """WRITE: one word, held until the memory takes it (an external memory may be slow to accept)."""
+        send = self._send
+        refuse = st.refused | self.busy
+        m.d.comb += self.host_we.eq(~refuse)
+        with m.If(refuse | self.host_wready):
+            m.d.sync += [st.addr.eq(st.addr + 1), st.count.eq(st.count - 1), st.nbytes.eq(0), st.refused.eq(refuse)]
+            with m.If(st.count == 1):
+                with m.If(refuse):
+                    m.d.sync += send(st, b"B")
+                with m.Else():
+                    m.d.sync += send(st, b"K")
+                m.next = "SEND"
+            with m.Else():
+                m.next = "WDATA"
+
+    def _read_states(self, m, st):
+        """READ / READ_WAIT: one word per request; the answer comes two (on-chip RAM, then the register in
+        ``elaborate``) or more (external memory) cycles after acceptance."""
+        with m.State("READ"):
+            with m.If(self.busy):               # started meanwhile (cannot happen: we hold the link)
+                m.next = "IDLE"
+            with m.Else():
+                m.d.comb += self.host_re.eq(1)          # held until the memory takes it
+                with m.If(self.host_rready):
+                    m.next = "READ_WAIT"
+        with m.State("READ_WAIT"):
+            with m.If(st.rvalid):
+                m.d.sync += [self._send(st, sig=st.rdata, length=self.word_bytes), st.addr.eq(st.addr + 1),
+                             st.count.eq(st.count - 1), st.reading.eq(st.count != 1)]
+                m.next = "SEND"
 
 
 class LinkedTop(wiring.Component):
