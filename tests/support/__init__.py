@@ -1,0 +1,1 @@
+"""Test-only designs, model builders and benches (not shipped in the fireforge package)."""
