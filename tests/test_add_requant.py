@@ -4,7 +4,7 @@ Every comparison is exact (0 mismatching bytes).  The reference is ``requant.qli
 checked against ONNX Runtime in test_requant.py); for host constants that do not come from scales
 (huge, subnormal or negative-zero F, ratios at the edges of the supported range) the same float32
 steps are applied to the constants directly, and those are cross-checked with the integer soft-float
-model of sim/requant.py.  All randomness is seeded.
+model of sim/softfloat.py.  All randomness is seeded.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from amaranth.sim import Simulator
 from fireforge.hw import add_requant as AR
 from fireforge.hw.add_requant import AddRequantizer, add_constants_supported, add_port_constants
 from fireforge.sim import requant as R
+from fireforge.sim import softfloat as SF
 
 F32 = np.float32
 PORTS = ("mult_a", "shift_a", "mult_b", "shift_b", "addend")
@@ -32,18 +33,18 @@ def ref_from_constants(a, b, ra, rb, f):
     """ORT's per-element QLinearAdd on host constants: clamp(cvt(fma(a, ra, fma(b, rb, F))))."""
     a = np.asarray(a, np.uint8).astype(F32)
     b = np.asarray(b, np.uint8).astype(F32)
-    t = R._fma_f32(b, np.asarray(rb, F32), np.asarray(f, F32))
-    r = R._fma_f32(a, np.asarray(ra, F32), t)
-    return np.clip(R._cvtps2dq(r), 0, 255).astype(np.uint8)
+    t = SF.fma_f32(b, np.asarray(rb, F32), np.asarray(f, F32))
+    r = SF.fma_f32(a, np.asarray(ra, F32), t)
+    return np.clip(SF.cvtps2dq(r), 0, 255).astype(np.uint8)
 
 
 def ref_soft_float(a, b, ra, rb, f):
     """The same with the integer soft-float model (independent of NumPy float arithmetic)."""
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
-    t = R._sf_fma(R._sf_from_int(b), R._sf_from_f32(np.asarray(rb, F32)), R._sf_from_f32(np.asarray(f, F32)))
-    r = R._sf_fma(R._sf_from_int(a), R._sf_from_f32(np.asarray(ra, F32)), t)
-    return np.clip(R._sf_cvt(r), 0, 255).astype(np.uint8)
+    t = SF.sf_fma(SF.sf_from_int(b), SF.sf_from_f32(np.asarray(rb, F32)), SF.sf_from_f32(np.asarray(f, F32)))
+    r = SF.sf_fma(SF.sf_from_int(a), SF.sf_from_f32(np.asarray(ra, F32)), t)
+    return np.clip(SF.sf_cvt(r), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ def test_random_parameter_sets():
     approx = a * ra.astype(np.float64) + b * rb.astype(np.float64) + f.astype(np.float64)
     assert np.count_nonzero((approx > 2.0**31 + 2**12) & (want == 0)) > 100    # INT32_MIN -> 0 quirk
     assert np.count_nonzero(np.abs(f) < np.finfo(F32).tiny) > 500              # zero / subnormal F
-    r = R._fma_f32(a.astype(F32), ra, R._fma_f32(b.astype(F32), rb, f)).astype(np.float64)
+    r = SF.fma_f32(a.astype(F32), ra, SF.fma_f32(b.astype(F32), rb, f)).astype(np.float64)
     assert np.count_nonzero((r > 0) & (r < 256) & (r % 1 == 0.5)) > 300         # cvt ties (x.5 exactly)
     tied = slice(len(want) - 768, len(want) - 256)
     t_exact = b[tied] + f[tied].astype(np.float64)
@@ -424,9 +425,9 @@ def test_fma_stage_is_ieee_fma():
     kinds, x, r, f = _fma_cases(rng, 12000)
     for i in range(len(r)):
         assert add_constants_supported(r[i], F32(1), f[i]) is None, (r[i], f[i])
-    want = R._fma_f32(x.astype(F32), r, f)
+    want = SF.fma_f32(x.astype(F32), r, f)
     # the soft-float model agrees (independent of the float64 round-to-odd trick)
-    sf = R._sf_to_f32(R._sf_fma(R._sf_from_int(x.astype(np.int64)), R._sf_from_f32(r), R._sf_from_f32(f)))
+    sf = SF.sf_to_f32(SF.sf_fma(SF.sf_from_int(x.astype(np.int64)), SF.sf_from_f32(r), SF.sf_from_f32(f)))
     assert np.array_equal(sf.view(np.uint32), want.view(np.uint32))
     rm, rs = map(np.array, zip(*(R.requant_multiplier(v) for v in r)))
     cols = {"valid": np.ones(len(x), np.int64), "x": x, "mult": rm, "shift": rs,
