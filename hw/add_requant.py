@@ -270,6 +270,14 @@ class AddRequantizer(wiring.Component):
         self.multipliers = check_multipliers(multipliers)
         super().__init__()
 
+    @classmethod
+    def needs(cls, *, multipliers: str = "inferred") -> dict:
+        """Resource report (:mod:`fireforge.hw.engine.needs`): per fma, ``x · M_lo`` and ``x · M_hi`` (an
+        8-bit input times the 18 and 6 bits of a 24-bit significand), whether inferred or MULT18X18D
+        instances; no memories."""
+        check_multipliers(multipliers)
+        return {"products": {(8, False, 18, False): 2, (8, False, 6, False): 2}, "memories": []}
+
     def elaborate(self, platform):
         m = Module()
 

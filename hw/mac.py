@@ -58,6 +58,12 @@ class MacArray(wiring.Component):
     def latency(self) -> int:
         return (1 if self.products == "dsp" else 2) + self.levels
 
+    @classmethod
+    def needs(cls, *, vector: int, products: str = "dsp") -> dict:
+        """Resource report (:mod:`fireforge.hw.engine.needs`): ``vector²`` int8 × uint8 multiplications when
+        the products are ``"dsp"``; none with ``"lut"`` (shift-and-add logic); no memories."""
+        return {"products": {(8, True, 8, False): vector * vector} if products == "dsp" else {}, "memories": []}
+
     def elaborate(self, platform):
         m = Module()
         v = self.vector

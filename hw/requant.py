@@ -106,6 +106,15 @@ class Requantizer(wiring.Component):
         self.multipliers = check_multipliers(multipliers)
         super().__init__()
 
+    @classmethod
+    def needs(cls, *, multipliers: str = "inferred") -> dict:
+        """Resource report (:mod:`fireforge.hw.engine.needs`): the four partial products of stage 7,
+        ``A_lo/hi × M_lo/hi`` (A is stage 5's 32-bit register, its top 8 bits constant 0, so ``A_hi`` has
+        14 bits), whether inferred or MULT18X18D instances; no memories."""
+        check_multipliers(multipliers)
+        return {"products": {(18, False, 18, False): 1, (14, False, 18, False): 1, (18, False, 6, False): 1,
+                             (14, False, 6, False): 1}, "memories": []}
+
     def elaborate(self, platform):
         m = Module()
         # Inside a stage the logic is written as expressions of the previous stage's registers (not chains

@@ -25,8 +25,10 @@ from fireforge.hw.dsp import check_multipliers
 from fireforge.hw.fanout import delayed_copies
 from fireforge.hw.mac import MacArray
 from fireforge.hw.requant import Requantizer
-from fireforge.core.config import EngineConfig
+from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.descriptor import DESCRIPTOR, Op
+from fireforge.hw.engine.fifo import StreamFIFO
+from fireforge.hw.engine.needs import total
 
 __all__ = ["Engine"]
 
@@ -116,6 +118,31 @@ class Engine(wiring.Component):
             "wr_valid": Out(1), "wr_ready": In(1), "wr_addr": Out(_bits_for(config.act_depth)),
             "wr_data": Out(config.act_word_bits),
         })
+
+    @classmethod
+    def needs(cls, config: EngineConfig, variant: BuildVariant = BuildVariant()) -> dict:
+        """What the engine of ``config`` built as ``variant`` needs, without elaborating it: the sum of its
+        parts' reports (:mod:`fireforge.hw.engine.needs`), plus ``"parts"``, each part's own report.
+
+        ``products`` counts the requantizers' multiplications whatever ``variant.multipliers`` builds them
+        from (inferred, or MULT18X18D instances: the same blocks); ``memories`` are the engine's own (its
+        FIFOs): the ROMs and the activation memory are the top's.
+        """
+        v, reads = config.vector, variant.reads_in_flight
+        tap_bits = 3 + 24 + 24
+        write_bits = 24 + config.act_word_bits
+        parts = {
+            "activation_fetch": total(StreamFIFO.needs(shape=tap_bits, depth=reads),
+                                      StreamFIFO.needs(shape=config.act_word_bits, depth=reads)),
+            "mac_array": MacArray.needs(vector=v, products=variant.mac_products),
+            "requantizers": total(Requantizer.needs(multipliers=variant.multipliers), times=v),
+            "add_requantizers": total(AddRequantizer.needs(multipliers=variant.multipliers),
+                                      times=v if config.has_add_unit else 0),
+            "write_queue": total(total(StreamFIFO.needs(shape=write_bits, depth=16, ram_style="distributed"),
+                                       times=WRITE_DEPTH // 16),
+                                 StreamFIFO.needs(shape=write_bits, depth=3)),
+        }
+        return {**total(*parts.values()), "parts": parts}
 
     def elaborate(self, platform):
         m = Module()
