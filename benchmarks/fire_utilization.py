@@ -22,7 +22,7 @@ from fireforge.sim import golden
 from fireforge.sim.hw_run import build_engine, ideal_cycles, rtl_run
 from fireforge.sw.compile import compile_model
 from fireforge.core.config import EngineConfig
-from fireforge.core.program import Program
+from fireforge.core.compiled import Compiled
 
 # v1.1 at 224x224: the map each Fire module sees and its input channels
 V11_FIRE_INPUTS = {"fire2": (64, 55), "fire3": (128, 55), "fire4": (128, 27), "fire5": (256, 27),
@@ -59,10 +59,11 @@ def main():
                 onnx.save(model, tmp / f"{fire}.onnx")
                 out = tmp / f"{fire}-{mac_units}"
                 compile_model(tmp / f"{fire}.onnx", out, config=cfg)
-                program = Program.load(out)
+                compiled = Compiled.load(out)
+                program = compiled.program
                 x = np.random.default_rng(0).standard_normal((1, cin, hw, hw)).astype(np.float32)
                 t = time.perf_counter()
-                hw_res = rtl_run(out, x)
+                hw_res = rtl_run(compiled, x)
                 walls[fire] = time.perf_counter() - t
                 mismatches[fire] = int(np.count_nonzero(hw_res.output != golden.run(program, x).output))
                 for layer, cycles in zip(program.layers, hw_res.layer_cycles):

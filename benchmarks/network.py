@@ -22,10 +22,12 @@ import onnx
 from fireforge.hw.resources import bram_bits
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sim import golden
-from fireforge.sim.hw_run import build_engine, ideal_cycles, load_compiled, rtl_run
+from fireforge.sim.hw_run import build_engine, ideal_cycles, rtl_run
 from fireforge.sw.compile import compile_model
+from fireforge.core.compiled import Compiled
 from fireforge.core.config import EngineConfig
 from fireforge.core.descriptor import DESCRIPTOR
+from fireforge.core.program import ConvLayer
 
 
 def layer_type(layer) -> str:
@@ -55,12 +57,13 @@ def main():
         for mac_units in args.mac_units:
             out = tmp / f"out{mac_units}"
             compile_model(tmp / "model.onnx", out, config=EngineConfig(mac_units=mac_units))
-            program, manifest, cfg = load_compiled(out)
+            compiled = Compiled.load(out)
+            program, cfg = compiled.program, compiled.config
             t = time.perf_counter()
             build_engine(cfg)
             build_s = time.perf_counter() - t
             t = time.perf_counter()
-            hw = rtl_run(out, x)
+            hw = rtl_run(compiled, x)
             run_s = time.perf_counter() - t
             mism = int(np.count_nonzero(hw.output != golden.run(program, x).output))
             by_type = defaultdict(lambda: [0, 0])
@@ -68,7 +71,7 @@ def main():
                 by_type[layer_type(layer)][0] += cycles
                 by_type[layer_type(layer)][1] += ideal_cycles(program, layer, cfg)
             ideal = sum(ideal_cycles(program, l, cfg) for l in program.layers)
-            weight_bits = manifest["totals"]["weight_bits"]
+            weight_bits = cfg.weight_bits * sum(l.weights.size for l in program.layers if isinstance(l, ConvLayer))
             roms = [(cfg.weight_word_bits, cfg.weight_depth), (cfg.quant_word_bits, cfg.quant_depth),
                     (DESCRIPTOR.size, cfg.desc_depth)]
             bram = {fam: {"weights": bram_bits(*roms[0], fam), "all_roms": sum(bram_bits(w, d, fam) for w, d in roms)}

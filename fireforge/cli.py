@@ -94,19 +94,19 @@ def cmd_compile(args) -> int:
 # -- compare ----------------------------------------------------------------------------------------------------
 
 def cmd_compare(args) -> int:
+    from fireforge.core.compiled import Compiled
     from fireforge.sw import compare as cmp_mod
     from fireforge.sw.compile import input_shape
     from fireforge.sw.inputs import load_input
-    from fireforge.core.program import Program
 
-    program = Program.load(args.out_dir)
-    x = load_input(args.input, input_shape(program), args.preprocess)
+    compiled = Compiled.load(args.out_dir)
+    x = load_input(args.input, input_shape(compiled.program), args.preprocess)
     bar = None
     if args.hw:
         from fireforge.sw.simulate import progress_bar
 
-        bar = progress_bar(len(program.layers), sys.stderr)
-    result = cmp_mod.compare(Path(args.out_dir), x, program, hw=args.hw, progress=bar)
+        bar = progress_bar(len(compiled.layers), sys.stderr)
+    result = cmp_mod.compare(compiled, x, hw=args.hw, progress=bar)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -117,18 +117,19 @@ def cmd_compare(args) -> int:
 # -- simulate / generate --------------------------------------------------------------------------------------
 
 def cmd_simulate(args) -> int:
+    from fireforge.core.compiled import Compiled
+    from fireforge.core.config import BuildVariant
     from fireforge.sw import simulate as sim_mod
     from fireforge.sw.compile import input_shape
     from fireforge.sw.inputs import load_input
-    from fireforge.core.program import Program
 
-    program = Program.load(args.out_dir)
-    x = load_input(args.input, input_shape(program), args.preprocess)
-    _log(f"building or reusing the Verilated engine, then running {len(program.layers)} layers")
-    bar = sim_mod.progress_bar(len(program.layers), sys.stderr)
-    rep = sim_mod.simulate(Path(args.out_dir), x, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
-                           read_latency=args.read_latency, act_memory=args.act_memory,
-                           mac_products=args.mac_products, progress=bar)
+    compiled = Compiled.load(args.out_dir)
+    x = load_input(args.input, input_shape(compiled.program), args.preprocess)
+    variant = BuildVariant(act_memory=args.act_memory, mac_products=args.mac_products)
+    _log(f"building or reusing the Verilated engine, then running {len(compiled.layers)} layers")
+    bar = sim_mod.progress_bar(len(compiled.layers), sys.stderr)
+    rep = sim_mod.simulate(compiled, x, variant=variant, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
+                           read_latency=args.read_latency, progress=bar)
     print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))
     return 0 if rep.mismatches == 0 else 1
 

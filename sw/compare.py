@@ -1,4 +1,5 @@
-"""``fireforge compare``: the golden model against ONNX Runtime (and, later, the hardware), layer by layer."""
+"""``fireforge compare``: the golden model against ONNX Runtime, layer by layer; with ``--hw`` the Verilated
+engine too (hardware vs golden and vs ONNX Runtime)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from fireforge.core.compiled import Compiled
+from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
 from fireforge.sim import golden
-from fireforge.core.program import Program
+from fireforge.sim.hw_run import as_compiled, rtl_run
 
 __all__ = ["LayerDiff", "Comparison", "ort_layer_outputs", "compare", "top5", "diff"]
 
@@ -89,17 +92,23 @@ def ort_layer_outputs(out_dir: Path, program: Program, x: np.ndarray) -> tuple[d
     return values, values[final]
 
 
-def compare(out_dir: Path, x: np.ndarray, program: Program | None = None, *, hw: bool = False,
+def compare(compiled: Compiled | str | Path, x: np.ndarray, program: Program | None = None, *, hw: bool = False,
             progress=None) -> Comparison:
-    """Golden vs ONNX Runtime per layer; with ``hw`` also the Verilated engine (every layer dumped)."""
-    program = program or Program.load(out_dir)
+    """Golden vs ONNX Runtime per layer; with ``hw`` also the Verilated engine (every layer dumped).
+
+    ``compiled``: a :class:`Compiled`, or a directory with at least ``program.json`` and ``quantized.onnx``
+    (the compiler checks its program before it writes the images; ``program``: that program, if in hand).
+    ``hw`` needs a whole compile output."""
+    if isinstance(compiled, Compiled):
+        out_dir, program = compiled.out_dir, compiled.program
+    else:
+        out_dir = Path(compiled)
+        program = program or Program.load(out_dir)
     g = golden.run(program, x)
     ort_values, ort_final = ort_layer_outputs(out_dir, program, x)
     hw_res = None
     if hw:
-        from fireforge.sim.hw_run import rtl_run
-
-        hw_res = rtl_run(out_dir, x, dump_layers=True, progress=progress)
+        hw_res = rtl_run(as_compiled(compiled), x, dump_layers=True, progress=progress)
     rows = []
     t_in = program.tensors[program.input]
     mx, mm = diff(g.tensors[program.input], ort_values[program.input])

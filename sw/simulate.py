@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fireforge.core.compiled import Compiled
+from fireforge.core.config import BuildVariant
 from fireforge.sim import golden
-from fireforge.sim.hw_run import HwResult, ideal_cycles, load_compiled, rtl_run
+from fireforge.sim.hw_run import HwResult, as_compiled, ideal_cycles, rtl_run
 from fireforge.sw.compare import diff, top5
 
 __all__ = ["LayerReport", "SimReport", "simulate"]
@@ -61,15 +63,16 @@ class SimReport:
                 "sim_seconds": self.hw.sim_seconds}
 
 
-def simulate(out_dir: Path, x: np.ndarray, *, dump_layers: bool = False, stall_seed: int = 0,
-             read_latency: int | None = None, act_memory: str = "on-chip", mac_products: str = "dsp",
+def simulate(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVariant | None = None,
+             dump_layers: bool = False, stall_seed: int = 0, read_latency: int | None = None,
              build_root: Path | None = None, progress=None) -> SimReport:
-    program, manifest, config = load_compiled(out_dir)
+    """The compiled program (a :class:`Compiled` or its ``OUT/``) on the engine built as ``variant``, every
+    compared layer checked against the golden model; see :func:`fireforge.sim.hw_run.rtl_run`."""
+    compiled = as_compiled(compiled)
+    program, config = compiled.program, compiled.config
     g = golden.run(program, x)
-    hw = rtl_run(out_dir, x, dump_layers=dump_layers, stall_seed=stall_seed, read_latency=read_latency,
-                 act_memory=act_memory, mac_products=mac_products,
-                 build_root=build_root,
-                 progress=progress)
+    hw = rtl_run(compiled, x, variant=variant, dump_layers=dump_layers, stall_seed=stall_seed,
+                 read_latency=read_latency, build_root=build_root, progress=progress)
     rows = []
     for i, layer in enumerate(program.layers):
         mine = g.layer_outputs[layer.name]

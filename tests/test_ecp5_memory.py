@@ -19,12 +19,12 @@ from fireforge.hw import ecp5_memory
 from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
-from fireforge.sim.uart_run import uart_infer
 from fireforge.sw.compile import compile_model
-from fireforge.core.config import EngineConfig
+from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.program import Program
 
 from conftest import random_input
+from support.uart import uart_infer
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_board_core_with_the_ecp5_memories_is_byte_exact(multi_row_fire):
     assert res["output"].shape == want.shape
     assert int(np.count_nonzero(res["output"] != want)) == 0
     # the same engine (LUT MAC products, as on the board) with the hand-written memories: same cycle count
-    assert res["cycles"] == rtl_run(multi_row_fire, x, mac_products="lut").cycles
+    assert res["cycles"] == rtl_run(multi_row_fire, x, variant=BuildVariant(mac_products="lut")).cycles
 
 
 def _tiles(text):

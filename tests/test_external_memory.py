@@ -18,7 +18,7 @@ from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
 from fireforge.sw.compile import compile_model
-from fireforge.core.config import EngineConfig
+from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.program import Program
 
 from conftest import assert_hw_equals_golden, random_input
@@ -36,12 +36,13 @@ def fire_out(tmp_path_factory):
 def test_engine_is_exact_behind_a_slow_memory(fire_out):
     x = random_input((1, 32, 15, 15), 11)
     fast = assert_hw_equals_golden(fire_out, x)
-    # the on-chip engine (8 reads in flight) stays exact behind a slow memory, but slows down
+    # the on-chip engine (core.config.TAP_DEPTH = 16 reads in flight) stays exact behind a slow memory, but slows down
     slow = assert_hw_equals_golden(fire_out, x, read_latency=12, stall_seed=5, stall_pct=30)
     assert slow.cycles > 1.3 * fast.cycles
-    # the engine built for DRAM (64 reads in flight): exact, and a 40-cycle latency costs < 2 %
-    assert_hw_equals_golden(fire_out, x, read_latency=40, stall_seed=5, stall_pct=30, act_memory="external")
-    dram = assert_hw_equals_golden(fire_out, x, read_latency=40, act_memory="external")
+    # the engine built for DRAM (EXTERNAL_TAP_DEPTH = 64 reads in flight): exact, and a 40-cycle latency costs < 2 %
+    dram_engine = BuildVariant(act_memory="external")
+    assert_hw_equals_golden(fire_out, x, read_latency=40, stall_seed=5, stall_pct=30, variant=dram_engine)
+    dram = assert_hw_equals_golden(fire_out, x, read_latency=40, variant=dram_engine)
     assert fast.cycles < dram.cycles < 1.02 * fast.cycles
 
 

@@ -11,12 +11,12 @@ import pytest
 from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
-from fireforge.sim.uart_run import uart_infer
 from fireforge.sw.compile import compile_model
 from fireforge.core.config import EngineConfig
 from fireforge.core.program import Program
 
 from conftest import random_input
+from support.uart import uart_infer
 
 
 @pytest.fixture(scope="module")

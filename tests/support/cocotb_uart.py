@@ -4,7 +4,7 @@ The design is :class:`fireforge.hw.host_link.LinkedTop` (ports ``clk``, ``rst``,
 :class:`fireforge.hw.host_link.HostClient` — the code a PC runs against a board — talks to it through a
 serial-port object whose ``write``/``read`` bit-bang ``rx`` and sample ``tx`` in simulation time
 (``cocotb.task.bridge`` / ``resume``: the client runs in a thread, the simulator waits for it).
-Run through :func:`fireforge.sim.uart_run.uart_infer`.
+Run through :func:`support.uart.uart_infer`.
 
 Environment: ``FF_RESULT`` (JSON result file), ``FF_OUT_DIR`` (compiled program), ``FF_INPUT`` (``.npy``
 float NCHW input), ``FF_DIVISOR`` (clock cycles per UART bit), ``FF_CLOCK`` (``hdl``: the model makes
