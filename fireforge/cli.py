@@ -80,10 +80,18 @@ def _engine_config(args):
 
 
 def cmd_compile(args) -> int:
+    if args.list_ops:
+        from fireforge.sw.frontend import format_ops
+
+        print(format_ops())
+        return 0
+    if args.model is None or args.output is None:
+        args.usage_error("the following arguments are required: " + ", ".join(
+            what for what, value in (("MODEL", args.model), ("-o/--output", args.output)) if value is None))
     from fireforge.sw.compile import compile_model
 
     res = compile_model(args.model, args.output, calib=args.calib, config=_engine_config(args),
-                        preprocess=args.preprocess, force=args.force, log=_log)
+                        preprocess=args.preprocess, force=args.force, check=args.check, log=_log)
     p = res.program
     convs = sum(1 for l in p.layers if l.kind == "conv")
     _log(f"compiled {args.model} -> {res.out_dir}/: {len(p.layers)} layers ({convs} conv), "
@@ -191,16 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--padding", type=int, default=0)
     b.set_defaults(func=cmd_models_build)
 
-    c = sub.add_parser("compile", help="ONNX -> int8 program -> ROM images in OUT/")
-    c.add_argument("model")
-    c.add_argument("-o", "--output", required=True, help="output directory")
+    c = sub.add_parser("compile", help="ONNX -> int8 program -> ROM images in OUT/",
+                       usage="%(prog)s MODEL -o OUT [options]\n       %(prog)s --list-ops")
+    c.add_argument("model", metavar="MODEL", nargs="?", help="ONNX file (not needed with --list-ops)")
+    c.add_argument("-o", "--output", help="output directory (required unless --list-ops)")
+    c.add_argument("--list-ops", action="store_true", help="print the supported ONNX ops and their conditions")
     c.add_argument("--calib", help="calibration data: a folder of images, an image, or a .npy NCHW batch "
                                    "(default: 16 standard-normal tensors, seed 0)")
     c.add_argument("--config", help="engine config JSON (see fireforge.core.config.EngineConfig)")
     c.add_argument("--mac-units", type=int, help="MAC units of the engine (16, 64, 256; default 64)")
     c.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for calibration images")
     c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
-    c.set_defaults(func=cmd_compile)
+    c.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="after lowering, run the golden model and ONNX Runtime on one calibration input and "
+                        "refuse any differing layer (default: on; costs ~0.02-0.1 s)")
+    c.set_defaults(func=cmd_compile, usage_error=c.error)
 
     k = sub.add_parser("compare", help="golden model vs ONNX Runtime, layer by layer")
     k.add_argument("out_dir")

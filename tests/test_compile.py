@@ -217,7 +217,7 @@ def test_compare_accepts_an_image_file(compiled, tmp_path):
 
 
 def test_torchvision_style_export(tmp_path):
-    from fireforge.models.zoo_style import build_torchvision_export
+    from support.zoo_style import build_torchvision_export
 
     onnx.save(build_torchvision_export("v1_1", input_size=64, classes=10), tmp_path / "tv.onnx")
     compile_model(tmp_path / "tv.onnx", tmp_path / "out")
@@ -227,7 +227,7 @@ def test_torchvision_style_export(tmp_path):
 
 def test_caffe_model_zoo_style_graph(tmp_path):
     """Opset 7, initializers listed as inputs, floor-mode pools, Dropout, a padded 1x1 conv10, Softmax tail."""
-    from fireforge.models.zoo_style import build_caffe_zoo
+    from support.zoo_style import build_caffe_zoo
 
     onnx.save(build_caffe_zoo("v1_0", input_size=99, classes=10), tmp_path / "zoo.onnx")
     compile_model(tmp_path / "zoo.onnx", tmp_path / "out")
