@@ -17,7 +17,7 @@ Naming scheme (readable, stable, used by downstream tools and tests):
 
 Weights are deterministic in ``seed``: each conv draws from its own generator keyed by
 ``(seed, layer name)``, so a layer gets the same weights in every variant and exporter (the
-zoo-style graphs in :mod:`fireforge.models.zoo_style` included), which lets tests compare
+zoo-style graphs of the tests' ``support/zoo_style.py`` included), which lets tests compare
 differently-exported graphs numerically.  The one exception: inside a Fire module wrapped by a
 bypass, the expand convs and the bypass conv are scaled by 1/sqrt(2) (residual-style init) so the
 Adds do not blow the activation scale up.

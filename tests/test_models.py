@@ -26,7 +26,7 @@ from fireforge.models.squeezenet import (
     count_parameters,
     fire_sizes,
 )
-from fireforge.models.zoo_style import build_caffe_zoo, build_torchvision_export
+from support.zoo_style import build_caffe_zoo, build_torchvision_export
 
 TORCHVISION_FIRES = [(16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
                      (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256)]

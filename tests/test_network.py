@@ -11,7 +11,7 @@ import pytest
 from conftest import random_input
 
 from fireforge.models.squeezenet import build_squeezenet
-from fireforge.models.zoo_style import build_caffe_zoo, build_torchvision_export
+from support.zoo_style import build_caffe_zoo, build_torchvision_export
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
 from fireforge.sw.compile import compile_model
