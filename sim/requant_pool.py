@@ -69,7 +69,10 @@ def global_average_pool_int(x, x_scale, x_zp, y_scale, y_zp) -> np.ndarray:
     return requantize(acc, m, sh, y_zp)
 
 
-def _pool_geometry(shape, kernel_shape, strides, pads):
+def _pool_windows(shape, kernel_shape, strides, pads, count_include_pad: bool):
+    """(output shape, taps, count) of a 2-D pool: ``taps`` lists each kernel tap (row-major) as (the index of
+    that tap of every window, clipped into the image; whether it lies in the image), ``count`` the divisor
+    of every window."""
     h, w = shape[-2:]
     kh, kw = kernel_shape
     sh, sw = strides
@@ -78,9 +81,26 @@ def _pool_geometry(shape, kernel_shape, strides, pads):
     ow = (w + pl + pr - kw) // sw + 1
     hs = np.arange(oh) * sh - pt
     ws = np.arange(ow) * sw - pl
+    taps = []
+    for i in range(kh):
+        hi = hs + i
+        vh = (hi >= 0) & (hi < h)
+        for j in range(kw):
+            wj = ws + j
+            vw = (wj >= 0) & (wj < w)
+            index = (..., np.clip(hi, 0, h - 1)[:, None], np.clip(wj, 0, w - 1)[None, :])
+            taps.append((index, vh[:, None] & vw[None, :]))
+    if count_include_pad:
+        return (oh, ow), taps, np.full((oh, ow), kh * kw)
     he, we = np.minimum(hs + kh, h), np.minimum(ws + kw, w)
     hs0, ws0 = np.maximum(hs, 0), np.maximum(ws, 0)
-    return oh, ow, hs, ws, (he - hs0)[:, None] * (we - ws0)[None, :]
+    return (oh, ow), taps, (he - hs0)[:, None] * (we - ws0)[None, :]
+
+
+def _pool_input(x, x_zp, y_zp) -> np.ndarray:
+    check_zero_point(x_zp, "x_zp")
+    check_zero_point(y_zp, "y_zp")
+    return np.asarray(x, np.uint8)
 
 
 def _is_global_fallback(shape, kernel_shape, pads):
@@ -94,26 +114,15 @@ def qlinear_average_pool(x, x_scale, x_zp, y_scale, y_zp, kernel_shape, strides=
     ORT dequantizes to float32, sums the window in row-major order in float32, divides by the count,
     then ``nearbyintf(fl(v / y_scale) + y_zp)``.  Kernel == image with zero pads uses the global path.
     """
-    x = np.asarray(x, np.uint8)
-    check_zero_point(x_zp, "x_zp")
-    check_zero_point(y_zp, "y_zp")
+    x = _pool_input(x, x_zp, y_zp)
     if _is_global_fallback(x.shape, kernel_shape, pads):
         return global_average_pool(x, x_scale, x_zp, y_scale, y_zp)[..., None, None]
-    h, w = x.shape[-2:]
-    kh, kw = kernel_shape
-    oh, ow, hs, ws, cnt = _pool_geometry(x.shape, kernel_shape, strides, pads)
+    out_hw, taps, count = _pool_windows(x.shape, kernel_shape, strides, pads, count_include_pad)
     with np.errstate(all="ignore"):  # inf/NaN are legitimate here (CVTPS2DQ turns them into 0)
         deq = (x.astype(np.int32) - int(x_zp)).astype(_F32) * _F32(x_scale)
-        acc = np.zeros(x.shape[:-2] + (oh, ow), _F32)
-        for i in range(kh):
-            hi = hs + i
-            vh = (hi >= 0) & (hi < h)
-            for j in range(kw):
-                wj = ws + j
-                vw = (wj >= 0) & (wj < w)
-                term = deq[..., np.clip(hi, 0, h - 1)[:, None], np.clip(wj, 0, w - 1)[None, :]]
-                acc = acc + np.where(vh[:, None] & vw[None, :], term, _F32(0))  # +0.0 is exact
-        count = np.full((oh, ow), kh * kw) if count_include_pad else cnt
+        acc = np.zeros(x.shape[:-2] + out_hw, _F32)
+        for idx, valid in taps:
+            acc = acc + np.where(valid, deq[idx], _F32(0))  # +0.0 is exact
         v = acc / count.astype(_F32)
         v = (v / _F32(y_scale)) + _F32(int(y_zp))
     return np.clip(cvtps2dq(v), QMIN, QMAX).astype(np.uint8)
@@ -128,31 +137,19 @@ def qlinear_average_pool_int(x, x_scale, x_zp, y_scale, y_zp, kernel_shape, stri
     y_zp before the final RNE.  Practical only as a sequential multi-cycle unit (it is float32 in all
     but name); the global-pool fallback uses :func:`global_average_pool_int`.
     """
-    x = np.asarray(x, np.uint8)
-    check_zero_point(x_zp, "x_zp")
-    check_zero_point(y_zp, "y_zp")
+    x = _pool_input(x, x_zp, y_zp)
     if _is_global_fallback(x.shape, kernel_shape, pads):
         return global_average_pool_int(x, x_scale, x_zp, y_scale, y_zp)[..., None, None]
-    h, w = x.shape[-2:]
-    kh, kw = kernel_shape
-    oh, ow, hs, ws, cnt = _pool_geometry(x.shape, kernel_shape, strides, pads)
+    out_hw, taps, count = _pool_windows(x.shape, kernel_shape, strides, pads, count_include_pad)
     xs = sf_from_f32(_F32(x_scale))
     deq = sf_mul(sf_from_int(x.astype(np.int64) - int(x_zp)), xs)
-    out_shape = x.shape[:-2] + (oh, ow)
+    out_shape = x.shape[:-2] + out_hw
     z = np.zeros(out_shape, np.int64)
     acc = (np.zeros(out_shape, bool), z, z, np.zeros(out_shape, bool))
-    for i in range(kh):
-        hi = hs + i
-        vh = (hi >= 0) & (hi < h)
-        for j in range(kw):
-            wj = ws + j
-            vw = (wj >= 0) & (wj < w)
-            valid = vh[:, None] & vw[None, :]
-            idx = (..., np.clip(hi, 0, h - 1)[:, None], np.clip(wj, 0, w - 1)[None, :])
-            term = (deq[0][idx] & valid, np.where(valid, deq[1][idx], 0), np.where(valid, deq[2][idx], 0),
-                    deq[3][idx] & valid)
-            acc = sf_add(acc, term)
-    count = np.full((oh, ow), kh * kw) if count_include_pad else cnt
+    for idx, valid in taps:
+        term = (deq[0][idx] & valid, np.where(valid, deq[1][idx], 0), np.where(valid, deq[2][idx], 0),
+                deq[3][idx] & valid)
+        acc = sf_add(acc, term)
     cnt_sf = sf_round(np.zeros(count.shape, bool), count.astype(np.int64), np.zeros(count.shape, np.int64))
     v = sf_div(acc, cnt_sf)
     v = sf_div(v, sf_from_f32(_F32(y_scale)))
