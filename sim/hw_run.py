@@ -9,9 +9,11 @@ flight, how products are built), so it is built once per (config, variant) and c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from fireforge.core.numerics import quantize_input
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
 
-__all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "as_compiled", "ideal_cycles",
+__all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir", "as_compiled", "ideal_cycles",
            "image_plusargs", "MAX_READ_LATENCY"]
 
 #: the longest read latency the simulation memory model (ff_act_ram's +act_latency) can delay a response
@@ -35,6 +37,15 @@ MAX_READ_LATENCY = 64
 def default_build_root() -> Path:
     """``$FIREFORGE_BUILD`` or ``./build``: generated files never land in the source tree's packages."""
     return Path(os.environ.get("FIREFORGE_BUILD", "build")).absolute()
+
+
+@contextlib.contextmanager
+def run_dir(build_root: Path | None, prefix: str) -> Iterator[Path]:
+    """A temporary directory for one simulation run under ``<build root>/runs``, removed afterwards."""
+    root = Path(build_root or default_build_root()) / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=root) as tmp:
+        yield Path(tmp)
 
 
 def as_compiled(compiled: Compiled | str | Path) -> Compiled:
@@ -178,10 +189,7 @@ def rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVar
     check_supported(compiled.program, compiled.config)
     build_dir = build_engine(compiled.config, variant, build_root=build_root)
     v, depth = compiled.vector, compiled.config.act_depth
-    root = Path(build_root or default_build_root()) / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=root) as tmp:
-        tmp = Path(tmp)
+    with run_dir(build_root, "run-") as tmp:
         hexfile.write_words(tmp / "act_init.hex", _initial_memory(compiled, x))
         plusargs = {**image_plusargs(compiled), "act_init": tmp / "act_init.hex", "act_dump": tmp / "act_final.hex"}
         if dump_layers:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from fireforge.core.compiled import Compiled
 from fireforge.errors import FireforgeError
 from fireforge.sim import verilator
-from fireforge.sim.hw_run import as_compiled, default_build_root, image_plusargs
+from fireforge.sim.hw_run import as_compiled, image_plusargs, run_dir
 from fireforge.sim.uart_run import TOP, build_linked
 
 
@@ -31,10 +30,7 @@ def uart_infer(compiled: Compiled | str | Path, x: np.ndarray, *, divisor: int =
         raise FireforgeError(f"the ECP5 activation RAM answers in {ACT_RAM_LATENCY} cycles and never stalls: "
                              "no read_latency / stall_seed with ecp5_memories")
     build = build_linked(compiled, divisor, ecp5_memories=ecp5_memories, build_root=build_root)
-    root = Path(build_root or default_build_root()) / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="uart-", dir=root) as tmp:
-        tmp = Path(tmp)
+    with run_dir(build_root, "uart-") as tmp:
         np.save(tmp / "x.npy", np.asarray(x, np.float32))
         plusargs: dict[str, object] = image_plusargs(compiled)
         if read_latency != ACT_RAM_LATENCY:       # ff_act_ram's own latency
