@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     c.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                    help="after lowering, run the golden model and ONNX Runtime on one calibration input and "
-                        "refuse any differing layer (default: on; costs ~0.02-0.1 s)")
+                        "refuse any differing layer (default: on; about 0.02 s at 64x64, 0.15 s at 224x224)")
     c.set_defaults(func=cmd_compile, usage_error=c.error)
 
     k = sub.add_parser("compare", help="golden model vs ONNX Runtime, layer by layer")

@@ -24,19 +24,18 @@ __all__ = ["prepare_float_model"]
 FORM = "float"
 
 
-@handler("Conv", form=FORM, supports=cond.CONV)
-def conv(g, node):
-    cond.conv_attrs(g, node, g.shapes.get(node.input[1]))
-    return Marker.KEEP
+def _checked(check):
+    """A handler that refuses what ``check(graph, node)`` refuses and keeps the rest for the quantizer."""
+    def read(g, node):
+        check(g, node)
+        return Marker.KEEP
+    return read
 
 
+handler("Conv", form=FORM, supports=cond.CONV)(
+    _checked(lambda g, node: cond.conv_attrs(g, node, g.shapes.get(node.input[1]))))
 handler("Relu", form=FORM, supports="folded into its producer by the quantizer")(keep)
-
-
-@handler("MaxPool", form=FORM, supports=cond.POOL)
-def maxpool(g, node):
-    cond.pool_attrs(g, node)
-    return Marker.KEEP
+handler("MaxPool", form=FORM, supports=cond.POOL)(_checked(cond.pool_attrs))
 
 
 @handler("AveragePool", form=FORM, supports="only over the whole map (kernel = input size, no pads)")
@@ -56,10 +55,7 @@ def average_pool(g, node):
 handler("GlobalAveragePool", form=FORM, supports="NCHW -> NC11")(keep)
 
 
-@handler("Concat", form=FORM, supports=cond.CONCAT)
-def concat(g, node):
-    cond.check_concat_axis(g, node)
-    return Marker.KEEP
+handler("Concat", form=FORM, supports=cond.CONCAT)(_checked(cond.check_concat_axis))
 
 
 @handler("Add", form=FORM, supports=cond.ADD)
