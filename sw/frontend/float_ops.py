@@ -53,8 +53,6 @@ def average_pool(g, node):
 
 
 handler("GlobalAveragePool", form=FORM, supports="NCHW -> NC11")(keep)
-
-
 handler("Concat", form=FORM, supports=cond.CONCAT)(_checked(cond.check_concat_axis))
 
 
