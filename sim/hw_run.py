@@ -26,6 +26,7 @@ from fireforge.core.layout import read_layer_result, read_tensor, tensor_words
 from fireforge.core.numerics import quantize_input
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
+from fireforge.sim import verilator
 
 __all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir", "as_compiled", "ideal_cycles",
            "image_plusargs", "MAX_READ_LATENCY"]
@@ -84,8 +85,6 @@ def build_engine(config: EngineConfig, variant: BuildVariant | None = None, *,
     rtl = root / "rtl" / "-".join(filter(None, (name, variant.tag())))
     # the memory stays the simulation RAM; only the engine in front of it changes with the variant
     top = write_verilog(config, rtl, read_depth=variant.reads_in_flight, mac_products=variant.mac_products)
-    from fireforge.sim import verilator
-
     return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
 
 
@@ -126,8 +125,6 @@ def _watch_progress(path: Path, stop: threading.Event, callback) -> None:
 
 def _simulate(build_dir: Path, tmp: Path, plusargs: dict, env: dict, timeout_s: float | None, progress) -> dict:
     """One run of the engine bench, with ``progress`` fed from a helper thread."""
-    from fireforge.sim import verilator
-
     watcher = stop = None
     if progress is not None:
         env["FF_PROGRESS"] = str(tmp / "progress.txt")
