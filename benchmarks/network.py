@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from fireforge.hw.resources import bram_bits
+from fireforge.hw.board.resources import bram_bits
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import build_engine, ideal_cycles, rtl_run

@@ -144,7 +144,7 @@ def cmd_simulate(args) -> int:
 
 def cmd_generate(args) -> int:
     if args.board:
-        from fireforge.hw.boards import board_generate
+        from fireforge.hw.board import board_generate
 
         res = board_generate(Path(args.out_dir), Path(args.output), args.board, clock_mhz=args.clock,
                              synth=args.synth, pnr=args.pnr, bitstream=args.bitstream, force=args.force,
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "--board, default on-chip)")
     gen.add_argument("--no-floorplan", action="store_true",
                      help="ECP5: leave the block RAMs' placement to nextpnr (default: each memory's tiles on sites "
-                          "chosen by fireforge.hw.ecp5_floorplan)")
+                          "chosen by fireforge.hw.board.floorplan)")
     gen.add_argument("--json", action="store_true", help="print one JSON object")
     gen.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     gen.set_defaults(func=cmd_generate)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["ROM_TILE", "RAM_TILE", "MEMORY_CELLS", "rom_tiles", "ram_tiles", "rom_verilog", "act_ram_verilog",
-           "read_hex_words", "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "MUX_LEVELS", "LATENCY", "pipeline_flip_flops"]
+           "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "MUX_LEVELS", "LATENCY", "pipeline_flip_flops"]
 
 #: memory -> module name in an ECP5 top (``FireforgeTop(memory_cells=...)``); the descriptor ROM (a few dozen
 #: words) stays ff_rom.v, which yosys builds from LUTs
@@ -59,18 +59,6 @@ def rom_tiles(width: int, depth: int) -> tuple[int, int]:
 
 def ram_tiles(width: int, depth: int) -> tuple[int, int]:
     return -(-width // RAM_TILE[0]), -(-depth // RAM_TILE[1])
-
-
-def read_hex_words(path: Path) -> list[int]:
-    """The words of a ``$readmemh`` image written by the compiler (one hex word per line, no addresses)."""
-    words = []
-    for line in Path(path).read_text().split():
-        if line.startswith("//"):
-            continue
-        if line.startswith("@"):
-            raise ValueError(f"{path}: address lines (@...) are not expected in a compiled image")
-        words.append(int(line, 16))
-    return words
 
 
 def _initvals(native: list[int]) -> list[str]:
@@ -214,7 +202,7 @@ def _row_mux(lines: list[str], rows: int, width: int, tile_out: str, sel: list[s
 def rom_verilog(module: str, width: int, depth: int, words: list[int],
                 bels: dict[tuple[int, int], str] | None = None) -> str:
     """A ROM with ``ff_rom``'s ports and LATENCY behaviour, contents ``words`` (zero beyond them); ``bels``:
-    (tile row, tile column) -> block-RAM site (:mod:`fireforge.hw.ecp5_floorplan`), or None to leave it to
+    (tile row, tile column) -> block-RAM site (:mod:`fireforge.hw.board.floorplan`), or None to leave it to
     nextpnr."""
     if len(words) > depth:
         raise ValueError(f"{module}: {len(words)} words do not fit a ROM {depth} deep")
@@ -331,15 +319,20 @@ def pipeline_flip_flops(width: int, depth: int, *, ram: bool) -> int:
     return ff
 
 
-def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip",
-                   device: str | None = None) -> dict[str, tuple[str, str]]:
-    """memory -> (module name, Verilog) of an ECP5 top for the program compiled in ``out_dir``: the weight and
-    quant ROMs with its images as contents, and the activation RAM unless it is external; ``device``: the FPGA
-    whose block-RAM sites :func:`fireforge.hw.ecp5_floorplan.plan_memories` assigns (None: no floorplan)."""
+def memory_modules(compiled, *, act_memory: str = "on-chip", device: str | None = None) -> dict[str, tuple[str, str]]:
+    """memory -> (module name, Verilog) of an ECP5 top for a compiled program (a
+    :class:`~fireforge.core.compiled.Compiled` or its ``OUT/`` directory): the weight and quant ROMs with its
+    images as contents, and the activation RAM unless it is external; ``device``: the FPGA whose block-RAM
+    sites :func:`fireforge.hw.board.floorplan.plan_memories` assigns (None: no floorplan)."""
+    from fireforge.core.compiled import Compiled
+    from fireforge.core.hexfile import words_to_ints
     from fireforge.errors import FireforgeError
-    from fireforge.hw.ecp5_floorplan import plan_memories
+    from fireforge.hw.board.floorplan import plan_memories
     from fireforge.hw.top import ROM_IMAGES
 
+    if not isinstance(compiled, Compiled):
+        compiled = Compiled.load(compiled)
+    config = compiled.config
     v = config.vector
     plan = plan_memories(device, rom_tiles(config.weight_word_bits, config.weight_depth),
                          rom_tiles(config.quant_word_bits, config.quant_depth),
@@ -348,16 +341,13 @@ def memory_modules(config, out_dir: Path, *, act_memory: str = "on-chip",
                          tile_bits=ROM_TILE[0]) if device else None
     plan = plan or {}
     out = {}
-    for key in ("weights", "quant"):
-        width, depth = {"weights": (config.weight_word_bits, config.weight_depth),
-                        "quant": (config.quant_word_bits, config.quant_depth)}[key]
-        path = Path(out_dir) / f"{ROM_IMAGES[key][0]}.hex"
-        try:
-            words = read_hex_words(path)
-        except (OSError, ValueError) as e:
-            raise FireforgeError(f"{path}: cannot read the {key} image ({e})") from None
-        if len(words) > depth:
-            raise FireforgeError(f"{path} holds {len(words)} words but the {key} ROM is {depth} deep; recompile")
+    for key, (width, depth) in (("weights", (config.weight_word_bits, config.weight_depth)),
+                                ("quant", (config.quant_word_bits, config.quant_depth))):
+        image = compiled.images[ROM_IMAGES[key][0]]
+        if image.words > depth:
+            raise FireforgeError(f"{image.hex} holds {image.words} words but the {key} ROM is {depth} deep; "
+                                 f"{compiled.rebuild_hint}")
+        words = words_to_ints(image.read())
         out[key] = (MEMORY_CELLS[key], rom_verilog(MEMORY_CELLS[key], width, depth, words, plan.get(key)))
     if act_memory != "external":
         out["act"] = (MEMORY_CELLS["act"], act_ram_verilog(MEMORY_CELLS["act"], config.act_word_bits,

@@ -1,6 +1,6 @@
 """UART host link: a PC drives :class:`~fireforge.hw.top.FireforgeTop` over a serial port (8N1).
 
-The board tops (:mod:`fireforge.hw.boards`) put this on the board's ``uart`` resource (the USB-serial
+The board tops (:mod:`fireforge.hw.board`) put this on the board's ``uart`` resource (the USB-serial
 bridge: FTDI on the ULX3S, Arty A7 and iCEBreaker, the CP2103 on the KC705). It turns byte commands
 into the top's host port (``host_addr``/``host_wdata``/``host_we``/``host_re`` → ``host_rdata``/
 ``host_rvalid``) and control signals (``start``, ``busy``, ``done``, ``cycles``).

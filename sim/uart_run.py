@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fireforge.core.compiled import Compiled
+from fireforge.core.config import BuildVariant
 from fireforge.errors import FireforgeError
 from fireforge.sim.hw_run import default_build_root
 
@@ -40,7 +41,7 @@ def build_linked(compiled: Compiled, divisor: int, *, ecp5_memories: bool = Fals
     if ecp5_memories:
         from fireforge.hw import ecp5_memory
 
-        memories = ecp5_memory.memory_modules(config, compiled.out_dir)
+        memories = ecp5_memory.memory_modules(compiled)
         modules = dict(memories.values())
         cells = {key: module for key, (module, _) in memories.items()}
         digest = hashlib.sha256("".join(modules.values()).encode()).hexdigest()[:12]
@@ -49,11 +50,9 @@ def build_linked(compiled: Compiled, divisor: int, *, ecp5_memories: bool = Fals
     rtl.mkdir(parents=True, exist_ok=True)
     # the ECP5 board core: its memories, MAC products and requantizer multipliers as the board top builds them,
     # on the primitive models of SIM_MODEL
-    from fireforge.hw.boards import mac_products, requant_multipliers
-
-    products, multipliers = (mac_products("ecp5"), requant_multipliers("ecp5")) if modules else ("dsp", "inferred")
+    variant = BuildVariant.for_family("ecp5") if modules else BuildVariant()
     top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells,
-                    mac_products=products, multipliers=multipliers)
+                    mac_products=variant.mac_products, multipliers=variant.multipliers)
     (rtl / f"{TOP}.v").write_text(verilog.convert(top, name=TOP, emit_src=False))
     sources = [rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)]
     for module, text in modules.items():

