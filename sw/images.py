@@ -25,6 +25,7 @@ from fireforge.core.compiled import MANIFEST_VERSION
 from fireforge.core.config import EngineConfig, channel_groups
 from fireforge.core.descriptor import DESCRIPTOR, Op, pack
 from fireforge.core.hexfile import write_words
+from fireforge.core.layout import planned_config
 from fireforge.core.numerics import requant_multiplier
 from fireforge.core.program import ConvLayer, Program
 from fireforge.core.quant import QUANT_LANE_BYTES, pack_lanes
@@ -101,8 +102,8 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     qnt = np.concatenate(q_blocks) if q_blocks else np.zeros((0, v * QUANT_LANE_BYTES), np.uint8)
     desc = descriptor_words(sched)
     plan = sched.plan
-    resolved = config.with_depths(weight_depth=len(wts), quant_depth=len(qnt), desc_depth=len(desc),
-                                  act_depth=plan.act_words).with_add_unit(program.add_layer_names())
+    assert (len(wts), len(qnt), len(desc)) == (plan.weight_words, plan.quant_words, len(program.layers) + 1)
+    resolved = planned_config(program, config, plan)
     images = {
         "weights": _write(out, "weights", wts, resolved.weight_word_bits),
         "quant": _write(out, "quant", qnt, resolved.quant_word_bits),

@@ -24,7 +24,8 @@ from fireforge.hw.board.flow import abc9_assertion, abc_lut_mapping, run_tool
 from fireforge.hw.board.logs import parse_nextpnr_log, parse_yosys_stat, synth_resources
 from fireforge.hw.board.needs import engine_needs
 from fireforge.hw.board.resources import MAC_PRODUCT
-from fireforge.hw.board.suggest import ModelShape, planned_config, scaled_program
+from fireforge.core.layout import planned_config
+from fireforge.hw.board.suggest import ModelShape, scaled_program
 from fireforge.sw.compile import compile_model
 
 #: The SqueezeNet that fits the ULX3S at 64 MAC units: v1_1, squeeze ratio 0.03125 (a quarter of the
@@ -171,8 +172,8 @@ def test_fewer_mac_units_and_other_boards_are_suggested(compiled):
 def test_other_mac_counts_get_the_compilers_depths(compiled):
     """The depths the fit check predicts for another MAC count are what the compiler produces."""
     small, other = Compiled.load(compiled(**SMALL)), Compiled.load(compiled(mac_units=16, **SMALL))
-    assert planned_config(small.program, 16) == other.config
-    assert planned_config(other.program, 64) == small.config
+    assert planned_config(small.program, EngineConfig(mac_units=16)) == other.config
+    assert planned_config(other.program, EngineConfig(mac_units=64)) == small.config
     s = ModelShape(small.program)
     assert (s.classes, s.squeeze_ratio, s.input_size) == (10, 0.03125, 64)
 
@@ -188,7 +189,7 @@ def test_a_scaled_program_has_the_compilers_layout(compiled):
         [l.weights.shape for l in small.program.layers if l.kind == "conv"]
     a, b = plan_memory(scaled, 8), plan_memory(small.program, 8)
     assert (a.act_words, a.weight_words, a.quant_words) == (b.act_words, b.weight_words, b.quant_words) != (0, 0, 0)
-    assert planned_config(scaled, 64) == small.config
+    assert planned_config(scaled, EngineConfig(mac_units=64)) == small.config
     assert scaled_program(big.program, input_size=8) is None        # conv1 + three pools leave nothing
 
 

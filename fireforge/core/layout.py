@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fireforge.core.config import channel_groups
+from fireforge.core.config import EngineConfig, channel_groups
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
 
-__all__ = ["TensorLayout", "MemoryPlan", "plan_memory", "im2col_conv", "tensor_words", "pack_im2col",
+__all__ = ["TensorLayout", "MemoryPlan", "plan_memory", "planned_config", "im2col_conv", "tensor_words", "pack_im2col",
            "read_tensor", "tensor_from_words", "read_layer_result"]
 
 
@@ -190,6 +190,16 @@ def plan_memory(program: Program, vector: int) -> MemoryPlan:
             weight_words += og * conv_taps(layer, layouts, packed)
             quant_words += og
     return MemoryPlan(layouts, goff, packed, act_words, weight_words, quant_words, w_off, q_off, vector)
+
+
+def planned_config(program: Program, config: EngineConfig, plan: MemoryPlan | None = None) -> EngineConfig:
+    """``config`` with the automatic depths resolved for ``program`` (the ROM and buffer depths of its memory
+    plan; descriptors: one per layer and the end marker) and ``add_unit`` resolved for its Add layers: what
+    ``fireforge compile`` writes, and what the board fit check assumes for another MAC count or model."""
+    plan = plan or plan_memory(program, config.vector)
+    return config.with_depths(weight_depth=plan.weight_words, quant_depth=plan.quant_words,
+                              desc_depth=len(program.layers) + 1, act_depth=plan.act_words
+                              ).with_add_unit(program.add_layer_names())
 
 
 # -- the codec: logical [C, H, W] uint8 tensors <-> activation memory words ---------------------------------

@@ -18,7 +18,17 @@ import numpy as np
 
 from fireforge.errors import FireforgeError
 
-__all__ = ["Tensor", "ConvLayer", "MaxPoolLayer", "AddLayer", "GlobalAvgPoolLayer", "Program", "LAYER_KINDS"]
+__all__ = ["window_count", "Tensor", "ConvLayer", "MaxPoolLayer", "AddLayer", "GlobalAvgPoolLayer", "Program", "LAYER_KINDS"]
+
+
+def window_count(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, ceil: bool) -> int:
+    """Output size of a window ``kernel`` / ``stride`` over ``size`` padded by ``pad_before`` / ``pad_after``
+    (ONNX's rule; in ceil mode the last window may not start in the padding)."""
+    span = size + pad_before + pad_after - kernel
+    if span < 0:
+        return 0
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    return out - 1 if ceil and (out - 1) * stride >= size + pad_before else out
 
 
 @dataclass

@@ -17,25 +17,16 @@ import numpy as np
 
 from fireforge.core.compiled import Compiled
 from fireforge.core.config import EngineConfig
-from fireforge.core.layout import plan_memory
-from fireforge.core.program import ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
+from fireforge.core.layout import planned_config
+from fireforge.core.program import ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program, window_count
 from fireforge.hw.board.catalogue import BOARDS, Board
 from fireforge.hw.board.needs import board_needs, evaluate
 from fireforge.hw.board.resources import format_bits
 
-__all__ = ["MAC_CHOICES", "planned_config", "ModelShape", "scaled_program", "suggest"]
+__all__ = ["MAC_CHOICES", "ModelShape", "scaled_program", "suggest"]
 
 #: MAC counts a misfit's suggestions try
 MAC_CHOICES = (4, 16, 64, 256, 1024)
-
-
-def planned_config(program: Program, mac_units: int) -> EngineConfig:
-    """The engine config ``fireforge compile --mac-units`` resolves for ``program``: the ROM and buffer depths
-    of its memory plan (descriptors: one per layer and the end marker)."""
-    plan = plan_memory(program, math.isqrt(mac_units))
-    return EngineConfig(mac_units=mac_units).with_depths(
-        weight_depth=plan.weight_words, quant_depth=plan.quant_words, desc_depth=len(program.layers) + 1,
-        act_depth=plan.act_words).with_add_unit(program.add_layer_names())
 
 
 class ModelShape:
@@ -85,21 +76,11 @@ class ModelShape:
         return layer.out_channels
 
 
-def _window_count(size: int, k: int, s: int, p0: int, p1: int, ceil: bool) -> int:
-    """Output size of a window ``k`` / stride ``s`` over ``size`` padded by ``p0`` / ``p1`` (ONNX's rule; in
-    ceil mode the last window may not start in the padding)."""
-    span = size + p0 + p1 - k
-    if span < 0:
-        return 0
-    out = (-(-span // s) if ceil else span // s) + 1
-    return out - 1 if ceil and (out - 1) * s >= size + p0 else out
-
-
 def _pool_rule(size: int, out: int, k: int, s: int, p0: int, p1: int) -> tuple[int, bool]:
     """(far pad, ceil mode) of a max pool that made ``out`` of ``size``: the program keeps only the pads the
     windows reached, so ceil mode with symmetric pads (torchvision's SqueezeNet) is tried first."""
     for far, ceil in ((p0, True), (p1, False)):
-        if _window_count(size, k, s, p0, far, ceil) == out:
+        if window_count(size, k, s, p0, far, ceil) == out:
             return far, ceil
     return p1, False
 
@@ -110,13 +91,13 @@ def _traced_size(layer, src, program: Program, h: int, w: int) -> tuple[int, int
         return 1, 1
     if isinstance(layer, ConvLayer):
         (kh, kw), (sh, sw), (pt, pl, pb, pr) = layer.kernel, layer.stride, layer.pads
-        return _window_count(h, kh, sh, pt, pb, False), _window_count(w, kw, sw, pl, pr, False)
+        return window_count(h, kh, sh, pt, pb, False), window_count(w, kw, sw, pl, pr, False)
     if isinstance(layer, MaxPoolLayer):
         (kh, kw), (sh, sw), (pt, pl, pb, pr) = layer.kernel, layer.stride, layer.pads
         out = program.tensors[layer.output]
         fb, cb = _pool_rule(src.height, out.height, kh, sh, pt, pb)
         fr, cr = _pool_rule(src.width, out.width, kw, sw, pl, pr)
-        return _window_count(h, kh, sh, pt, fb, cb), _window_count(w, kw, sw, pl, fr, cr)
+        return window_count(h, kh, sh, pt, fb, cb), window_count(w, kw, sw, pl, fr, cr)
     return h, w                                  # add
 
 
@@ -185,7 +166,7 @@ def suggest(config: EngineConfig, compiled: Compiled | None, board: Board,
     # 1. the same model with fewer (or more) MAC units on this board
     if compiled is not None:
         fitting = [m for m in MAC_CHOICES if m != config.mac_units
-                   and not evaluate(planned_config(compiled.program, m), board, act_memory)[1]]
+                   and not evaluate(planned_config(compiled.program, EngineConfig(mac_units=m)), board, act_memory)[1]]
         if fitting:
             best = max(fitting)
             out.append(f"--mac-units {best} on {board.name} (recompile with fireforge compile --mac-units {best})")
@@ -234,7 +215,7 @@ def _variant(shape: ModelShape, config: EngineConfig, board: Board, act_memory: 
 
     def fits(f, size, classes):
         prog = scaled_program(shape.program, squeeze_factor=f, input_size=size, classes=classes, shape=shape)
-        return prog is not None and not evaluate(planned_config(prog, config.mac_units), board, act_memory)[1]
+        return prog is not None and not evaluate(planned_config(prog, EngineConfig(mac_units=config.mac_units)), board, act_memory)[1]
 
     def describe(f, size, classes):
         opts = []

@@ -13,7 +13,8 @@ import re
 import numpy as np
 import onnx
 
-from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program, Tensor
+from fireforge.core.program import (AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program, Tensor,
+                                    window_count)
 from fireforge.errors import FireforgeError
 from fireforge.sim import requant
 from fireforge.sw.frontend.graph import Graph, graph_inputs, qparams
@@ -40,16 +41,6 @@ def lower(model: onnx.ModelProto, path: str = "model") -> Program:
     _group_fire_units(b.layers)
     return Program(input=b.in_name, output=out_name, tensors=b.tensors, layers=b.layers,
                    input_name=b.input_name, meta={"form": form})
-
-
-def _out_size(size, k, s, p0, p1, ceil):
-    span = size + p0 + p1 - k
-    if span < 0:
-        return 0
-    out = (-(-span // s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + p0:  # the last window may not start in the padding
-        out -= 1
-    return out
 
 
 def _layer_name(node) -> str:
@@ -92,8 +83,8 @@ class _ProgramBuilder:
         if w.shape[1] != x.channels:
             raise g.error(node, f"weights expect {w.shape[1]} input channels, tensor '{x.name}' has {x.channels}")
         kh, kw = w.shape[2:]
-        oh = _out_size(x.height, kh, p["stride"][0], p["pads"][0], p["pads"][2], False)
-        ow = _out_size(x.width, kw, p["stride"][1], p["pads"][1], p["pads"][3], False)
+        oh = window_count(x.height, kh, p["stride"][0], p["pads"][0], p["pads"][2], False)
+        ow = window_count(x.width, kw, p["stride"][1], p["pads"][1], p["pads"][3], False)
         if oh < 1 or ow < 1:
             raise g.error(node, f"the {kh}x{kw} kernel does not fit the {x.height}x{x.width} map")
         w_scale = p["w_scale"]
@@ -118,8 +109,8 @@ class _ProgramBuilder:
     def maxpool(self, q: LayerRecord, ins: list[Tensor]) -> None:
         p, x = q.params, ins[0]
         kh, kw = p["kernel"]
-        oh = _out_size(x.height, kh, p["stride"][0], p["pads"][0], p["pads"][2], p["ceil"])
-        ow = _out_size(x.width, kw, p["stride"][1], p["pads"][1], p["pads"][3], p["ceil"])
+        oh = window_count(x.height, kh, p["stride"][0], p["pads"][0], p["pads"][2], p["ceil"])
+        ow = window_count(x.width, kw, p["stride"][1], p["pads"][1], p["pads"][3], p["ceil"])
         if oh < 1 or ow < 1:
             raise self.g.error(q.node, f"the {kh}x{kw} window does not fit the {x.height}x{x.width} map")
         # the pads the windows actually reach (ceil mode extends bottom/right)
