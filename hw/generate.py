@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 from fireforge.core.compiled import Compiled
-from fireforge.core.config import EngineConfig
+from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.outdir import commit_output_dir, prepare_output_dir
 from fireforge.core.program import Program
 from fireforge.core.tools import verilator_environ
@@ -54,7 +54,7 @@ def generate(compiled: Compiled | Path, rtl_dir: Path, *, force: bool = False, l
     check_supported(compiled.program, config)
     tmp = prepare_output_dir(rtl_dir, force)
     try:
-        top = write_verilog(config, tmp, act_memory=act_memory)
+        top = write_verilog(config, tmp, BuildVariant(act_memory=act_memory))
         shutil.copyfile(HDL_DIR / WAIVERS, tmp / WAIVERS)
         for stem, _ in ROM_IMAGES.values():
             shutil.copyfile(compiled.images[stem].hex, tmp / f"{stem}.hex")

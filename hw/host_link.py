@@ -305,42 +305,40 @@ class LinkedTop(wiring.Component):
     """:class:`~fireforge.hw.top.FireforgeTop` driven through a :class:`HostLink`: what every board top puts
     between its UART pins and the engine (and what ``sim/uart_run.py`` simulates end to end).
 
-    Members: ``rx``/``tx`` (the serial lines), ``busy``/``done`` (for LEDs), and the top's ``mem_*`` port
-    when ``act_memory="external"``.
+    Members: ``rx``/``tx`` (the serial lines), ``busy``/``done`` (for LEDs), and the top's ``mem`` port
+    (:class:`~fireforge.hw.engine.ports.ActMemoryPort`) when ``variant.act_memory`` is ``"external"``.
     """
 
-    def __init__(self, config, *, clk_hz: int, baud: int = 115200, act_memory: str = "on-chip",
-                 timeout_ms: float = 100.0, memory_cells: dict[str, str] | None = None, mac_products: str = "dsp",
-                 multipliers: str = "inferred"):
+    def __init__(self, config, variant=None, *, clk_hz: int, baud: int = 115200, timeout_ms: float = 100.0,
+                 memory_cells: dict[str, str] | None = None):
+        from fireforge.core.config import BuildVariant
         from fireforge.hw.top import FireforgeTop
 
         self.config = config
-        self.top = FireforgeTop(config, act_memory=act_memory, memory_cells=memory_cells, mac_products=mac_products,
-                                multipliers=multipliers)
-        self.link_args = dict(word_bits=config.act_word_bits, addr_bits=len(self.top.host_addr),
+        self.top = FireforgeTop(config, variant or BuildVariant(), memory_cells=memory_cells)
+        self.link_args = dict(word_bits=config.act_word_bits, addr_bits=len(self.top.host.addr),
                               mac_units=config.mac_units, act_depth=config.act_depth, clk_hz=clk_hz, baud=baud,
                               timeout_ms=timeout_ms)
         ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "done": Out(1)}
-        ports.update({name: member for name, member in self.top.signature.members.items()
-                      if name.startswith("mem_")})
+        if "mem" in self.top.signature.members:
+            ports["mem"] = self.top.signature.members["mem"]
         super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.top = top = self.top
         m.submodules.link = link = HostLink(**self.link_args)
+        host = top.host
         m.d.comb += [
             link.rx.eq(self.rx), self.tx.eq(link.tx),
-            top.host_addr.eq(link.host_addr), top.host_wdata.eq(link.host_wdata), top.host_we.eq(link.host_we),
-            top.host_re.eq(link.host_re), link.host_rdata.eq(top.host_rdata), link.host_rvalid.eq(top.host_rvalid),
-            link.host_rready.eq(top.host_rready), link.host_wready.eq(top.host_wready),
+            host.addr.eq(link.host_addr), host.wdata.eq(link.host_wdata), host.we.eq(link.host_we),
+            host.re.eq(link.host_re), link.host_rdata.eq(host.rdata), link.host_rvalid.eq(host.rvalid),
+            link.host_rready.eq(host.rready), link.host_wready.eq(host.wready),
             top.start.eq(link.start), link.busy.eq(top.busy), link.done.eq(top.done), link.cycles.eq(top.cycles),
             top.dump.eq(0), self.busy.eq(top.busy), self.done.eq(top.done),
         ]
-        for name, member in self.signature.members.items():
-            if name.startswith("mem_"):
-                ours, theirs = getattr(self, name), getattr(top, name)
-                m.d.comb += (ours.eq(theirs) if member.flow == Out else theirs.eq(ours))
+        if "mem" in self.signature.members:
+            wiring.connect(m, top.mem, wiring.flipped(self.mem))
         return m
 
 

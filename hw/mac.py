@@ -4,7 +4,11 @@ Hardware twin of the inner product in :func:`fireforge.sim.golden.conv_accumulat
 ``sums[o] = Σ_i w[o][i] · x[i]``. Products are registered, then each level of the adder tree, so the
 longest path is one 8×9-bit multiply or one adder; :attr:`MacArray.latency` counts those stages.
 
-Every register here is reset-less (pure data: the reset net need not reach ~5,000 more flip-flops).
+Every register here but the valid bit's is reset-less (pure data: the reset net need not reach ~5,000 more
+flip-flops).
+
+What must travel with a tap rides through the array beside it (``meta``; ``lane_meta`` leaves as a copy per
+output lane), so no caller counts the array's stages to line up side bands.
 
 Products are ``*`` (synthesis maps each to a DSP multiplier) or, ``products="lut"``, shift-and-add logic
 in two registered stages (four sums of two shifted partial products, then their sum): for FPGAs whose
@@ -12,9 +16,11 @@ multipliers are few and sit in a few rows of the die (ECP5: 156 MULT18X18D; 64 M
 requantizers' took 128 of them, and nextpnr could not route the wires converging on those rows).
 """
 
-from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth import Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from fireforge.hw.fanout import delayed_copies
 
 __all__ = ["MacArray", "PRODUCTS"]
 
@@ -27,54 +33,69 @@ class MacArray(wiring.Component):
     ----------
     vector : int
         Input and output lanes (a power of two ≥ 2); ``vector²`` multipliers.
+    products : str
+        ``"dsp"`` (``*``) or ``"lut"`` (shift-and-add logic, one more cycle): :data:`PRODUCTS`.
+    meta : ShapeLike
+        What travels beside the products, as one copy (reset-less: it is qualified by ``valid``).
+    lane_meta : ShapeLike
+        What travels beside the products and leaves as a copy per output lane (the last stages of its delay
+        line are a copy tree, :func:`fireforge.hw.fanout.delayed_copies`): for values every lane reads, which
+        one register could only deliver across the whole die.
 
     Members
     -------
-    x : In(ArrayLayout(ArrayLayout(unsigned(8), vector), vector))
-        One activation word (registered by the caller), a copy per output lane: ``x[o][i]`` multiplies into
-        output lane ``o`` (the engine's lanes sit apart on the die, each beside its own copy).
-    w : In(ArrayLayout(signed(8), vector·vector))
-        One weight word; element ``o·vector + i`` multiplies ``x[i]`` into output lane ``o``.
-    sums : Out(ArrayLayout(signed(sum_width), vector))
-        Per output lane, :attr:`latency` cycles after ``x``/``w``.
+    i : In(stream.Signature(StructLayout({"x", "w", "meta", "lane_meta"}), always_ready=True))
+        ``x``: one activation word (registered by the caller), a copy per output lane: ``x[o][i]`` multiplies
+        into output lane ``o`` (the lanes sit apart on the die, each beside its own copy). ``w``: one weight
+        word; element ``o·vector + i`` multiplies ``x[i]`` into output lane ``o``.
+    o : Out(stream.Signature(StructLayout({"sums", "meta", "lanes"}), always_ready=True))
+        ``sums[o] = Σ_i w[o·vector + i] · x[o][i]`` (``signed(sum_width)``), ``meta``, and ``lanes[o]``, lane
+        ``o``'s copy of ``lane_meta``: :attr:`latency` cycles after ``i``.
     """
 
-    def __init__(self, *, vector: int, products: str = "dsp"):
+    def __init__(self, *, vector: int, products: str = "dsp", meta=0, lane_meta=0):
         if not isinstance(vector, int) or vector < 2 or vector & (vector - 1):
             raise ValueError(f"vector must be a power of two ≥ 2, not {vector!r}")
         if products not in PRODUCTS:
             raise ValueError(f"products must be one of {PRODUCTS}, not {products!r}")
+        Shape.cast(meta), Shape.cast(lane_meta)
         self.products = products
         self.vector = vector
         self.levels = vector.bit_length() - 1
         self.sum_width = 17 + self.levels
+        self.lane_meta = lane_meta
         super().__init__({
-            "x": In(data.ArrayLayout(data.ArrayLayout(unsigned(8), vector), vector)),
-            "w": In(data.ArrayLayout(signed(8), vector * vector)),
-            "sums": Out(data.ArrayLayout(signed(self.sum_width), vector)),
+            "i": In(stream.Signature(data.StructLayout({
+                "x": data.ArrayLayout(data.ArrayLayout(unsigned(8), vector), vector),
+                "w": data.ArrayLayout(signed(8), vector * vector), "meta": meta, "lane_meta": lane_meta}),
+                always_ready=True)),
+            "o": Out(stream.Signature(data.StructLayout({
+                "sums": data.ArrayLayout(signed(self.sum_width), vector), "meta": meta,
+                "lanes": data.ArrayLayout(lane_meta, vector)}), always_ready=True)),
         })
 
     @property
     def latency(self) -> int:
+        """The products' register (two with ``"lut"``), then one per level of the adder tree."""
         return (1 if self.products == "dsp" else 2) + self.levels
 
     @classmethod
-    def needs(cls, *, vector: int, products: str = "dsp") -> dict:
+    def needs(cls, *, vector: int, products: str = "dsp", meta=0, lane_meta=0) -> dict:
         """Resource report (:mod:`fireforge.hw.engine.needs`): ``vector²`` int8 × uint8 multiplications when
         the products are ``"dsp"``; none with ``"lut"`` (shift-and-add logic); no memories."""
         return {"products": {(8, True, 8, False): vector * vector} if products == "dsp" else {}, "memories": []}
 
     def elaborate(self, platform):
         m = Module()
-        v = self.vector
+        v, i = self.vector, self.i
         for o in range(v):
             level = []
-            for i in range(v):
-                p = Signal(signed(17), name=f"s0_p{o}_{i}", reset_less=True)
+            for k in range(v):
+                p = Signal(signed(17), name=f"s0_p{o}_{k}", reset_less=True)
                 if self.products == "dsp":
-                    m.d.sync += p.eq(self.w[o * v + i] * self.x[o][i])
+                    m.d.sync += p.eq(i.p.w[o * v + k] * i.p.x[o][k])
                 else:
-                    m.d.sync += p.eq(self._lut_product(m, self.w[o * v + i], self.x[o][i], f"{o}_{i}"))
+                    m.d.sync += p.eq(self._lut_product(m, i.p.w[o * v + k], i.p.x[o][k], f"{o}_{k}"))
                 level.append(p)
             depth = 0
             while len(level) > 1:
@@ -85,7 +106,17 @@ class MacArray(wiring.Component):
                     m.d.sync += s.eq(level[j] + level[j + 1])
                     nxt.append(s)
                 level = nxt
-            m.d.comb += self.sums[o].eq(level[0])
+            m.d.comb += self.o.p.sums[o].eq(level[0])
+        # beside the products: valid (reset), meta (reset-less), lane_meta ending in a copy per lane
+        valid, meta = i.valid, Value.cast(i.p.meta)
+        for stage in range(self.latency):
+            nv, nm = Signal(name=f"m{stage}_valid"), Signal(len(meta), name=f"m{stage}_meta", reset_less=True)
+            m.d.sync += [nv.eq(valid), nm.eq(meta)]
+            valid, meta = nv, nm
+        m.d.comb += [self.o.valid.eq(valid), Value.cast(self.o.p.meta).eq(meta)]
+        if Shape.cast(self.lane_meta).width:
+            copies = delayed_copies(m, Value.cast(i.p.lane_meta), v, self.latency, "lane_meta")
+            m.d.comb += [Value.cast(self.o.p.lanes[o]).eq(copy) for o, copy in enumerate(copies)]
         return m
 
     @staticmethod

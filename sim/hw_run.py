@@ -84,7 +84,8 @@ def build_engine(config: EngineConfig, variant: BuildVariant | None = None, *,
     name = "-".join(f"{k}{v}" for k, v in config.to_dict().items())
     rtl = root / "rtl" / "-".join(filter(None, (name, variant.tag())))
     # the memory stays the simulation RAM; only the engine in front of it changes with the variant
-    top = write_verilog(config, rtl, read_depth=variant.reads_in_flight, mac_products=variant.mac_products)
+    top = write_verilog(config, rtl, BuildVariant(read_depth=variant.reads_in_flight, mac_products=variant.mac_products,
+                                                  multipliers=variant.multipliers))
     return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
 
 

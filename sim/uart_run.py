@@ -51,8 +51,7 @@ def build_linked(compiled: Compiled, divisor: int, *, ecp5_memories: bool = Fals
     # the ECP5 board core: its memories, MAC products and requantizer multipliers as the board top builds them,
     # on the primitive models of SIM_MODEL
     variant = BuildVariant.for_family("ecp5") if modules else BuildVariant()
-    top = LinkedTop(config, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells,
-                    mac_products=variant.mac_products, multipliers=variant.multipliers)
+    top = LinkedTop(config, variant, clk_hz=divisor * 1_000_000, baud=1_000_000, memory_cells=cells)
     (rtl / f"{TOP}.v").write_text(verilog.convert(top, name=TOP, emit_src=False))
     sources = [rtl / f"{TOP}.v", *(HDL_DIR / s for s in HDL_SOURCES)]
     for module, text in modules.items():

@@ -77,8 +77,7 @@ def _walk(frag) -> tuple[Counter, list, Counter]:
 
 
 def _engine(config: EngineConfig, variant: BuildVariant) -> Engine:
-    return Engine(config, read_depth=variant.reads_in_flight, mac_products=variant.mac_products,
-                  multipliers=variant.multipliers)
+    return Engine(config, variant)
 
 
 def _config(mac_units: int, add_unit: bool = True) -> EngineConfig:
@@ -117,5 +116,5 @@ def test_needs_of_each_part():
         products, memories, _ = _walk(Fragment.get(cls(), None))
         assert cls.needs() == {"products": dict(products), "memories": memories}
     parts = Engine.needs(_config(64), BuildVariant())["parts"]
-    assert parts["requantizers"]["products"][(18, False, 18, False)] == 8
+    assert parts["lane_requantizers"]["products"][(18, False, 18, False)] == 8
     assert parts["mac_array"]["products"] == {(8, True, 8, False): 64}

@@ -101,19 +101,18 @@ class FireforgeBoard(Elaboratable):
         from fireforge.hw.host_link import LinkedTop
 
         cfg, clk = self.config, self.clock
-        m.submodules.core = core = LinkedTop(cfg, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
-                                             act_memory=self.act_memory, memory_cells=self.memory_cells,
-                                             mac_products=self.variant.mac_products,
-                                             multipliers=self.variant.multipliers)
-        if self.act_memory == "external":
-            from fireforge.hw.top import EXT_MEM_PORTS
+        m.submodules.core = core = LinkedTop(cfg, self.variant, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
+                                             memory_cells=self.memory_cells)
+        if self.variant.external:
+            from amaranth.lib import wiring
 
-            # seen from the memory, the top's outputs are inputs
-            m.submodules.act_mem = Instance(
-                "ff_ext_act_mem", p_WIDTH=cfg.act_word_bits, p_DEPTH=cfg.act_depth,
-                p_ADDR_WIDTH=len(core.mem_rd_addr), i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"),
-                **{f"{'i' if d == 'out' else 'o'}_{name}": getattr(core, f"mem_{name}")
-                   for name, (d, _) in EXT_MEM_PORTS.items()})
+            from fireforge.hw.top import ActMemoryInstance
+
+            # the board's DRAM adapter (hdl/ff_ext_act_mem.v) on the core's activation-memory port
+            m.submodules.act_mem = act_mem = ActMemoryInstance(
+                cell="ff_ext_act_mem", width=cfg.act_word_bits, depth=cfg.act_depth, latency=None, dump=False,
+                reset=True)
+            wiring.connect(m, core.mem, act_mem.port)
         return core
 
     def _heartbeat(self, m) -> Signal:
