@@ -21,7 +21,7 @@ from fireforge.hw.engine.fetch import ActivationFetch
 from fireforge.hw.engine.fifo import StreamFIFO
 from fireforge.hw.engine.lanes import LaneRequantizers
 from fireforge.hw.engine.quant import QuantFetch
-from fireforge.hw.engine.sequencer import LANE_FIELDS, LayerFields
+from fireforge.hw.engine.sequencer import LANE_FIELDS, LayerFields, Sequencer
 from fireforge.hw.engine.weights import WeightFetch
 from fireforge.hw.engine.writeq import WriteQueue
 from fireforge.hw.mac import MacArray
@@ -377,3 +377,64 @@ def test_layer_fields_follow_a_new_descriptor_within_their_latencies():
     run(dut, bench)
     assert trace[dut.ops_latency][0] == [(1, 0)] * v and trace[dut.ops_latency - 1][0][-1] == (0, 1)
     assert trace[dut.fields_latency][1] == [(1, 77, 123)] * v and trace[dut.fields_latency - 1][1][0][1] == 3
+
+
+# -- Sequencer -------------------------------------------------------------------------------------------------
+
+def test_sequencer_walks_descriptors_and_paces_groups():
+    """A conv of two output groups, then END: the commands come in order (load; per group: when drained, the
+    requant request and group, then run Sequencer.latency cycles after the descriptor for the first group),
+    the layer ends when drained, done rises at END and cycles counts the run."""
+    rom_latency, quant_latency = 3, 4
+    dut = Sequencer(desc_depth=4, quant_depth=16, rom_latency=rom_latency, quant_latency=quant_latency)
+    descs = [pack({"op": Op.CONV, "og_count": 2, "quant_addr": 9}), pack({"op": Op.END})]
+    events, history = [], []
+
+    async def bench(ctx):
+        og, pending = 0, 0
+        ctx.set(dut.start, 1)
+        for cycle in range(80):
+            history.append(ctx.get(dut.rom.addr) if ctx.get(dut.rom.en) else None)
+            back = history[-1 - rom_latency] if len(history) > rom_latency else None
+            ctx.set(dut.rom.data, descs[back] if back is not None else 0)
+            # the AGU and the pipeline behind it: a group's taps finish 5 cycles after run, its results drain 3
+            # cycles later
+            ctx.set(dut.agu.og, og)
+            ctx.set(dut.agu.last_group, og == 1)
+            ctx.set(dut.agu.drained, pending == 0)
+            run_at = [c for c, e in events if e == "run"]
+            finished = bool(run_at) and cycle == run_at[-1] + 5
+            ctx.set(dut.agu.finished, finished)
+            if ctx.get(dut.desc.op) == Op.CONV and not [e for _, e in events if e == "desc"]:
+                events.append((cycle, "desc"))
+            for name in ("load", "group", "run"):
+                if ctx.get(getattr(dut.agu, name)):
+                    events.append((cycle, name))
+            if ctx.get(dut.quant.valid):
+                events.append((cycle, f"quant {ctx.get(dut.quant.payload)}"))
+            if ctx.get(dut.layer_done):
+                events.append((cycle, "layer_done"))
+            if ctx.get(dut.done) and not [e for _, e in events if e == "done"]:
+                events.append((cycle, "done"))
+                assert ctx.get(dut.cycles) == cycle - 1 and not ctx.get(dut.busy)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            if finished:
+                pending, og = 3, og + (og != 1)
+            elif pending:
+                pending -= 1
+
+    run(dut, bench)
+    names = [e for _, e in events]
+    assert names == ["desc", "load", "group", "quant 9", "run", "group", "quant 10", "run", "layer_done", "done"]
+    at = dict((e, c) for c, e in reversed(events))
+    assert at["run"] - at["desc"] == dut.latency
+
+
+def test_component_parameters_are_checked():
+    with pytest.raises(ValueError, match="quant_latency must be a positive integer, not 0"):
+        Sequencer(desc_depth=4, quant_depth=4, rom_latency=1, quant_latency=0)
+    with pytest.raises(ValueError, match="depth must be a positive multiple of 16, not 40"):
+        WriteQueue(vector=2, addr_bits=4, depth=40)
+    with pytest.raises(ValueError, match="vector must be a power of two ≥ 2, not 3"):
+        LayerFields(vector=3)

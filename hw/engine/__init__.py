@@ -25,7 +25,5 @@ from fireforge.hw.engine.engine import ROM_LATENCY, WRITE_DEPTH, Engine
 from fireforge.hw.engine.ports import (ActMemoryPort, HostPort, ReadChannel, ReadResponse, RomPort, WriteChannel,
                                        bits_for)
 
-_bits_for = bits_for        # the name tops imported before the package existed
-
 __all__ = ["Engine", "ROM_LATENCY", "WRITE_DEPTH", "TAP_DEPTH", "EXTERNAL_TAP_DEPTH", "bits_for", "AddressGenerator",
            "ref_agu", "RomPort", "ReadChannel", "ReadResponse", "WriteChannel", "ActMemoryPort", "HostPort"]

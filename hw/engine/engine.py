@@ -118,10 +118,10 @@ class Engine(wiring.Component):
         return {
             "sequencer": Sequencer(desc_depth=cfg.desc_depth, quant_depth=cfg.quant_depth,
                                    rom_latency=self.rom_latency, quant_latency=quant.latency),
-            "fields": LayerFields(vector=v),
+            "layer_fields": LayerFields(vector=v),
             "agu": AddressGenerator(addr_bits=addr_bits, read_depth=variant.reads_in_flight, write_depth=WRITE_DEPTH),
             "fetch": ActivationFetch(vector=v, addr_bits=addr_bits, read_depth=variant.reads_in_flight),
-            "quant": quant,
+            "quant_fetch": quant,
             "weights": WeightFetch(vector=v, weight_addr_bits=bits_for(cfg.weight_depth), rom_latency=self.rom_latency),
             "mac": mac,
             "acc": Accumulator(vector=v, sum_width=mac.sum_width),
@@ -149,7 +149,7 @@ class Engine(wiring.Component):
         """The per-lane descriptor copies (:class:`LayerFields`) follow a new descriptor a few cycles late; the
         lanes first read them when the layer's first tap reaches the accumulator. An engine whose pipeline
         could bring it there sooner is refused, not built wrong."""
-        lead, fields = self.latency["lead"], self.parts["fields"]
+        lead, fields = self.latency["lead"], self.parts["layer_fields"]
         v = self.vector
         if not fields.ops_latency < lead:
             raise ValueError(f"vector {v}: the op-select chain needs {fields.ops_latency + 1} cycles but a layer's "
@@ -191,15 +191,15 @@ class Engine(wiring.Component):
         wiring.connect(m, seq.rom, wiring.flipped(self.desc))
         wiring.connect(m, fetch.read, wiring.flipped(self.mem.rd))
         wiring.connect(m, writes.write, wiring.flipped(self.mem.wr))
-        wiring.connect(m, p["quant"].rom, wiring.flipped(self.quant))
+        wiring.connect(m, p["quant_fetch"].rom, wiring.flipped(self.quant))
         wiring.connect(m, weights.rom, wiring.flipped(self.weights))
         # the descriptor and its per-lane copies; the AGU's commands and credits
         desc = seq.desc
-        m.d.comb += [p["fields"].desc.eq(desc), agu.desc.eq(desc),
+        m.d.comb += [p["layer_fields"].desc.eq(desc), agu.desc.eq(desc),
                      agu.tap_level.eq(fetch.level), agu.retire.eq(writes.retire),
                      fetch.pad_value.eq(Mux(desc.op == Op.CONV, desc.in_zp, 0))]
         wiring.connect(m, seq.agu, agu.control)
-        wiring.connect(m, seq.quant, p["quant"].request)
+        wiring.connect(m, seq.quant, p["quant_fetch"].request)
         # the datapath
         wiring.connect(m, agu.taps, fetch.taps)
         wiring.connect(m, fetch.joined, weights.taps)
@@ -209,8 +209,8 @@ class Engine(wiring.Component):
                      mac.i.p.lane_meta.valid.eq(ops.valid), mac.i.p.lane_meta.first.eq(ops.p.meta.first)]
         wiring.connect(m, mac.o, acc.i)
         for lane_input in (acc, lanes):
-            m.d.comb += [lane_input.fields.eq(p["fields"].fields), lane_input.quant.eq(p["quant"].quant)]
-        m.d.comb += acc.ops.eq(p["fields"].ops)
+            m.d.comb += [lane_input.fields.eq(p["layer_fields"].fields), lane_input.quant.eq(p["quant_fetch"].quant)]
+        m.d.comb += acc.ops.eq(p["layer_fields"].ops)
         wiring.connect(m, acc.o, lanes.i)
         wiring.connect(m, lanes.o, writes.i)
         return m
