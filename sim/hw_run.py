@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ from fireforge.sim import verilator
 __all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir", "as_compiled", "ideal_cycles",
            "image_plusargs", "MAX_READ_LATENCY"]
 
+#: simulation models of the ECP5 primitives (DP16KD, TRELLIS_FF, MULT18X18D), in ``hw/hdl``
+ECP5_PRIMITIVES = "ff_dp16kd_sim.v"
 #: the longest read latency the simulation memory model (ff_act_ram's +act_latency) can delay a response
 MAX_READ_LATENCY = 64
 
@@ -73,20 +75,20 @@ def build_engine(config: EngineConfig, variant: BuildVariant | None = None, *,
     The activation memory is always the simulation RAM inside the top (``ff_act_ram``, which can stall and
     answer late: ``+act_stall_seed``, ``+act_latency``); ``act_memory="external"`` builds the engine a board
     with DRAM gets in front of it (``variant.reads_in_flight`` reads in flight), ``mac_products="lut"`` the
-    one the Lattice boards get (:meth:`BuildVariant.for_family`)."""
+    one the Lattice boards get, ``multipliers="ecp5"`` the ECP5 boards' requantizer products
+    (:meth:`BuildVariant.for_family`)."""
     from fireforge.hw.top import HDL_SOURCES, write_verilog
 
     variant = variant or BuildVariant()
-    if variant.multipliers != "inferred":
-        raise FireforgeError(f"the simulated engine builds the requantizers' products inferred, not as "
-                             f"{variant.multipliers!r} (fireforge.hw.top.write_verilog takes no multipliers)")
     root = Path(build_root or default_build_root()) / "verilator"
     name = "-".join(f"{k}{v}" for k, v in config.to_dict().items())
     rtl = root / "rtl" / "-".join(filter(None, (name, variant.tag())))
     # the memory stays the simulation RAM; only the engine in front of it changes with the variant
-    top = write_verilog(config, rtl, BuildVariant(read_depth=variant.reads_in_flight, mac_products=variant.mac_products,
-                                                  multipliers=variant.multipliers))
-    return verilator.build([top, *(rtl / s for s in HDL_SOURCES)], "fireforge_top", root)
+    top = write_verilog(config, rtl, replace(variant, act_memory="on-chip", read_depth=variant.reads_in_flight))
+    sources = [top, *(rtl / s for s in HDL_SOURCES)]
+    if variant.multipliers == "ecp5":       # MULT18X18D instances: on the primitives' simulation models
+        sources.append(verilator.hdl_file(ECP5_PRIMITIVES))
+    return verilator.build(sources, "fireforge_top", root)
 
 
 def image_plusargs(compiled: Compiled) -> dict[str, Path]:
