@@ -8,7 +8,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from fireforge.core.descriptor import DESCRIPTOR, Op, pack, unpack
+from fireforge.core.descriptor import Op, pack, unpack
 from fireforge.hw.engine.agu import AddressGenerator, AddressStreams, Tap, ref_agu
 
 ADDR_BITS = 12          # narrower than the internal 27 bits: the twin must truncate as the port does

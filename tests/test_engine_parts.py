@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 from fireforge.core.descriptor import Op, pack
 from fireforge.core.quant import QUANT_LANE
 from fireforge.hw.add_requant import add_port_constants
-from fireforge.hw.engine.accumulate import LANE_META, Accumulator, mac_meta
+from fireforge.hw.engine.accumulate import LANE_META, Accumulator
 from fireforge.hw.engine.fetch import ActivationFetch
 from fireforge.hw.engine.fifo import StreamFIFO
 from fireforge.hw.engine.lanes import LaneRequantizers

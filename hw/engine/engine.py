@@ -26,7 +26,7 @@ an engine that is refused or never elaborated warns once, for itself, not once p
 from __future__ import annotations
 
 from amaranth import Module, Mux
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.core.config import BuildVariant, EngineConfig
