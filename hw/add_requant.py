@@ -46,7 +46,7 @@ below ``2^−126`` therefore has ≤ 23 significant bits and needs no rounding, 
 set the window unit is ``> 2^−149`` (the discarded addend bits are ≥ ``2^−149``) or the addend is far
 above a normal product, so the sum is ≥ ``2^−123``: normal. Hence rounding to 24 significant bits with
 no exponent floor — what the unit does — gives the same *value* as IEEE's subnormal rounding
-(``_sf_round``), only with a normalised significand and an exponent that may go below −149 (down to
+(``fireforge.sim.softfloat.sf_round``), only with a normalised significand and an exponent that may go below −149 (down to
 −172), which the 11-bit exponent holds. An exact-zero sum gives ``M = 0`` (the sign of zero cannot
 change the output). Overflow to ±inf cannot happen: with ``ra, rb < 2^24`` the product is ``< 2^32``,
 far below half an ulp of any float32 near ``2^128``.
