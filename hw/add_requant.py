@@ -92,6 +92,7 @@ from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.dsp import PRODUCT_LATENCY, check_multipliers, registered_product
 from fireforge.hw.requant import _pipe
+from fireforge.core.config import BuildVariant
 
 __all__ = ["AddRequantizer", "FMA_LATENCY", "add_constants_supported", "add_port_constants"]
 
@@ -142,7 +143,7 @@ def _shift_terms(shift, c_bias: int) -> dict:
 
 
 def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_bias: int, carry: dict,
-         multipliers: str = "inferred"):
+         multipliers: str = BuildVariant.multipliers):
     """:data:`FMA_LATENCY` (7) pipeline stages computing
     ``fl(x · mult·2^-shift + (−1)^c_sign · c_mant·2^(c_exp − c_bias))``.
 
@@ -266,12 +267,12 @@ class AddRequantizer(wiring.Component):
 
     latency = 2 * FMA_LATENCY + 2       # 16
 
-    def __init__(self, *, multipliers: str = "inferred"):
+    def __init__(self, *, multipliers: str = BuildVariant.multipliers):
         self.multipliers = check_multipliers(multipliers)
         super().__init__()
 
     @classmethod
-    def needs(cls, *, multipliers: str = "inferred") -> dict:
+    def needs(cls, *, multipliers: str = BuildVariant.multipliers) -> dict:
         """Resource report (:mod:`fireforge.hw.engine.needs`): per fma, ``x · M_lo`` and ``x · M_hi`` (an
         8-bit input times the 18 and 6 bits of a 24-bit significand), whether inferred or MULT18X18D
         instances; no memories."""

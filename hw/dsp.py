@@ -19,10 +19,10 @@ from __future__ import annotations
 from amaranth import ClockSignal, Const, Module, Signal, Value
 from amaranth.hdl import Instance
 
+from fireforge.core.config import MULTIPLIERS, BuildVariant
+
 __all__ = ["MULTIPLIERS", "MAX_WIDTH", "PRODUCT_LATENCY", "registered_product", "check_multipliers"]
 
-#: how :func:`registered_product` builds its multiplier: plain Amaranth, or an ECP5 MULT18X18D instance
-MULTIPLIERS = ("inferred", "ecp5")
 #: widest operand (the MULT18X18D's ports)
 MAX_WIDTH = 18
 #: clock edges from the operands to their product (input register, output register)
@@ -37,7 +37,7 @@ def check_multipliers(multipliers) -> str:
     return multipliers
 
 
-def registered_product(m: Module, a, b, *, name: str, multipliers: str = "inferred") -> Signal:
+def registered_product(m: Module, a, b, *, name: str, multipliers: str = BuildVariant.multipliers) -> Signal:
     """The unsigned product ``a · b``, :data:`PRODUCT_LATENCY` (2) clock edges of the ``sync`` domain
     after ``a`` and ``b``.
 

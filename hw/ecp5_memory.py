@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fireforge.core.config import BuildVariant
+
 __all__ = ["ROM_TILE", "RAM_TILE", "MEMORY_CELLS", "rom_tiles", "ram_tiles", "rom_verilog", "act_ram_verilog",
            "memory_modules", "SIM_MODEL", "GROUP", "COPY_LEVELS", "MUX_LEVELS", "LATENCY", "pipeline_flip_flops"]
 
@@ -319,7 +321,7 @@ def pipeline_flip_flops(width: int, depth: int, *, ram: bool) -> int:
     return ff
 
 
-def memory_modules(compiled, *, act_memory: str = "on-chip", device: str | None = None) -> dict[str, tuple[str, str]]:
+def memory_modules(compiled, *, act_memory: str = BuildVariant.act_memory, device: str | None = None) -> dict[str, tuple[str, str]]:
     """memory -> (module name, Verilog) of an ECP5 top for a compiled program (a
     :class:`~fireforge.core.compiled.Compiled` or its ``OUT/`` directory): the weight and quant ROMs with its
     images as contents, and the activation RAM unless it is external; ``device``: the FPGA whose block-RAM

@@ -43,7 +43,7 @@ def lint(rtl_dir: Path) -> str:
 
 
 def generate(compiled: Compiled | Path, rtl_dir: Path, *, force: bool = False, lint_check: bool = False,
-             act_memory: str = "on-chip") -> dict:
+             act_memory: str = BuildVariant.act_memory) -> dict:
     """``fireforge_top.v`` (+ HDL, ROM images, manifest) for a compiled program, atomically in ``rtl_dir``.
 
     ``act_memory="external"``: the activation memory is left out and its channels become ``mem_*`` ports

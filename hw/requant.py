@@ -43,6 +43,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.dsp import check_multipliers, registered_product
+from fireforge.core.config import BuildVariant
 
 __all__ = ["Requantizer"]
 
@@ -102,12 +103,12 @@ class Requantizer(wiring.Component):
 
     latency = 15
 
-    def __init__(self, *, multipliers: str = "inferred"):
+    def __init__(self, *, multipliers: str = BuildVariant.multipliers):
         self.multipliers = check_multipliers(multipliers)
         super().__init__()
 
     @classmethod
-    def needs(cls, *, multipliers: str = "inferred") -> dict:
+    def needs(cls, *, multipliers: str = BuildVariant.multipliers) -> dict:
         """Resource report (:mod:`fireforge.hw.engine.needs`): the four partial products of stage 7,
         ``A_lo/hi × M_lo/hi`` (A is stage 5's 32-bit register, its top 8 bits constant 0, so ``A_hi`` has
         14 bits), whether inferred or MULT18X18D instances; no memories."""

@@ -21,6 +21,7 @@ from fireforge.hw.board.catalogue import BOARDS, Board, get_board
 from fireforge.hw.board.needs import ACT_MEMORY_CHOICES, evaluate
 from fireforge.hw.board.resources import format_bits
 from fireforge.hw.board.suggest import suggest as what_would_fit
+from fireforge.core.config import BuildVariant
 
 __all__ = ["FitReport", "fit_check", "require_fit"]
 
@@ -36,7 +37,7 @@ class FitReport:
     problems: list[str]                 # one phrase per resource that does not fit
     suggestions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    act_memory: str = "on-chip"         # where the activations live: "on-chip" or "external" (board DRAM)
+    act_memory: str = BuildVariant.act_memory         # where the activations live: "on-chip" or "external" (board DRAM)
 
     @property
     def resources(self) -> dict[str, list[int]]:

@@ -51,7 +51,7 @@ class FireforgeBoard(Elaboratable):
     """
 
     def __init__(self, config: EngineConfig, board: Board | str, *, clock_mhz: float | None = None,
-                 baud: int = DEFAULT_BAUD, act_memory: str = "on-chip", floorplan: bool = True):
+                 baud: int = DEFAULT_BAUD, act_memory: str = BuildVariant.act_memory, floorplan: bool = True):
         from fireforge.hw.ecp5_memory import MEMORY_CELLS
 
         self.config = config

@@ -21,6 +21,7 @@ from fireforge.hw.engine.needs import total
 from fireforge.hw.engine.ports import OUT_ADDR_BITS, act_word
 from fireforge.hw.engine.sequencer import LANE_FIELDS
 from fireforge.hw.requant import Requantizer
+from fireforge.core.config import BuildVariant
 
 __all__ = ["LaneRequantizers", "write_record"]
 
@@ -55,7 +56,7 @@ class LaneRequantizers(wiring.Component):
     #: the slowest path, the add requantizer's (16), whether or not the engine has one
     latency = max(Requantizer.latency, AddRequantizer.latency)
 
-    def __init__(self, *, vector: int, add_unit: bool = True, multipliers: str = "inferred"):
+    def __init__(self, *, vector: int, add_unit: bool = True, multipliers: str = BuildVariant.multipliers):
         self.vector, self.add_unit, self.multipliers = vector, bool(add_unit), check_multipliers(multipliers)
         super().__init__({
             "i": In(stream.Signature(lane_results(vector), always_ready=True)),
@@ -64,7 +65,7 @@ class LaneRequantizers(wiring.Component):
         })
 
     @classmethod
-    def needs(cls, *, vector: int, add_unit: bool = True, multipliers: str = "inferred") -> dict:
+    def needs(cls, *, vector: int, add_unit: bool = True, multipliers: str = BuildVariant.multipliers) -> dict:
         """Resource report (:mod:`fireforge.hw.engine.needs`): a requantizer per lane, and an add
         requantizer per lane with the add unit."""
         return total(total(Requantizer.needs(multipliers=multipliers), times=vector),
