@@ -2,6 +2,9 @@
 
 Errors the user can act on (:class:`FireforgeError`) become one line on stderr and exit status 2; an
 unexpected internal error becomes one line too (set ``FIREFORGE_DEBUG=1`` for the traceback).
+
+Each command imports what it runs inside its own function: the packages pull in onnxruntime, amaranth and
+cocotb, and ``fireforge --help`` or ``models build`` should not wait for all of them.
 """
 
 from __future__ import annotations

@@ -90,9 +90,10 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fireforge.hw.dsp import PRODUCT_LATENCY, check_multipliers, registered_product
-from fireforge.hw.requant import _pipe
 from fireforge.core.config import BuildVariant
+from fireforge.core.numerics import requant_multiplier
+from fireforge.hw.dsp import PRODUCT_LATENCY, check_multipliers, registered_product
+from fireforge.hw.requant import _pipe, leading_zeros
 
 __all__ = ["AddRequantizer", "FMA_LATENCY", "add_constants_supported", "add_port_constants"]
 
@@ -107,20 +108,6 @@ FMA_LATENCY = 7       # stages of one fma (:func:`_fma`): I, A .. F
 # Inside a stage the logic is written as expressions of the previous stage's registers, not as chains
 # of comb Signals: the hardware is the same, but Amaranth's simulator then settles each clock edge in
 # one pass instead of one pass per Signal hop (4-5x faster; the tests stream ~250k cases).
-
-
-def _lzc64(v):
-    """Leading-zero count of a 64-bit value (64 for zero): eight 8-bit priority encoders, then the first
-    non-zero group picks its count. Every sub-expression is used once (no blow-up when inlined);
-    synthesis flattens the small cones into a few LUT levels."""
-    count = Const(64, 7)
-    for g in range(8):                      # lowest group first, so the highest non-zero group wins
-        bits = v[8 * g:8 * g + 8]
-        local = Const(0, 3)
-        for i in range(8):                  # lowest bit first, so the group's top set bit wins
-            local = Mux(bits[i], 7 - i, local)
-        count = Mux(bits != 0, 8 * (7 - g) + local, count)
-    return count
 
 
 def _unpack_f32(bits):
@@ -205,7 +192,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
 
     # -- D: leading-zero count over the window (padded to 64 at the bottom) ---------------------------------
     lzc = Signal(7, name=f"{name}_d_lzc")
-    m.d.sync += lzc.eq(_lzc64(Cat(Const(0, 64 - WIN), mag)))
+    m.d.sync += lzc.eq(leading_zeros(Cat(Const(0, 64 - WIN), mag), 64))
     d = _pipe(m, f"{name}_d", valid=c["valid"], mag=mag, neg=c["neg"], e_unit=c["e_unit"], **keep(c))
 
     # -- E: normalise (top bit to WIN-1) and the exponent of the 24-bit significand's LSB -------------------
@@ -360,7 +347,6 @@ def add_port_constants(ra, rb, F) -> dict:
     why = add_constants_supported(ra, rb, F)
     if why:
         raise ValueError(why)
-    from fireforge.core.numerics import requant_multiplier
 
     mult_a, shift_a = requant_multiplier(ra)
     mult_b, shift_b = requant_multiplier(rb)

@@ -45,10 +45,17 @@ import struct
 import time
 from types import SimpleNamespace
 
+import numpy as np
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+from fireforge.core.compiled import Compiled
+from fireforge.core.config import BuildVariant
+from fireforge.core.layout import tensor_from_words, tensor_words
+from fireforge.core.numerics import quantize_input
+from fireforge.errors import FireforgeError
+from fireforge.hw.top import FireforgeTop
 
 __all__ = ["UartRx", "UartTx", "HostLink", "LinkedTop", "HostClient", "PROTOCOL_VERSION"]
 
@@ -311,8 +318,6 @@ class LinkedTop(wiring.Component):
 
     def __init__(self, config, variant=None, *, clk_hz: int, baud: int = 115200, timeout_ms: float = 100.0,
                  memory_cells: dict[str, str] | None = None):
-        from fireforge.core.config import BuildVariant
-        from fireforge.hw.top import FireforgeTop
 
         self.config = config
         self.top = FireforgeTop(config, variant or BuildVariant(), memory_cells=memory_cells)
@@ -355,10 +360,8 @@ class HostClient:
     @classmethod
     def open(cls, device: str, baud: int = 115200, timeout: float = 2.0) -> "HostClient":
         try:
-            import serial
+            import serial       # optional: pyserial is only needed to talk to a real board
         except ImportError:
-            from fireforge.errors import FireforgeError
-
             raise FireforgeError("talking to a board needs pyserial: pip install pyserial") from None
         return cls(serial.Serial(device, baud, timeout=timeout))
 
@@ -436,11 +439,6 @@ class HostClient:
     def infer(self, compiled, x):
         """One inference of a compiled program (a :class:`~fireforge.core.compiled.Compiled` or its ``OUT/``
         directory) on a float NCHW input: (uint8 output, cycles)."""
-        import numpy as np
-
-        from fireforge.core.compiled import Compiled
-        from fireforge.core.layout import tensor_from_words, tensor_words
-        from fireforge.core.numerics import quantize_input
 
         if not isinstance(compiled, Compiled):
             compiled = Compiled.load(compiled)

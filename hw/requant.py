@@ -60,16 +60,18 @@ def _pipe(m: Module, prefix: str, **values):
     return regs
 
 
-def _lzc32(v):
-    """Leading-zero count of a 32-bit value (32 for zero): one 8-bit priority encoder per byte, then the
-    highest non-zero byte picks its count."""
-    count = Const(32, 6)
-    for g in range(4):                      # lowest byte first, so the highest non-zero byte wins
+def leading_zeros(v, width: int):
+    """Leading-zero count of the ``width``-bit value ``v`` (``width`` for zero; ``width`` a multiple of 8): one
+    8-bit priority encoder per byte, then the highest non-zero byte picks its count. Every sub-expression is
+    used once (no blow-up when inlined); synthesis flattens the small cones into a few LUT levels."""
+    groups = width // 8
+    count = Const(width, range(width + 1))
+    for g in range(groups):                 # lowest byte first, so the highest non-zero byte wins
         bits = v[8 * g:8 * g + 8]
         local = Const(0, 3)
         for i in range(8):                  # lowest bit first, so the byte's top set bit wins
             local = Mux(bits[i], 7 - i, local)
-        count = Mux(bits != 0, 8 * (3 - g) + local, count)
+        count = Mux(bits != 0, 8 * (groups - 1 - g) + local, count)
     return count
 
 
@@ -127,7 +129,7 @@ class Requantizer(wiring.Component):
                    mant=self.mantissa, shift=self.shift, zp=self.zero_point, relu=self.relu)
 
         # 2: leading zeros of the magnitude (32 for zero)
-        s2 = _pipe(m, "s2", valid=s1["valid"], neg=s1["neg"], mag=s1["mag"], lz=_lzc32(s1["mag"]),
+        s2 = _pipe(m, "s2", valid=s1["valid"], neg=s1["neg"], mag=s1["mag"], lz=leading_zeros(s1["mag"], 32),
                    nz=s1["mag"] != 0, mant=s1["mant"], shift=s1["shift"], zp=s1["zp"], relu=s1["relu"])
 
         # 3: normalise by whole bytes; k's first term (shift + lz - 31, see the module docstring)

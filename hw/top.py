@@ -35,7 +35,7 @@ ACT_RAM_LATENCY = ROM_LATENCY
 #: ROM name (the engine's port) -> (image stem, plusarg): the plusarg selects another image at simulation time
 ROM_IMAGES = {"desc": ("descriptors", "desc"), "weights": ("weights", "weights"), "quant": ("quant", "quant")}
 
-#: the Verilog module of each memory: the hand-written ones, or (ECP5 boards) fireforge.hw.ecp5_memory's
+#: the Verilog module of each memory: the hand-written ones, or (ECP5 boards) fireforge.hw.board.ecp5_memory's
 #: DP16KD versions with the same ports and cycle behaviour
 DEFAULT_MEMORY_CELLS = {"desc": "ff_rom", "weights": "ff_rom", "quant": "ff_rom", "act": "ff_act_ram"}
 
@@ -48,7 +48,7 @@ def _pins(port) -> dict:
 
 
 class RomInstance(wiring.Component):
-    """A ROM module (``hdl/ff_rom.v`` or an ECP5 one of :mod:`fireforge.hw.ecp5_memory`) behind a
+    """A ROM module (``hdl/ff_rom.v`` or an ECP5 one of :mod:`fireforge.hw.board.ecp5_memory`) behind a
     :class:`~fireforge.hw.engine.ports.RomPort`, its image read from ``<stem>.hex`` (or ``+<plusarg>=``).
 
     Members

@@ -37,7 +37,7 @@ def build_key(sources: Sequence[Path], toplevel: str, parameters: Mapping[str, s
     """Hash of everything that determines the binary: source *contents* (not paths or times),
     toplevel, parameters, defines, flags, Verilator and cocotb versions and cocotb's library
     directory (the binary links ``libcocotbvpi_verilator`` from there by rpath)."""
-    import cocotb
+    import cocotb           # deferred: cocotb is imported only when a build is keyed
     import cocotb_tools.config
 
     h = hashlib.sha256()

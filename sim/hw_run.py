@@ -26,6 +26,8 @@ from fireforge.core.layout import read_layer_result, read_tensor, tensor_words
 from fireforge.core.numerics import quantize_input
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
+from fireforge.hw.generate import check_supported
+from fireforge.hw.top import ACT_RAM_LATENCY, HDL_SOURCES, ROM_IMAGES, write_verilog
 from fireforge.sim import verilator
 
 __all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir", "as_compiled", "ideal_cycles",
@@ -77,7 +79,6 @@ def build_engine(config: EngineConfig, variant: BuildVariant | None = None, *,
     with DRAM gets in front of it (``variant.reads_in_flight`` reads in flight), ``mac_products="lut"`` the
     one the Lattice boards get, ``multipliers="ecp5"`` the ECP5 boards' requantizer products
     (:meth:`BuildVariant.for_family`)."""
-    from fireforge.hw.top import HDL_SOURCES, write_verilog
 
     variant = variant or BuildVariant()
     root = Path(build_root or default_build_root()) / "verilator"
@@ -93,7 +94,6 @@ def build_engine(config: EngineConfig, variant: BuildVariant | None = None, *,
 
 def image_plusargs(compiled: Compiled) -> dict[str, Path]:
     """The ROM images of a compiled program by the plusargs the Verilated tops read them from."""
-    from fireforge.hw.top import ROM_IMAGES
 
     return {plusarg: compiled.images[stem].hex for stem, plusarg in ROM_IMAGES.values()}
 
@@ -157,8 +157,6 @@ def _layer_outputs(compiled: Compiled, tmp: Path, final: np.ndarray, dump_layers
 
 
 def _check_read_latency(read_latency: int | None) -> int:
-    from fireforge.hw.top import ACT_RAM_LATENCY
-
     read_latency = ACT_RAM_LATENCY if read_latency is None else read_latency
     if not ACT_RAM_LATENCY <= read_latency <= MAX_READ_LATENCY:
         raise FireforgeError(f"read latency {read_latency} is outside {ACT_RAM_LATENCY}..{MAX_READ_LATENCY} cycles "
@@ -181,8 +179,6 @@ def rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVar
     :data:`~fireforge.core.config.EXTERNAL_TAP_DEPTH` reads in flight instead of
     :data:`~fireforge.core.config.TAP_DEPTH`. ``progress(layers_done, cycles)`` is called from a helper
     thread as layers finish."""
-    from fireforge.hw.generate import check_supported
-    from fireforge.hw.top import ACT_RAM_LATENCY
 
     compiled = as_compiled(compiled)
     read_latency = _check_read_latency(read_latency)

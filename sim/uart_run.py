@@ -5,11 +5,18 @@ cocotb test (the tests' ``support/uart.py``).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+
+from amaranth.back import verilog
 
 from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant
 from fireforge.errors import FireforgeError
+from fireforge.hw.board import ecp5_memory
+from fireforge.hw.host_link import LinkedTop
+from fireforge.hw.top import HDL_DIR, HDL_SOURCES
+from fireforge.sim import verilator
 from fireforge.sim.hw_run import default_build_root
 
 __all__ = ["build_linked", "TOP"]
@@ -22,16 +29,8 @@ def build_linked(compiled: Compiled, divisor: int, *, ecp5_memories: bool = Fals
     """Verilog of LinkedTop for ``compiled``'s engine config (UART at clock/``divisor``) → a Verilated model
     (cached by content).
 
-    ``ecp5_memories``: the ECP5 board's memories for this program (:mod:`fireforge.hw.ecp5_memory`, the DP16KD
+    ``ecp5_memories``: the ECP5 board's memories for this program (:mod:`fireforge.hw.board.ecp5_memory`, the DP16KD
     tiles with its ROM images inside) replace the hand-written ones, run on the DP16KD model."""
-    import hashlib
-
-    from amaranth.back import verilog
-
-    from fireforge.hw.host_link import LinkedTop
-    from fireforge.hw.top import HDL_DIR, HDL_SOURCES
-    from fireforge.sim import verilator
-
     if divisor < 4:
         raise FireforgeError(f"UART divisor {divisor}: the receiver needs at least 4 clock cycles per bit")
     config = compiled.config
@@ -39,8 +38,6 @@ def build_linked(compiled: Compiled, divisor: int, *, ecp5_memories: bool = Fals
     name = "uart-" + "-".join(f"{k}{v}" for k, v in config.to_dict().items()) + f"-div{divisor}"
     modules, cells = {}, None
     if ecp5_memories:
-        from fireforge.hw import ecp5_memory
-
         memories = ecp5_memory.memory_modules(compiled)
         modules = dict(memories.values())
         cells = {key: module for key, (module, _) in memories.items()}

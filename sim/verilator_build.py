@@ -124,7 +124,7 @@ def _resolve_clock(srcs: Sequence[Path], toplevel: str, clock: str, clock_port: 
 def _verilate(out: Path, srcs: list[Path], toplevel: str, *, params: dict, defs: dict, args: list[str],
               ports: list[str] | None, decls, clock_port: str, verbose: bool) -> str:
     """Run cocotb's Verilator build into ``out``; returns the model's toplevel (the wrapper, if any)."""
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import get_runner      # deferred: cocotb only when a model is built
 
     log_file = out / "build.log"
     sim_top = toplevel

@@ -79,7 +79,7 @@ def _plusargs(plusargs: Mapping[str, object] | None) -> list[str]:
 
 def _result(toplevel: str, test_dir: Path) -> dict:
     """The test's result, or RuntimeError with the log tail when it failed or wrote none."""
-    from cocotb_tools.runner import get_results
+    from cocotb_tools.runner import get_results     # deferred: cocotb only when a simulation runs
 
     log_file = test_dir / "sim.log"
     try:
@@ -120,7 +120,7 @@ def run(build_dir: Path, toplevel: str, test_module: str = "fireforge.sim.cocotb
     The process environment is modified during a call (serialised by a lock), so use processes,
     not threads, for parallel runs.
     """
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import get_runner      # deferred: cocotb only when a simulation runs
 
     build_dir = Path(build_dir).resolve()
     clock, sim_top = _model(build_dir, toplevel)

@@ -77,7 +77,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
 
 def ort_layer_outputs(out_dir: Path, program: Program, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Run ``OUT/quantized.onnx`` in ONNX Runtime; return every layer's ORT tensor and the model's output."""
-    import onnxruntime as ort
+    import onnxruntime as ort       # deferred: a heavy import, needed only when ONNX Runtime runs
 
     model = onnx.load(Path(out_dir) / "quantized.onnx")
     present = {o.name for o in model.graph.output}

@@ -38,6 +38,8 @@ from fireforge.core.config import EngineConfig
 from fireforge.core.outdir import commit_output_dir, prepare_output_dir
 from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
+from fireforge.sw import compare, frontend, inputs, quantize as quantizer
+from fireforge.sw.images import write_images
 
 __all__ = ["compile_model", "CompileResult", "CompileOptions", "CompileState", "Step", "STEPS", "run_steps",
            "input_shape"]
@@ -82,8 +84,6 @@ class CompileResult:
 
 
 def load(state: CompileState, o: CompileOptions) -> CompileState:
-    from fireforge.sw import frontend, inputs
-
     model = frontend.load_model(o.model_path)
     input_name, shape = frontend.check_model(model, o.model_path)
     form = frontend.graph_form(model)
@@ -102,8 +102,6 @@ def outdir(state: CompileState, o: CompileOptions) -> CompileState:
 
 
 def quantize(state: CompileState, o: CompileOptions) -> CompileState:
-    from fireforge.sw import quantize as quantizer
-
     qpath = state.tmp / "quantized.onnx"
     if state.form != "float":
         onnx.save(state.model, qpath)
@@ -114,8 +112,6 @@ def quantize(state: CompileState, o: CompileOptions) -> CompileState:
 
 
 def lower(state: CompileState, o: CompileOptions) -> CompileState:
-    from fireforge.sw import frontend
-
     program = frontend.lower(state.qmodel, str(o.model_path))
     program.meta.update({"source": str(o.model_path), "form": state.form,
                          "calibration": str(o.calib) if o.calib else DEFAULT_CALIBRATION})
@@ -126,9 +122,8 @@ def lower(state: CompileState, o: CompileOptions) -> CompileState:
 def check(state: CompileState, o: CompileOptions) -> CompileState:
     """The golden model against ONNX Runtime on the first calibration input (an already-quantized model:
     the first default calibration tensor), every layer byte for byte."""
-    import onnxruntime
+    import onnxruntime      # deferred: a heavy import, needed only by this step
 
-    from fireforge.sw import compare, inputs
 
     onnxruntime.set_default_logger_severity(3)   # its warnings about the quantizer's leftovers are noise here
     batch = state.calibration if state.calibration is not None else inputs.default_calibration(state.shape)
@@ -143,8 +138,6 @@ def check(state: CompileState, o: CompileOptions) -> CompileState:
 
 
 def images(state: CompileState, o: CompileOptions) -> CompileState:
-    from fireforge.sw.images import write_images
-
     return replace(state, config=write_images(state.program, o.engine, state.tmp))
 
 

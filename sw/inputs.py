@@ -26,7 +26,7 @@ DEFAULT_CALIBRATION_SEED = 0
 
 def load_image(path: Path, size: tuple[int, int], preprocess: str = "torchvision") -> np.ndarray:
     """One image file as a float32 [1, 3, H, W] tensor."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError     # deferred: only image inputs need it
 
     if preprocess not in PREPROCESS:
         raise FireforgeError(f"unknown --preprocess '{preprocess}'; choose one of {', '.join(PREPROCESS)}")

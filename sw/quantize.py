@@ -32,6 +32,7 @@ class _Reader:
 
 def quantize_model(float_model: onnx.ModelProto, input_name: str, calib: np.ndarray, out_path: Path) -> None:
     """Calibrate (MinMax) and write the QOperator model (uint8 activations, per-channel int8 weights)."""
+    # deferred: onnxruntime.quantization is a heavy import, needed only for float models
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorData, create_calibrator, save_tensors_data
 

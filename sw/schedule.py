@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fireforge.errors import FireforgeError
-from fireforge.sim import requant
 from fireforge.core.config import EngineConfig
 from fireforge.core.descriptor import Op
 from fireforge.core.layout import MemoryPlan, TensorLayout, plan_memory
 from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
+from fireforge.errors import FireforgeError
+from fireforge.hw.add_requant import add_constants_supported
+from fireforge.sim import requant
 
 __all__ = ["Schedule", "schedule"]
 
@@ -47,7 +48,6 @@ def _float_fields(value, layer: str, what: str) -> tuple[int, int]:
 def _add_fields(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp, layer: str) -> dict:
     """ADD: ORT's r = fma(a, ra, fma(b, rb, F)) constants (see sim.requant.qlinear_add): ra and rb as
     mantissa/shift, F as float32 bits."""
-    from fireforge.hw.add_requant import add_constants_supported
 
     ra, rb, f = requant.qlinear_add_params(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)
     problem = add_constants_supported(ra, rb, f)

@@ -23,7 +23,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from fireforge.hw import ecp5_memory
+from fireforge.hw.board import ecp5_memory
 from fireforge.hw.add_requant import AddRequantizer
 from fireforge.hw.dsp import MULTIPLIERS, PRODUCT_LATENCY, registered_product
 from fireforge.hw.requant import Requantizer

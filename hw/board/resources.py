@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fireforge.core.config import EngineConfig
 from fireforge.core.descriptor import DESCRIPTOR
+from fireforge.hw.board.ecp5_memory import pipeline_flip_flops
 
 __all__ = ["BramFamily", "FAMILIES", "bram_blocks", "bram_bits", "ram_blocks", "tile_rows", "RAM_MAX_WIDTH",
            "DspFamily", "DSP_FAMILIES", "dsp_blocks", "MAC_PRODUCT", "ROM_LOGIC_DEPTH", "FIFO_LUTRAM_DEPTH",
@@ -137,7 +138,7 @@ def estimate_logic(config: EngineConfig, family: str, act_external: bool = False
 
     A planning figure (see :data:`LOGIC_MODEL`), not a promise: ``--synth`` reports the real counts and
     ``--pnr`` nextpnr's packed ones. On ECP5 the generated DP16KD memories' copy and multiplexer registers
-    are counted exactly (:func:`fireforge.hw.ecp5_memory.pipeline_flip_flops`).
+    are counted exactly (:func:`fireforge.hw.board.ecp5_memory.pipeline_flip_flops`).
     """
     lb, ll, lm, mux, la = LOGIC_MODEL[family]["lut"]
     fb, fl, fm, fa = LOGIC_MODEL[family]["ff"]
@@ -153,8 +154,6 @@ def estimate_logic(config: EngineConfig, family: str, act_external: bool = False
         mux_bits += w * (tile_rows(w, d, family, ram=ram) - 1)
     ff = fb + fl * v + fm * n
     if family == "ecp5":
-        from fireforge.hw.ecp5_memory import pipeline_flip_flops
-
         for name, (w, d) in mems.items():
             if name in ("weights", "quant") or (name == "activations" and not act_external):
                 ff += pipeline_flip_flops(w, d, ram=name == "activations")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.build import ResourceError
-from amaranth.lib import io
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
 from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.hw.board.catalogue import DEFAULT_BAUD, Board, get_board
 from fireforge.hw.board.clocks import add_clock, clock_plan
+from fireforge.hw.board.ecp5_memory import MEMORY_CELLS
 from fireforge.hw.board.floorplan import DEVICES as FLOORPLAN_DEVICES
+from fireforge.hw.host_link import LinkedTop
+from fireforge.hw.top import ActMemoryInstance
 
 __all__ = ["FireforgeBoard"]
 
@@ -44,7 +47,7 @@ class FireforgeBoard(Elaboratable):
     variant : BuildVariant
         How the engine is built on this board's family (:meth:`BuildVariant.for_family`).
     memory_cells : dict
-        ECP5: the Verilog modules of the generated DP16KD memories (:mod:`fireforge.hw.ecp5_memory`), written
+        ECP5: the Verilog modules of the generated DP16KD memories (:mod:`fireforge.hw.board.ecp5_memory`), written
         beside the top by :func:`~fireforge.hw.board.generate.board_generate`; empty elsewhere.
     clock : dict
         :func:`~fireforge.hw.board.clocks.clock_plan`'s answer.
@@ -52,7 +55,6 @@ class FireforgeBoard(Elaboratable):
 
     def __init__(self, config: EngineConfig, board: Board | str, *, clock_mhz: float | None = None,
                  baud: int = DEFAULT_BAUD, act_memory: str = BuildVariant.act_memory, floorplan: bool = True):
-        from fireforge.hw.ecp5_memory import MEMORY_CELLS
 
         self.config = config
         self.board = get_board(board)
@@ -98,15 +100,11 @@ class FireforgeBoard(Elaboratable):
 
     def _add_core(self, m):
         """The engine behind the host link (and, for external activations, the DRAM adapter's black box)."""
-        from fireforge.hw.host_link import LinkedTop
 
         cfg, clk = self.config, self.clock
         m.submodules.core = core = LinkedTop(cfg, self.variant, clk_hz=int(clk["mhz"] * 1e6), baud=self.baud,
                                              memory_cells=self.memory_cells)
         if self.variant.external:
-            from amaranth.lib import wiring
-
-            from fireforge.hw.top import ActMemoryInstance
 
             # the board's DRAM adapter (hdl/ff_ext_act_mem.v) on the core's activation-memory port
             m.submodules.act_mem = act_mem = ActMemoryInstance(

@@ -51,7 +51,7 @@ __all__ = ["Engine", "ROM_LATENCY", "WRITE_DEPTH"]
 WRITE_DEPTH = 64
 #: cycles from a ROM's ``en`` to its ``data``: two levels of address copies (on the 64-MAC ULX3S design one
 #: address flip-flop drove all 105 weight-ROM blocks: 16.8 ns of routing), block RAM, its output register, two
-#: registered levels of row multiplexer (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/ecp5_memory.py)
+#: registered levels of row multiplexer (hdl/ff_rom.v LATENCY; the ECP5 ROMs of hw/board/ecp5_memory.py)
 ROM_LATENCY = 6
 
 
