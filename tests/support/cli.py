@@ -42,9 +42,15 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
     return rc, captured.out, captured.err
 
 
+def temp_entries() -> set[str]:
+    """The top-level entries of ``$TMPDIR`` (pytest's own folders aside): where a killed or failed run's
+    scratch folders would stay."""
+    return {p.name for p in Path(tempfile.gettempdir()).iterdir() if not p.name.startswith("pytest-of-")}
+
+
 def refuse(capsys, args, *words, where: Path | None = None) -> str:
     """Assert ``fireforge ARGS`` is refused cleanly (see the module docstring); returns the message."""
-    before = snapshot(*(p for p in (where, Path(tempfile.gettempdir())) if p is not None))
+    before, temp_before = snapshot(where) if where else {}, temp_entries()
     rc, _, err = run_cli(args, capsys)
     err = err.strip()
     assert rc == 2, f"exit {rc}: {err}"
@@ -53,7 +59,8 @@ def refuse(capsys, args, *words, where: Path | None = None) -> str:
     assert err.startswith("fireforge: error:"), err
     for w in words:
         assert str(w).lower() in err.lower(), (w, err)
-    after = snapshot(*(p for p in (where, Path(tempfile.gettempdir())) if p is not None))
+    after = snapshot(where) if where else {}
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"changed or left behind: {changed[:5]}"
+    assert temp_entries() <= temp_before, f"left in TMPDIR: {sorted(temp_entries() - temp_before)}"
     return err
