@@ -6,34 +6,100 @@ Images are resized and normalised the way the model family expects (``--preproce
   normalise with the ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225);
 * ``caffe``: BGR, resize to ``S×S``, 0–255, subtract the mean (104, 117, 123);
 * ``none``: RGB, resize to ``S×S``, scale to [0, 1].
+
+Every image is first made 8-bit RGB by its real bit depth and mode (:func:`to_rgb8`): a 16-bit image is
+scaled by 255/65535 with rounding (not clipped), palette, grey, 1-bit, CMYK and alpha modes are converted the
+way Pillow (and torchvision's loader) converts them; a mode with no fixed range (32-bit float or integer) is
+refused, naming it. An image larger than :data:`MAX_IMAGE_PIXELS` is refused before it is decoded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from fireforge.errors import FireforgeError
 
-__all__ = ["PREPROCESS", "IMAGE_SUFFIXES", "load_image", "load_input", "load_batch", "default_calibration"]
+__all__ = ["PREPROCESS", "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "open_image", "to_rgb8", "load_image", "load_input", "load_batch", "default_calibration"]
 
 PREPROCESS = ("torchvision", "caffe", "none")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 DEFAULT_CALIBRATION_COUNT = 16
 DEFAULT_CALIBRATION_SEED = 0
+#: the largest image read (Pillow's own decompression-bomb threshold: 89,478,485 pixels, ~ 9459 x 9459)
+MAX_IMAGE_PIXELS = 89_478_485
+#: 16-bit modes: each value v becomes round(v / 257), so 8-bit v8 * 257 reads back as v8 exactly
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+@contextlib.contextmanager
+def _no_pillow_size_limit():
+    """Pillow's own bomb check off while a header is read, so the size is refused here, in one line."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_image(path: Path):
+    """Open an image file and decode it, refusing one that is unreadable or larger than the limit."""
+    from PIL import Image
+
+    try:
+        with _no_pillow_size_limit():
+            img = Image.open(path)
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                img.close()
+                raise FireforgeError(f"{path}: the image is {w}x{h} = {w * h:,} pixels, more than the limit of "
+                                     f"{MAX_IMAGE_PIXELS:,}; downscale it first")
+            img.load()
+    except FireforgeError:
+        raise
+    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, ...
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if path.stat().st_size == 0:
+            why = "the file is empty"
+        raise FireforgeError(f"{path}: not a readable image ({why}); is it truncated or another format?") from None
+    return img
+
+
+def to_rgb8(img, path: Path):
+    """``img`` as an 8-bit RGB Pillow image, by its real bit depth and mode."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in SIXTEEN_BIT_MODES or (mode == "I" and img.format == "PNG"):  # a 16-bit PNG may open as "I"
+        a = np.asarray(img).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise FireforgeError(f"{path}: a {mode} image with values outside 0..65535")
+        return Image.fromarray(((a + 128) // 257).astype(np.uint8), "L").convert("RGB")
+    if mode in ("I", "F") or mode.startswith(("I;", "F;")):
+        kind = "32-bit float" if mode.startswith("F") else "32-bit integer"
+        raise FireforgeError(f"{path}: image mode {mode} ({kind}) has no fixed range to scale to 8 bits; save "
+                             f"it as an 8- or 16-bit image")
+    try:
+        return img.convert("RGB")
+    except ValueError:
+        raise FireforgeError(f"{path}: image mode {mode} cannot be converted to RGB; save it as RGB") from None
 
 
 def load_image(path: Path, size: tuple[int, int], preprocess: str = "torchvision") -> np.ndarray:
     """One image file as a float32 [1, 3, H, W] tensor."""
-    from PIL import Image, UnidentifiedImageError     # deferred: only image inputs need it
+    from PIL import Image     # deferred: only image inputs need it
 
     if preprocess not in PREPROCESS:
         raise FireforgeError(f"unknown --preprocess '{preprocess}'; choose one of {', '.join(PREPROCESS)}")
-    try:
-        img = Image.open(path).convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        raise FireforgeError(f"{path}: not a readable image ({type(e).__name__})") from None
+    img = to_rgb8(open_image(path), path)
     h, w = size
     if preprocess == "torchvision":
         short = round(min(h, w) * 256 / 224)
@@ -71,8 +137,9 @@ def _check_batch(x: np.ndarray, shape: tuple[int, int, int, int], what: str) -> 
 def _load_npy(path: Path, shape: tuple[int, int, int, int], what: str) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise FireforgeError(f"{path}: not a readable .npy file ({e})") from None
+    except (ValueError, OSError, EOFError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FireforgeError(f"{path}: not a readable .npy file ({why})") from None
     return _check_batch(x, shape, what)
 
 
@@ -90,7 +157,12 @@ def load_batch(path: str | Path, shape: tuple[int, int, int, int], preprocess: s
     """``--calib PATH``: a .npy batch, a folder of images, or one image."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        others = [p for p in entries if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file()]
+        if others:
+            raise FireforgeError(f"{others[0]}: not an image file ({', '.join(sorted(IMAGE_SUFFIXES))}); a "
+                                 f"calibration folder holds only images, move it out")
+        files = entries
         if not files:
             raise FireforgeError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
         return np.concatenate([load_image(p, shape[2:], preprocess) for p in files])

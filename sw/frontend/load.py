@@ -18,6 +18,8 @@ from fireforge.sw.frontend.registry import known_ops, unknown_op_error
 __all__ = ["load_model", "check_model", "graph_form", "MIN_OPSET"]
 
 MIN_OPSET = 7
+#: protobuf cannot serialise a model larger than 2 GB in one message
+LARGE_MODEL_BYTES = 2**31 - 1
 #: ops that only a QOperator graph has
 QOPERATOR_OPS = {"QLinearConv", "QLinearConcat", "QLinearAdd", "QLinearGlobalAveragePool", "QLinearAveragePool"}
 
@@ -37,12 +39,46 @@ def load_model(path: str | Path) -> onnx.ModelProto:
                              f"{type(e).__name__}") from None
     if not model.graph.node:
         raise FireforgeError(f"{path}: not an ONNX model with a graph (no nodes found; truncated or another format?)")
+    external = _load_external_data(model, path)
     try:
-        onnx.checker.check_model(model)
+        # a model over protobuf's 2 GB limit can only be checked from its files
+        onnx.checker.check_model(str(path) if external and model.ByteSize() > LARGE_MODEL_BYTES else model)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise FireforgeError(f"{path}: invalid ONNX model: {first}") from None
     return model
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> bool:
+    """Read the tensors a model stores in side files (``model.onnx.data``), relative to the model's folder
+    whatever the working directory; a missing, escaping or short side file is one line naming it. Returns
+    whether the model had any."""
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    tensors = [t for t in _get_all_tensors(model) if uses_external_data(t)]
+    folder = path.resolve().parent
+    for t in tensors:
+        info = ExternalDataInfo(t)
+        where = Path(info.location)
+        side = (folder / where).resolve()
+        if where.is_absolute() or folder not in side.parents:
+            raise FireforgeError(f"{path}: tensor '{t.name}' is stored in '{info.location}', outside the model's "
+                                 f"folder; keep the data file beside the model")
+        if not side.is_file():
+            raise FireforgeError(f"{path}: tensor '{t.name}' is stored in '{side}', which does not exist; copy "
+                                 f"the data file beside the model")
+        size = side.stat().st_size
+        offset, length = int(info.offset or 0), info.length
+        if offset + int(length or 0) > size:
+            raise FireforgeError(f"{path}: tensor '{t.name}' needs bytes {offset}..{offset + int(length)} of "
+                                 f"'{side}', which has {size}; the data file is truncated or from another export")
+    if not tensors:
+        return False
+    try:
+        onnx.load_external_data_for_model(model, str(folder))
+    except Exception as e:
+        raise FireforgeError(f"{path}: could not read its external data: {str(e).splitlines()[0]}") from None
+    return True
 
 
 def check_model(model: onnx.ModelProto, path: str | Path = "model") -> tuple[str, tuple[int, int, int, int]]:
