@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from fireforge.errors import FireforgeError
+from fireforge.sw.frontend.load import LARGE_MODEL_BYTES
 
 __all__ = ["quantize_model"]
 
@@ -41,7 +42,9 @@ def quantize_model(float_model: onnx.ModelProto, input_name: str, calib: np.ndar
     with tempfile.TemporaryDirectory(prefix="fireforge-quant-") as tmp:
         tmp = Path(tmp)
         float_path = tmp / "float.onnx"
-        onnx.save(float_model, float_path)
+        # a model over protobuf's 2 GB limit is written (and quantized) with its tensors in a side file
+        large = float_model.ByteSize() > LARGE_MODEL_BYTES
+        onnx.save(float_model, float_path, save_as_external_data=large, location="float.onnx.data")
         try:
             calibrator = create_calibrator(float_path, augmented_model_path=str(tmp / "augmented.onnx"),
                                            calibrate_method=CalibrationMethod.MinMax)
@@ -64,4 +67,4 @@ def quantize_model(float_model: onnx.ModelProto, input_name: str, calib: np.ndar
                         quant_format=QuantFormat.QOperator, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=tail)
+                        nodes_to_exclude=tail, use_external_data_format=large)
