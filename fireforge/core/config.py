@@ -16,16 +16,17 @@ from fireforge.core.quant import QUANT_LANE
 from fireforge.errors import FireforgeError
 
 __all__ = ["EngineConfig", "BuildVariant", "channel_groups", "ACT_MEMORY", "MAC_PRODUCTS", "MULTIPLIERS", "TAP_DEPTH",
-           "EXTERNAL_TAP_DEPTH"]
+           "EXTERNAL_TAP_DEPTH", "MAC_UNITS", "MAX_DEPTH"]
+
+#: the MAC array sizes: squares of a power of two (a 32 x 32 array is already beyond every supported board)
+MAC_UNITS = (4, 16, 64, 256, 1024)
+#: the largest memory depth a config may ask for, in words (16 Mi: an external DRAM's worth of 2-channel words)
+MAX_DEPTH = 1 << 24
 
 
 def channel_groups(channels: int, vector: int) -> int:
     """Words of ``vector`` channels that hold ``channels`` channels (the last one padded)."""
     return -(-channels // vector)
-
-
-def _is_pow2(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,13 @@ class EngineConfig:
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise FireforgeError(f"engine config: {f.name} must be a non-negative integer, not {v!r}")
-        root = math.isqrt(self.mac_units)
-        if root * root != self.mac_units or not _is_pow2(root) or root < 2:
+            if f.name.endswith("_depth") and v > MAX_DEPTH:
+                raise FireforgeError(f"engine config: {f.name} must be at most {MAX_DEPTH} words (0: sized to the "
+                                     f"program), not {v}")
+        if self.mac_units not in MAC_UNITS:
             raise FireforgeError(
-                f"engine config: mac_units must be the square of a power of two ≥ 2 (4, 16, 64, 256, 1024), "
-                f"not {self.mac_units}")
+                f"engine config: mac_units must be the square of a power of two: one of "
+                f"{', '.join(map(str, MAC_UNITS))}, not {self.mac_units}")
         if self.act_bits != 8 or self.weight_bits != 8:
             raise FireforgeError(
                 f"engine config: only 8-bit activations and weights are supported by the compiler today "

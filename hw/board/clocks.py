@@ -7,6 +7,8 @@ closest frequency within 1 %. :func:`add_clock` puts that into a module.
 
 from __future__ import annotations
 
+import math
+
 from amaranth import ClockSignal, Instance, Signal
 
 from fireforge.errors import FireforgeError
@@ -62,9 +64,9 @@ def clock_plan(board, clock_mhz: float | None) -> dict:
     """``{"board_mhz", "mhz", "pll"}`` for ``board`` at ``clock_mhz`` (None: the board's default clock);
     ``pll`` is None (the oscillator) or the settings with ``kind`` ("ecp5" / "xc7")."""
     fin = board.board_clock_mhz
-    want = float(clock_mhz or board.default_clock_mhz)
-    if want <= 0:
-        raise FireforgeError(f"--clock must be positive, not {want}")
+    want = float(board.default_clock_mhz if clock_mhz is None else clock_mhz)
+    if not (math.isfinite(want) and want > 0):
+        raise FireforgeError(f"--clock must be a positive number of MHz, not {want}")
     if abs(want - fin) < 1e-6:
         return {"board_mhz": fin, "mhz": fin, "pll": None}
     if board.pll == "ecp5":

@@ -71,7 +71,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     clock = clock_plan(board, clock_mhz)
     env = _tool_environ(board, synth, pnr, bitstream)
 
-    tmp = prepare_output_dir(rtl_dir, force)
+    tmp = prepare_output_dir(rtl_dir, force, inputs=[compiled.out_dir])
     report = {"board": board.name, "fits": rep.fits, "resources": rep.resources, "fmax_mhz": None, "bitstream": None}
     details = {**rep.details(), "clock_mhz": clock["mhz"], "board_clock_mhz": clock["board_mhz"],
                "pll": clock["pll"], "baud": baud, "host_link": "UART 8N1, protocol v1 (fireforge.hw.host_link)",
