@@ -8,13 +8,17 @@ import onnx
 
 from fireforge.sw.frontend.graph import Graph, attr
 
-__all__ = ["CONV", "POOL", "CONCAT", "ADD", "WEIGHTS", "conv_attrs", "pool_attrs", "check_concat_axis", "int8_weights"]
+__all__ = ["CONV", "POOL", "CONCAT", "ADD", "WEIGHTS", "RESHAPE", "SOFTMAX", "conv_attrs", "pool_attrs",
+           "check_concat_axis", "int8_weights", "reshaped", "check_layout_kept", "check_softmax_axis",
+           "check_inference_dropout"]
 
 CONV = "2-D, group 1, no dilation, explicit pads or VALID"
 POOL = "2-D, floor or ceil mode, no dilation, storage_order 0, explicit pads or VALID"
 CONCAT = "along channels (axis 1), each input made by a layer and read only by the concat"
 ADD = "two tensors of the same shape (no broadcasting)"
 WEIGHTS = "int8 weights (zero point 0)"
+RESHAPE = "only where the layout keeps its meaning: the [1,C,1,1] <-> [1,C] score vector"
+SOFTMAX = "after the program's result, over all its scores"
 
 
 def _auto_pad(g: Graph, node: onnx.NodeProto) -> str:
@@ -73,3 +77,62 @@ def int8_weights(g: Graph, node: onnx.NodeProto, w_name: str, zp_name: str) -> n
     if zp_name and np.any(g.const(zp_name, node, "weight zero point") != 0):
         raise g.error(node, "weight zero points must be 0 (symmetric int8 weights)")
     return w
+
+
+def _shape_text(shape) -> str:
+    return "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]" if shape is not None else "an unknown shape"
+
+
+def reshaped(g: Graph, node: onnx.NodeProto, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The output shape of a Flatten or Reshape ``node`` reading a tensor of ``in_shape``."""
+    if node.op_type == "Flatten":
+        axis = int(attr(node, "axis", 1))
+        axis += len(in_shape) if axis < 0 else 0
+        return (int(np.prod(in_shape[:axis])), int(np.prod(in_shape[axis:])))
+    if node.op_type != "Reshape":
+        return tuple(in_shape)
+    target = [int(d) for d in g.const(node.input[1], node, "shape").reshape(-1)]
+    if not attr(node, "allowzero", 0):
+        target = [in_shape[k] if d == 0 and k < len(in_shape) else d for k, d in enumerate(target)]
+    if target.count(-1) == 1:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = int(np.prod(in_shape)) // known if known else -1
+    return tuple(target)
+
+
+def check_layout_kept(g: Graph, node: onnx.NodeProto, in_shape, out_shape) -> None:
+    """A Flatten or Reshape (:data:`RESHAPE`): the program keeps every tensor as channels x height x width, so
+    only a reshape that does not regroup it — the score vector [1,C,1,1] <-> [1,C] — means the same there."""
+    def score_vector(shape):
+        return shape is not None and len(shape) in (2, 4) and shape[0] == 1 and shape[1] > 0 and \
+            all(d == 1 for d in shape[2:])
+
+    if not (score_vector(in_shape) and score_vector(out_shape) and in_shape[1] == out_shape[1]):
+        raise g.error(node, f"{node.op_type} of {_shape_text(in_shape)} to {_shape_text(out_shape)} regroups the "
+                            f"tensor, which fireforge's program keeps as channels x height x width; only the "
+                            f"[1,C,1,1] <-> [1,C] score vector may be reshaped")
+
+
+def check_softmax_axis(g: Graph, node: onnx.NodeProto, in_shape, version: int) -> None:
+    """A tail Softmax (:data:`SOFTMAX`) keeps the order of the scores only if it runs over all of them at once."""
+    if in_shape is None or any(d < 0 for d in in_shape):
+        raise g.error(node, "the shape of the Softmax input is unknown; export the model with static shapes")
+    rank = len(in_shape)
+    axis = int(attr(node, "axis", -1 if version >= 13 else 1))
+    axis += rank if axis < 0 else 0
+    size = int(np.prod(in_shape))
+    # opset < 13: the input is coerced to 2-D [prod(shape[:axis]), prod(shape[axis:])]
+    whole = int(np.prod(in_shape[:axis])) == 1 if version < 13 else in_shape[axis] == size
+    if not whole:
+        raise g.error(node, f"Softmax over axis {attr(node, 'axis', axis)} of {_shape_text(in_shape)} normalises "
+                            f"groups of scores separately, which changes their order; only a Softmax over all "
+                            f"{size} scores (e.g. axis 1 of [1,{size}]) is supported")
+
+
+def check_inference_dropout(g: Graph, node: onnx.NodeProto) -> None:
+    """A Dropout is an identity only at inference: a training_mode input that is not a constant false is refused."""
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        mode = g.inits.get(node.input[2])
+        if mode is None or bool(np.any(mode)):
+            raise g.error(node, "Dropout in training mode (training_mode input not a constant false) is random; "
+                                "export the model for inference")

@@ -16,7 +16,7 @@ from onnx import shape_inference
 
 from fireforge.errors import FireforgeError
 from fireforge.sw.frontend import conditions as cond
-from fireforge.sw.frontend.graph import Graph, attr, opset, value_shapes
+from fireforge.sw.frontend.graph import Graph, attr, node_label, opset, value_shapes
 from fireforge.sw.frontend.registry import CONSTANT, Alias, Marker, handler, handler_for, keep
 
 __all__ = ["prepare_float_model"]
@@ -34,7 +34,17 @@ def _checked(check):
 
 handler("Conv", form=FORM, supports=cond.CONV)(
     _checked(lambda g, node: cond.conv_attrs(g, node, g.shapes.get(node.input[1]))))
-handler("Relu", form=FORM, supports="folded into its producer by the quantizer")(keep)
+
+
+@handler("Relu", form=FORM, supports="folded into its producer by the quantizer (the producer's only reader)")
+def relu(g, node):
+    """The quantizer drops a Relu after a quantized op and gives that op's output the Relu's range [0, max]; it
+    narrows the range only if the Relu is its input's only reader, so a Relu sharing its input would vanish."""
+    others = [c for c in g.consumers.get(node.input[0], []) if c is not node]
+    if others:
+        raise g.error(node, f"its input '{node.input[0]}' is also read by {node_label(others[0])}; the quantizer "
+                            f"fuses a Relu only into a tensor it alone reads (ReLU the tensor once, then share it)")
+    return Marker.KEEP
 handler("MaxPool", form=FORM, supports=cond.POOL)(_checked(cond.pool_attrs))
 
 
@@ -67,11 +77,41 @@ def add(g, node):
 
 @handler("Dropout", "Identity", form=FORM, supports="removed (an identity at inference)")
 def identity(g, node):
+    cond.check_inference_dropout(g, node)
     return Alias(node, node.input[0], node.output[0])
 
 
-handler("Flatten", "Reshape", form=FORM, supports="pass-through")(keep)
-handler("Softmax", form=FORM, supports="float tail (after the last quantized op)")(keep)
+@handler("Flatten", "Reshape", form=FORM, supports=cond.RESHAPE)
+def reshape(g, node):
+    cond.check_layout_kept(g, node, g.shapes.get(node.input[0]), g.shapes.get(node.output[0]))
+    return Marker.KEEP
+
+
+#: ops that may stand between a tail Softmax and the graph output
+_AFTER_SOFTMAX = {"Flatten", "Reshape", "Identity", "Dropout", "Softmax"}
+
+
+@handler("Softmax", form=FORM, supports=cond.SOFTMAX)
+def softmax(g, node):
+    """Left in float by the quantizer: only right at the end, where it keeps the order of the scores."""
+    outputs = {o.name for o in g.model.graph.output}
+    todo, seen = [node.output[0]], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for c in g.consumers.get(name, []):
+            if c.op_type not in _AFTER_SOFTMAX:
+                raise g.error(node, f"a Softmax is only supported at the end of the graph, but its output feeds "
+                                    f"{node_label(c)}")
+            todo.extend(c.output)
+        if not g.consumers.get(name) and name not in outputs:
+            raise g.error(node, f"its output '{name}' is neither read nor a graph output")
+    cond.check_softmax_axis(g, node, g.shapes.get(node.input[0]), opset(g.model))
+    return Marker.KEEP
+
+
 handler("Constant", form=FORM, supports=CONSTANT)(keep)
 
 

@@ -91,6 +91,13 @@ def check_model(model: onnx.ModelProto, path: str | Path = "model") -> tuple[str
         raise FireforgeError(f"{path}: opset {version} is older than the oldest supported ({MIN_OPSET}); "
                              f"convert it with onnx.version_converter")
     name, shape = _image_input(model, path)
+    outputs = [o.name for o in model.graph.output]
+    if not outputs:
+        raise FireforgeError(f"{path}: the model has no graph output; export it with its scores as the output")
+    if len(outputs) > 1:
+        raise FireforgeError(f"{path}: the model has {len(outputs)} graph outputs ({', '.join(outputs)}); fireforge "
+                             f"computes one, the scores: remove {', '.join(repr(o) for o in outputs[1:])} from "
+                             f"graph.output or export a model with one output")
     supported = known_ops()
     for node in model.graph.node:
         if node.op_type not in supported or node.domain not in ("", "ai.onnx", "com.microsoft"):

@@ -17,7 +17,8 @@ from fireforge.core.program import (AddLayer, ConvLayer, GlobalAvgPoolLayer, Max
                                     window_count)
 from fireforge.errors import FireforgeError
 from fireforge.sim import requant
-from fireforge.sw.frontend.graph import Graph, graph_inputs, qparams
+from fireforge.sw.frontend import conditions as cond
+from fireforge.sw.frontend.graph import Graph, graph_inputs, node_label, opset, qparams
 from fireforge.sw.frontend.load import graph_form
 from fireforge.sw.frontend.registry import Alias, LayerRecord, Marker, handler_for
 
@@ -28,19 +29,41 @@ def lower(model: onnx.ModelProto, path: str = "model") -> Program:
     """Build the integer program of a quantized model."""
     g = Graph(model, path)
     form = graph_form(model)
+    version = opset(model)
     b = _ProgramBuilder(g, graph_inputs(model)[0])
     for node in model.graph.node:
         result = handler_for(g, node, form).read(g, node)
-        if isinstance(result, Marker):
-            continue
-        if isinstance(result, Alias):
+        if isinstance(result, LayerRecord):
+            b.build(result, [b.resolve(n, node) for n in result.inputs])
+        elif isinstance(result, Alias):
             b.alias[result.output] = b.resolve(result.input, node).name
-            continue
-        b.build(result, [b.resolve(n, node) for n in result.inputs])
+            b.shapes[result.output] = _after_program(g, node, b.shape_of(result.input), version)
+        elif node.input and b.shape_of(node.input[0]) is not None:   # a marker on a path from the program
+            b.shapes[node.output[0]] = _after_program(g, node, b.shape_of(node.input[0]), version)
     out_name = b.result_tensor()
     _group_fire_units(b.layers)
     return Program(input=b.in_name, output=out_name, tensors=b.tensors, layers=b.layers,
                    input_name=b.input_name, meta={"form": form})
+
+
+def _after_program(g: Graph, node: onnx.NodeProto, in_shape: tuple[int, ...], version: int) -> tuple[int, ...]:
+    """The shape of what a node that makes no layer outputs from a program tensor (or from the float tail after
+    the program's result), refusing a node whose meaning the program does not keep: a reshape that regroups
+    the tensor, a Softmax over part of the scores, a Relu on the dequantized scores."""
+    op = node.op_type
+    if op in ("Flatten", "Reshape"):
+        out_shape = cond.reshaped(g, node, in_shape)
+        cond.check_layout_kept(g, node, in_shape, out_shape)
+        return out_shape
+    if op in ("Softmax", "QLinearSoftmax"):
+        cond.check_softmax_axis(g, node, in_shape, version)
+    elif op == "Relu":
+        raise g.error(node, "a Relu on the dequantized result changes the scores ONNX Runtime returns (negative "
+                            "ones become 0), which fireforge's program does not compute; fuse it into the layer "
+                            "before the DequantizeLinear")
+    elif op == "Dropout":
+        cond.check_inference_dropout(g, node)
+    return in_shape
 
 
 def _layer_name(node) -> str:
@@ -64,10 +87,22 @@ class _ProgramBuilder:
         self.tensors: dict[str, Tensor] = {self.in_name: Tensor(self.in_name, dims[1], dims[2], dims[3], scale, zp)}
         self.alias: dict[str, str] = {}
         self.layers: list = []
+        self.shapes: dict[str, tuple[int, ...]] = {}   # aliases and float-tail tensors computed from the program
+
+    def shape_of(self, name: str) -> tuple[int, ...] | None:
+        """The shape of a program tensor, an alias of one, or a tensor of the float tail after it (else None)."""
+        if name in self.shapes:
+            return self.shapes[name]
+        t = self.tensors.get(self.alias.get(name, name))
+        return None if t is None else (1, t.channels, t.height, t.width)
 
     def resolve(self, name: str, node: onnx.NodeProto) -> Tensor:
         name = self.alias.get(name, name)
         if name not in self.tensors:
+            if name in self.shapes and name in self.g.producer:
+                raise self.g.error(node, f"input '{name}' is requantized from the float tail (through "
+                                         f"{node_label(self.g.producer[name])}); float ops are only supported "
+                                         f"after the program's result")
             raise self.g.error(node, f"input '{name}' is not a quantized tensor of the program (an unsupported "
                                      f"float path, or ops in an unexpected order)")
         return self.tensors[name]
