@@ -92,7 +92,8 @@ def cmd_models_build(args) -> int:
     except OSError as e:
         raise FireforgeError(f"cannot write {out}: {e.strerror}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):      # also when there was no folder to write it in
+            tmp.unlink()
     params = squeezenet.count_parameters(model)
     _log(f"wrote {out} ({args.name}, {params:,} parameters)")
     return 0
