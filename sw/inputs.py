@@ -128,7 +128,8 @@ def _check_batch(x: np.ndarray, shape: tuple[int, int, int, int], what: str) -> 
                              f"[N, {shape[1]}, {shape[2]}, {shape[3]}]")
     if x.shape[0] == 0:
         raise FireforgeError(f"{what}: the batch is empty")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore"):          # a float64 beyond float32's range is refused just below
+        x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise FireforgeError(f"{what}: holds NaN or Inf values")
     return x

@@ -118,13 +118,13 @@ def check_softmax_axis(g: Graph, node: onnx.NodeProto, in_shape, version: int) -
     if in_shape is None or any(d < 0 for d in in_shape):
         raise g.error(node, "the shape of the Softmax input is unknown; export the model with static shapes")
     rank = len(in_shape)
-    axis = int(attr(node, "axis", -1 if version >= 13 else 1))
-    axis += rank if axis < 0 else 0
+    given = int(attr(node, "axis", -1 if version >= 13 else 1))
+    axis = given + rank if given < 0 else given
     size = int(np.prod(in_shape))
     # opset < 13: the input is coerced to 2-D [prod(shape[:axis]), prod(shape[axis:])]
     whole = int(np.prod(in_shape[:axis])) == 1 if version < 13 else in_shape[axis] == size
     if not whole:
-        raise g.error(node, f"Softmax over axis {attr(node, 'axis', axis)} of {_shape_text(in_shape)} normalises "
+        raise g.error(node, f"Softmax over axis {given} of {_shape_text(in_shape)} normalises "
                             f"groups of scores separately, which changes their order; only a Softmax over all "
                             f"{size} scores (e.g. axis 1 of [1,{size}]) is supported")
 

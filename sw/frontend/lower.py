@@ -100,9 +100,9 @@ class _ProgramBuilder:
         name = self.alias.get(name, name)
         if name not in self.tensors:
             if name in self.shapes and name in self.g.producer:
-                raise self.g.error(node, f"input '{name}' is requantized from the float tail (through "
-                                         f"{node_label(self.g.producer[name])}); float ops are only supported "
-                                         f"after the program's result")
+                raise self.g.error(node, f"input '{name}' comes from the float tail after the program's result "
+                                         f"(through {node_label(self.g.producer[name])}); fireforge computes no "
+                                         f"layer after it")
             raise self.g.error(node, f"input '{name}' is not a quantized tensor of the program (an unsupported "
                                      f"float path, or ops in an unexpected order)")
         return self.tensors[name]

@@ -67,8 +67,23 @@ def qlinear_average_pool(g, node):
                         "GlobalAveragePool")
 
 
-@handler("Flatten", "Reshape", "Dropout", "Identity", form=FORM, supports="pass-through of a uint8 tensor")
+#: ops that keep a float tensor float: after a DequantizeLinear, they are the float tail
+_FLOAT_KEEPING = {"Flatten", "Reshape", "Dropout", "Identity", "Softmax", "Relu"}
+
+
+def _is_float(g, name: str) -> bool:
+    """Whether tensor ``name`` is the float tail: dequantized, then only through float-keeping ops."""
+    p = g.producer.get(name)
+    while p is not None and p.op_type in _FLOAT_KEEPING:
+        p = g.producer.get(p.input[0])
+    return p is not None and p.op_type == "DequantizeLinear"
+
+
+@handler("Flatten", "Reshape", "Dropout", "Identity", form=FORM,
+         supports=f"pass-through of a uint8 tensor, or float tail; {cond.RESHAPE}")
 def pass_through(g, node):
+    if _is_float(g, node.input[0]):
+        return tail(g, node)
     return Alias(node, node.input[0], node.output[0])
 
 
