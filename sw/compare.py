@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from fireforge.core.compiled import Compiled
+from fireforge.core.compiled import Compiled, rebuild_hint
 from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
 from fireforge.sim import golden
@@ -79,17 +79,38 @@ def ort_layer_outputs(out_dir: Path, program: Program, x: np.ndarray) -> tuple[d
     """Run ``OUT/quantized.onnx`` in ONNX Runtime; return every layer's ORT tensor and the model's output."""
     import onnxruntime as ort       # deferred: a heavy import, needed only when ONNX Runtime runs
 
-    model = onnx.load(Path(out_dir) / "quantized.onnx")
+    path, hint = Path(out_dir) / "quantized.onnx", rebuild_hint(Path(out_dir), {"meta": program.meta})
+    model = _load_quantized(path, hint)
     present = {o.name for o in model.graph.output}
     wanted = [program.input] + [l.ort_tensor for l in program.layers]
     for name in dict.fromkeys(wanted):
         if name not in present:
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
     final = model.graph.output[0].name
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    values = dict(zip(names, sess.run(None, {program.input_name: x.astype(np.float32)})))
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        values = dict(zip(names, sess.run(None, {program.input_name: x.astype(np.float32)})))
+    except Exception as e:      # ONNX Runtime's own exception types: the file no longer is the compiled model
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise FireforgeError(f"{path} does not run in ONNX Runtime ({first}); {hint}") from None
     return values, values[final]
+
+
+def _load_quantized(path: Path, hint: str) -> onnx.ModelProto:
+    """``OUT/quantized.onnx``, or one line naming it (also for a directory without a manifest, which the compiler's
+    own check compares before it writes one)."""
+    if not path.is_file():
+        raise FireforgeError(f"{path} is {'a directory' if path.is_dir() else 'missing'}; {hint}")
+    try:
+        model = onnx.load(path)
+        if not model.graph.output:
+            raise ValueError("the graph has no outputs")
+        return model
+    except OSError as e:
+        raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
+    except Exception as e:      # protobuf's DecodeError, ...
+        raise FireforgeError(f"{path} is damaged (not an ONNX model: {type(e).__name__}); {hint}") from None
 
 
 def compare(compiled: Compiled | str | Path, x: np.ndarray, program: Program | None = None, *, hw: bool = False,

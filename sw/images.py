@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fireforge.core.compiled import MANIFEST_VERSION
+from fireforge.core.compiled import CHECKED_FILES, MANIFEST_VERSION
 from fireforge.core.config import EngineConfig, channel_groups
 from fireforge.core.descriptor import DESCRIPTOR, Op, pack
 from fireforge.core.hexfile import write_words
@@ -130,10 +130,6 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return resolved
-
-
-#: the compile outputs besides the images whose checksums the manifest records
-CHECKED_FILES = ("program.json", "program.npz", "quantized.onnx", "engine.json")
 
 
 def _sha256(path: Path) -> str:

@@ -7,6 +7,7 @@ place-and-route (YoWASP, minutes) are ``slow`` and skip when the ``[fpga]`` extr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import struct
@@ -253,7 +254,9 @@ def test_engine_without_add_unit_refuses_an_add_program(compiled, tmp_path):
     out = tmp_path / "edited"
     shutil.copytree(compiled(**SMALL, bypass="simple"), out)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["engine"]["add_unit"] = False
+    manifest["engine"]["add_unit"] = False          # engine.json too, and its checksum: a consistent edit
+    (out / "engine.json").write_text(json.dumps(manifest["engine"]))
+    manifest["files"]["engine.json"] = hashlib.sha256((out / "engine.json").read_bytes()).hexdigest()
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(FireforgeError, match=r"add_unit is false but layer '.*' is an Add"):
         generate(out, tmp_path / "rtl")

@@ -190,9 +190,11 @@ def test_a_manifest_with_a_missing_field_is_named(damaged):
     manifest = json.loads(path.read_text())
     del manifest["images"]["quant"]["words"]
     path.write_text(json.dumps(manifest))
-    assert f"{path} is damaged (KeyError" in _refusal(damaged)
+    assert f"{path} is damaged: images quant words must be a non-negative integer, not None" in _refusal(damaged)
 
 
 def test_a_directory_that_is_no_compile_output_is_named(tmp_path):
     assert "manifest.json is missing" in _refusal(tmp_path)
-    assert "is not a directory" in _refusal(tmp_path / "nothing")
+    assert "does not exist" in _refusal(tmp_path / "nothing")
+    (tmp_path / "file").write_text("")
+    assert "is not a directory" in _refusal(tmp_path / "file")

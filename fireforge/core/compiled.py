@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,15 @@ from fireforge.core.layout import TensorLayout
 from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
 
-__all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES"]
+__all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES", "CHECKED_FILES", "rebuild_hint"]
 
 #: the manifest format this code reads (written by fireforge.sw.images); 2: no concat tables, descriptors
 #: without the lut fields, checksums of every file
 MANIFEST_VERSION = 2
 #: the ROM images every compile writes, by manifest key
 IMAGE_NAMES = ("weights", "quant", "descriptors")
+#: the compile outputs besides the images whose checksums the manifest's ``files`` must record
+CHECKED_FILES = ("program.json", "program.npz", "quantized.onnx", "engine.json")
 
 
 @dataclass(frozen=True)
@@ -101,66 +104,250 @@ class Compiled:
     @property
     def rebuild_hint(self) -> str:
         """What to tell a user whose ``OUT/`` no longer matches what a consumer needs."""
-        return _rebuild_hint(self.out_dir, self.manifest)
+        return rebuild_hint(self.out_dir, self.manifest)
 
     @classmethod
     def load(cls, out_dir: str | Path, *, verify: bool = True) -> "Compiled":
-        """Read and validate ``out_dir``; ``verify=False`` skips the checksums (sizes are always checked)."""
+        """Read and validate ``out_dir``; ``verify=False`` skips the checksums (presence, structure and sizes are
+        always checked). Every problem is one :class:`FireforgeError` naming the file, what is wrong with it
+        and the command that rebuilds it."""
         out_dir = Path(out_dir)
         manifest = _read_manifest(out_dir)
-        hint = _rebuild_hint(out_dir, manifest)
+        hint = rebuild_hint(out_dir, manifest)
+        check = _Check(out_dir / "manifest.json", hint)
+        _check_manifest(manifest, check)
+        for name in _listed_files(manifest):
+            _present(out_dir / name, hint)
+        images = {name: _image(out_dir, name, manifest["images"][name], hint) for name in IMAGE_NAMES}
+        if verify:
+            _verify_checksums(out_dir, manifest, hint)
         try:
-            config = EngineConfig.from_dict(manifest["engine"], where=f"{out_dir / 'manifest.json'} engine")
-            images = {name: _image(out_dir, name, manifest["images"][name], hint) for name in IMAGE_NAMES}
-            if verify:
-                _verify_checksums(out_dir, manifest, hint)
-            program = Program.load(out_dir)
-            tensors = {name: TensorLayout.from_dict(name, d) for name, d in manifest["tensors"].items()}
-            layers = [LayerEntry(**{k: e[k] for k in LayerEntry.__dataclass_fields__}) for e in manifest["layers"]]
-        except (KeyError, TypeError, ValueError) as e:
-            raise FireforgeError(f"{out_dir / 'manifest.json'} is damaged ({type(e).__name__}: {e}); {hint}") from None
-        if [l.name for l in layers] != [l.name for l in program.layers] or config.act_depth == 0:
-            raise FireforgeError(f"{out_dir}: manifest.json and program.json describe different programs; {hint}")
+            config = EngineConfig.from_dict(manifest["engine"], where="engine")
+        except FireforgeError as e:
+            raise check.fail(f"is damaged: {e}") from None
+        _check_engine_json(out_dir / "engine.json", manifest["engine"], hint)
+        _check_images(images, config, len(manifest["layers"]), check)
+        program = Program.load(out_dir, hint=hint)
+        tensors = {name: TensorLayout.from_dict(name, d) for name, d in manifest["tensors"].items()}
+        layers = [LayerEntry(**{k: e[k] for k in LayerEntry.__dataclass_fields__}) for e in manifest["layers"]]
+        _check_agreement(program, config, tensors, layers, check)
         return cls(out_dir, program, config, images, tensors, layers, manifest)
 
 
-def _rebuild_hint(out_dir: Path, manifest: dict) -> str:
-    source = manifest.get("meta", {}).get("source") or "MODEL.onnx"
-    return f"compile again: fireforge compile {source} -o {out_dir} --force"
+class _Check:
+    """Refusals about one file: ``check.fail("what")`` -> FireforgeError "PATH what; HINT"."""
+
+    def __init__(self, path: Path, hint: str):
+        self.path, self.hint = path, hint
+
+    def fail(self, what: str) -> FireforgeError:
+        return FireforgeError(f"{self.path} {what}; {self.hint}")
+
+    def that(self, ok: bool, what: str) -> None:
+        if not ok:
+            raise self.fail(what)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_count(v) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def rebuild_hint(out_dir: Path, manifest: dict | None = None) -> str:
+    """The command that rebuilds ``out_dir``, naming the model from ``manifest`` (or any document with the
+    program's ``meta``: program.json's), else from program.json, else ``MODEL.onnx``."""
+    source = None
+    for doc in (manifest, _program_meta(out_dir) if manifest is None else None):
+        meta = doc.get("meta") if isinstance(doc, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("source"), str) and meta["source"].strip():
+            source = meta["source"]
+            break
+    return f"compile again: fireforge compile {source or 'MODEL.onnx'} -o {out_dir} --force"
+
+
+def _program_meta(out_dir: Path) -> dict | None:
+    """program.json's document if it can be read (where the model's name is when manifest.json is not)."""
+    try:
+        return json.loads((out_dir / "program.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _read_manifest(out_dir: Path) -> dict:
     path = out_dir / "manifest.json"
+    if not out_dir.exists():
+        raise FireforgeError(f"{out_dir} does not exist; pass the output directory of fireforge compile")
     if not out_dir.is_dir():
         raise FireforgeError(f"{out_dir} is not a directory; pass the output directory of fireforge compile")
+    if not path.exists() and not path.is_symlink() and not (out_dir / "program.json").exists():
+        raise FireforgeError(f"{out_dir} is not a fireforge compile output: manifest.json is missing "
+                             f"(run `fireforge compile MODEL.onnx -o {out_dir}`)")
+    hint = rebuild_hint(out_dir)            # the model's name from program.json, if it is still there
+    _present(path, hint)
     try:
         manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FireforgeError(f"{out_dir} is not a fireforge compile output: manifest.json is missing "
-                             f"(run `fireforge compile MODEL.onnx -o {out_dir}`)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise FireforgeError(f"cannot read {path}: {e}") from None
+    except OSError as e:
+        raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
+    except UnicodeDecodeError:
+        raise FireforgeError(f"{path} is damaged (not UTF-8 text); {hint}") from None
     except json.JSONDecodeError as e:
-        raise FireforgeError(f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}); compile again") from None
+        raise FireforgeError(f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}); {hint}") from None
     if not isinstance(manifest, dict) or "fireforge" not in manifest:
-        raise FireforgeError(f"{path} is not a fireforge manifest; compile again")
+        raise FireforgeError(f"{path} is not a fireforge manifest (no \"fireforge\" format field); {hint}")
+    hint = rebuild_hint(out_dir, manifest)
     if manifest["fireforge"] != MANIFEST_VERSION:
-        raise FireforgeError(f"{out_dir} was compiled by another fireforge version (manifest format "
-                             f"{manifest['fireforge']}, this one reads {MANIFEST_VERSION}); compile again")
+        raise FireforgeError(f"{out_dir} was compiled by another fireforge version ({path.name} format "
+                             f"{manifest['fireforge']!r}, this one reads {MANIFEST_VERSION}); {hint}")
     return manifest
 
 
+def _present(path: Path, hint: str) -> None:
+    """``path`` is a regular file (possibly through a symlink) this process can open."""
+    if path.is_symlink() and not path.exists():
+        raise FireforgeError(f"{path} is missing (a symlink to {os.readlink(path)}, which does not exist); {hint}")
+    if not path.exists():
+        raise FireforgeError(f"{path} is missing; {hint}")
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file"
+        raise FireforgeError(f"{path} is {what}, not the file fireforge compile wrote; {hint}")
+    if not os.access(path, os.R_OK):
+        raise FireforgeError(f"cannot read {path} (permission denied); {hint}")
+
+
+def _check_manifest(m: dict, check: _Check) -> None:
+    """Every field the loader and its consumers use is there, with its type (the values are cross-checked
+    against the images, engine.json and program.json afterwards)."""
+    for key, kind in (("engine", dict), ("images", dict), ("layers", list), ("tensors", dict), ("files", dict)):
+        check.that(isinstance(m.get(key), kind), f"is damaged: its \"{key}\" entry is missing or not a JSON "
+                                                 f"{'object' if kind is dict else 'list'}")
+    for name in IMAGE_NAMES:
+        e = m["images"].get(name)
+        check.that(isinstance(e, dict), f"is damaged: images has no \"{name}\" entry")
+        for key in ("word_bits", "word_bytes", "words"):
+            check.that(_is_count(e.get(key)), f"is damaged: images {name} {key} must be a non-negative integer, "
+                                              f"not {e.get(key)!r}")
+        check.that(e["word_bytes"] == -(-e["word_bits"] // 8),
+                   f"is damaged: images {name} has {e['word_bits']}-bit words in {e['word_bytes']} bytes")
+        for key in ("hex", "bin"):
+            _file_name(e.get(key), f"images {name} {key}", check)
+            check.that(isinstance(e.get(f"{key}_sha256"), str), f"is damaged: images {name} has no {key}_sha256")
+    for name in CHECKED_FILES:
+        check.that(isinstance(m["files"].get(name), str), f"is damaged: files has no checksum of {name}")
+    for name, digest in m["files"].items():
+        _file_name(name, "files", check)
+        check.that(isinstance(digest, str), f"is damaged: files {name} is not a sha256")
+    for i, e in enumerate(m["layers"]):
+        check.that(isinstance(e, dict), f"is damaged: layers[{i}] is not a JSON object")
+        missing = [k for k in LayerEntry.__dataclass_fields__ if k not in e]
+        check.that(not missing, f"is damaged: layers[{i}] has no \"{missing[0] if missing else ''}\"")
+        check.that(e["index"] == i, f"is damaged: layers[{i}] has index {e['index']!r}")
+        for key in ("name", "kind", "unit", "onnx_node", "output"):
+            check.that(isinstance(e[key], str), f"is damaged: layers[{i}] {key} is not a string")
+        check.that(isinstance(e["inputs"], list) and all(isinstance(s, str) for s in e["inputs"]),
+                   f"is damaged: layers[{i}] inputs is not a list of tensor names")
+        for key in ("channels", "macs"):
+            check.that(_is_count(e[key]), f"is damaged: layers[{i}] {key} must be a non-negative integer")
+        for key in ("weight_offset", "quant_offset"):     # -1: a layer without weights
+            check.that(_is_int(e[key]) and e[key] >= -1, f"is damaged: layers[{i}] {key} must be an integer ≥ -1")
+        check.that(isinstance(e["descriptor"], dict), f"is damaged: layers[{i}] descriptor is not a JSON object")
+    for name, d in m["tensors"].items():
+        check.that(isinstance(d, dict), f"is damaged: tensors \"{name}\" is not a JSON object")
+        for key in ("height", "width", "groups", "addr"):
+            check.that(_is_count(d.get(key)), f"is damaged: tensors \"{name}\" {key} must be a non-negative integer")
+        check.that(isinstance(d.get("channel_index"), list) and all(_is_count(c) for c in d["channel_index"]),
+                   f"is damaged: tensors \"{name}\" channel_index is not a list of channels")
+        check.that(d.get("im2col") is None or isinstance(d["im2col"], dict),
+                   f"is damaged: tensors \"{name}\" im2col is not a JSON object")
+
+
+def _file_name(name, where: str, check: _Check) -> None:
+    """A file the manifest names is a plain name inside OUT/ (a hand edit must not point anywhere else)."""
+    check.that(isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name and "\\" not in name,
+               f"is damaged: {where} names {name!r}, not a file in the output directory")
+
+
+def _listed_files(manifest: dict) -> list[str]:
+    names = [manifest["images"][n][k] for n in IMAGE_NAMES for k in ("hex", "bin")]
+    return list(dict.fromkeys(names + list(manifest["files"])))
+
+
 def _image(out_dir: Path, name: str, entry: dict, hint: str) -> Image:
-    img = Image(name, out_dir / entry["hex"], out_dir / entry["bin"], int(entry["word_bits"]),
-                int(entry["word_bytes"]), int(entry["words"]))
-    for path in (img.hex, img.bin):
-        if not path.is_file():
-            raise FireforgeError(f"{path} is missing; {hint}")
+    img = Image(name, out_dir / entry["hex"], out_dir / entry["bin"], entry["word_bits"], entry["word_bytes"],
+                entry["words"])
     size = img.bin.stat().st_size
     if size != img.words * img.word_bytes:
         raise FireforgeError(f"{img.bin} holds {size} bytes, the manifest says {img.words} words of "
                              f"{img.word_bytes} bytes; {hint}")
     return img
+
+
+def _check_engine_json(path: Path, engine: dict, hint: str) -> None:
+    """engine.json (what a board flow or a user reads) says what the manifest's engine says."""
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as e:
+        raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
+    except ValueError:
+        raise FireforgeError(f"{path} is damaged (not valid JSON); {hint}") from None
+    if doc != engine:
+        diff = sorted(k for k in set(doc) | set(engine) if doc.get(k) != engine.get(k)) if isinstance(doc, dict) else []
+        raise FireforgeError(f"{path} disagrees with manifest.json's engine"
+                             + (f" ({diff[0]}: {doc.get(diff[0])!r} vs {engine.get(diff[0])!r})" if diff else "")
+                             + f"; {hint}")
+
+
+def _check_images(images: dict[str, Image], config: EngineConfig, layers: int, check: _Check) -> None:
+    """The images have the words the engine reads: a consistent edit of engine.json and the manifest's engine
+    to another MAC count still disagrees with the images compiled for the first one."""
+    check.that(min(config.weight_depth, config.quant_depth, config.desc_depth, config.act_depth) > 0,
+               "is damaged: its engine has an unresolved (0) memory depth")
+    for name, bits, depth in (("weights", config.weight_word_bits, config.weight_depth),
+                              ("quant", config.quant_word_bits, config.quant_depth),
+                              ("descriptors", None, config.desc_depth)):
+        img = images[name]
+        check.that(bits is None or img.word_bits == bits,
+                   f"disagrees with its {name} image: {img.word_bits}-bit words, the engine "
+                   f"({config.mac_units} MAC units) reads {bits}-bit words")
+        check.that(img.words <= depth, f"disagrees with its {name} image: {img.words} words, the engine's "
+                                       f"{name} memory holds {depth}")
+    check.that(images["descriptors"].words == layers + 1,
+               f"disagrees with its descriptors image: {images['descriptors'].words} descriptors for {layers} "
+               f"layers (one more is the end marker)")
+
+
+def _check_agreement(program: Program, config: EngineConfig, tensors: dict[str, TensorLayout],
+                     layers: list[LayerEntry], check: _Check) -> None:
+    """manifest.json and program.json describe the same program."""
+    names = [l.name for l in program.layers]
+    for i, name in enumerate(names):
+        check.that(i < len(layers), f"and program.json describe different programs: layer '{name}' is not in "
+                                    f"the manifest's layers")
+        mine, theirs = layers[i], program.layers[i]
+        check.that((mine.name, mine.kind, mine.inputs, mine.output) == (theirs.name, theirs.kind, theirs.inputs,
+                                                                      theirs.output),
+                   f"and program.json describe different programs: layers[{i}] is {mine.kind} '{mine.name}', "
+                   f"program.json's is {theirs.kind} '{theirs.name}'")
+    check.that(len(layers) == len(names), f"and program.json describe different programs: layer "
+                                          f"'{layers[-1].name if layers else ''}' is not in program.json")
+    for name, t in program.tensors.items():
+        lay = tensors.get(name)
+        if lay is None:
+            check.that(name not in (program.input, program.output) and
+                       not any(name in (*l.inputs, l.output) for l in program.layers),
+                       f"is damaged: tensors has no \"{name}\"")
+            continue
+        check.that(lay.addr + lay.words <= config.act_depth,
+                   f"is damaged: tensor \"{name}\" ends at word {lay.addr + lay.words}, past the activation "
+                   f"memory's {config.act_depth}")
+        if lay.im2col is None:
+            check.that((len(lay.channel_index), lay.height, lay.width) == t.shape and
+                       all(c < lay.groups * config.vector for c in lay.channel_index),
+                       f"and program.json describe different programs: tensor \"{name}\" is "
+                       f"{len(lay.channel_index)}x{lay.height}x{lay.width} in one, "
+                       f"{'x'.join(map(str, t.shape))} in the other")
 
 
 def _sha256(path: Path) -> str:
@@ -172,13 +359,16 @@ def _sha256(path: Path) -> str:
 
 
 def _verify_checksums(out_dir: Path, manifest: dict, hint: str) -> None:
-    expected = dict(manifest.get("files", {}))
-    for entry in manifest["images"].values():
+    expected = dict(manifest["files"])
+    for entry in (manifest["images"][name] for name in IMAGE_NAMES):
         expected[entry["hex"]] = entry["hex_sha256"]
         expected[entry["bin"]] = entry["bin_sha256"]
     for name, digest in expected.items():
         path = out_dir / name
-        if not path.is_file():
-            raise FireforgeError(f"{path} is missing; {hint}")
-        if _sha256(path) != digest:
+        _present(path, hint)
+        try:
+            actual = _sha256(path)
+        except OSError as e:
+            raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
+        if actual != digest:
             raise FireforgeError(f"{path} was changed after compiling (its sha256 differs from manifest.json); {hint}")

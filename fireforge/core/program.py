@@ -208,28 +208,195 @@ class Program:
         (directory / "program.npz").write_bytes(buf.getvalue())
 
     @classmethod
-    def load(cls, directory: Path) -> "Program":
+    def load(cls, directory: Path, *, hint: str | None = None) -> "Program":
+        """Read ``program.json`` + ``program.npz`` and check them against each other: every field with its type,
+        every layer kind known, every tensor a layer names present, every array with the dtype and shape its
+        layer and tensors need. A problem is one :class:`FireforgeError` naming the file, what is wrong and
+        ``hint`` (the command that rebuilds it)."""
         directory = Path(directory)
+        jpath, npath = directory / "program.json", directory / "program.npz"
+        hint = hint or f"compile again: fireforge compile MODEL.onnx -o {directory} --force"
+        for path in (jpath, npath):
+            if not path.is_file():
+                what = "is a directory, not the file fireforge compile wrote" if path.is_dir() else "is missing"
+                raise FireforgeError(f"{path} {what}; {hint}")
         try:
-            doc = json.loads((directory / "program.json").read_text())
-            arrays = dict(np.load(directory / "program.npz"))
-        except FileNotFoundError as e:
-            raise FireforgeError(f"{directory} is not a fireforge compile output: {Path(e.filename).name} is "
-                                 f"missing (run `fireforge compile MODEL.onnx -o {directory}`)") from None
-        except (ValueError, OSError, json.JSONDecodeError) as e:
-            raise FireforgeError(f"{directory}: program files are damaged ({e}); compile again") from None
-        tensors = {t["name"]: Tensor(**t) for t in doc["tensors"]}
-        layers = []
-        for d in doc["layers"]:
-            kind_cls = LAYER_KINDS[d.pop("kind")]
-            kw = {}
-            for f in fields(kind_cls):
-                v = d[f.name]
-                if f.name in _ARRAY_FIELDS:
-                    v = None if v is None else arrays[v]
-                elif isinstance(v, list):
-                    v = tuple(v)
-                kw[f.name] = v
-            layers.append(kind_cls(**kw))
-        return cls(input=doc["input"], output=doc["output"], tensors=tensors, layers=layers,
-                   input_name=doc["input_name"], meta=doc["meta"])
+            doc = json.loads(jpath.read_text())
+        except OSError as e:
+            raise FireforgeError(f"cannot read {jpath} ({e.strerror}); {hint}") from None
+        except ValueError as e:      # JSONDecodeError, UnicodeDecodeError
+            raise FireforgeError(f"{jpath} is damaged (not valid JSON: {e}); {hint}") from None
+        try:
+            with np.load(npath, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except OSError as e:
+            raise FireforgeError(f"cannot read {npath} ({e.strerror}); {hint}") from None
+        except Exception as e:       # BadZipFile, a truncated member, a pickled object, ...
+            raise FireforgeError(f"{npath} is damaged ({type(e).__name__}: {e}); {hint}") from None
+        return _ProgramReader(jpath, npath, arrays, hint).program(doc)
+
+
+class _ProgramReader:
+    """program.json's document (+ program.npz's arrays) -> a :class:`Program`, or one refusal naming the file."""
+
+    def __init__(self, jpath: Path, npath: Path, arrays: dict[str, np.ndarray], hint: str):
+        self.jpath, self.npath, self.arrays, self.hint = jpath, npath, arrays, hint
+
+    def fail(self, what: str, path: Path | None = None) -> FireforgeError:
+        return FireforgeError(f"{path or self.jpath} is damaged: {what}; {self.hint}")
+
+    def disagree(self, what: str) -> FireforgeError:
+        return FireforgeError(f"{self.jpath} and {self.npath.name} disagree: {what}; {self.hint}")
+
+    def field(self, d: dict, key: str, where: str, check, expected: str):
+        if key not in d:
+            raise self.fail(f"{where} has no \"{key}\"")
+        v = d[key]
+        if not check(v):
+            raise self.fail(f"{where} \"{key}\" must be {expected}, not {v!r}"[:300])
+        return v
+
+    def program(self, doc) -> "Program":
+        if not isinstance(doc, dict):
+            raise self.fail(f"a JSON {type(doc).__name__}, not an object")
+        inp, out, input_name = (self.field(doc, k, "the program", _is_str, "a name")
+                                for k in ("input", "output", "input_name"))
+        meta = self.field(doc, "meta", "the program", lambda v: isinstance(v, dict), "an object")
+        tensors: dict[str, Tensor] = {}
+        for i, t in enumerate(self.field(doc, "tensors", "the program", lambda v: isinstance(v, list), "a list")):
+            tensors_i = self.tensor(t, f"tensors[{i}]")
+            if tensors_i.name in tensors:
+                raise self.fail(f"tensor \"{tensors_i.name}\" is listed twice")
+            tensors[tensors_i.name] = tensors_i
+        for key, name in (("input", inp), ("output", out)):
+            if name not in tensors:
+                raise self.fail(f"its {key} tensor \"{name}\" is not among its tensors")
+        layers = [self.layer(d, i, tensors)
+                  for i, d in enumerate(self.field(doc, "layers", "the program", lambda v: isinstance(v, list),
+                                                   "a list"))]
+        if not layers:
+            raise self.fail("it has no layers")
+        names = [l.name for l in layers]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise self.fail(f"layer \"{dup}\" is listed twice")
+        return Program(input=inp, output=out, tensors=tensors, layers=layers, input_name=input_name, meta=meta)
+
+    def tensor(self, t, where: str) -> Tensor:
+        if not isinstance(t, dict):
+            raise self.fail(f"{where} is not an object")
+        name = self.field(t, "name", where, _is_str, "a name")
+        where = f"tensor \"{name}\""
+        c, h, w = (self.field(t, k, where, _is_positive, "a positive integer") for k in ("channels", "height", "width"))
+        scale = self.field(t, "scale", where, lambda v: _is_number(v) and 0 < v < float("inf"), "a positive number")
+        zp = self.field(t, "zero_point", where, lambda v: _is_int(v) and 0 <= v <= 255, "an integer 0..255")
+        return Tensor(name, c, h, w, float(scale), zp)
+
+    def layer(self, d, i: int, tensors: dict[str, Tensor]) -> _Layer:
+        if not isinstance(d, dict):
+            raise self.fail(f"layers[{i}] is not an object")
+        name = self.field(d, "name", f"layers[{i}]", _is_str, "a name")
+        where = f"layer \"{name}\""
+        kind = self.field(d, "kind", where, _is_str, "a layer kind")
+        if kind not in LAYER_KINDS:
+            raise self.fail(f"{where} has kind \"{kind}\", not one of {', '.join(LAYER_KINDS)}")
+        kind_cls = LAYER_KINDS[kind]
+        kw = {}
+        for f in fields(kind_cls):
+            if f.name in _ARRAY_FIELDS:
+                optional = f.name == "lut"
+                ref = self.field(d, f.name, where, lambda v: _is_str(v) or (optional and v is None),
+                                 "the name of a program.npz array" + (" or null" if optional else ""))
+                if ref is not None and ref not in self.arrays:
+                    raise self.fail(f"it has no array \"{ref}\" ({where} {f.name})", self.npath)
+                kw[f.name] = None if ref is None else self.arrays[ref]
+            else:
+                check, expected = _LAYER_FIELDS[f.name]
+                v = self.field(d, f.name, where, check, expected)
+                kw[f.name] = tuple(v) if isinstance(v, list) else v
+        layer = kind_cls(**kw)
+        for t in (*layer.inputs, layer.output):
+            if t not in tensors:
+                raise self.fail(f"{where} {'writes' if t == layer.output else 'reads'} tensor \"{t}\", which is "
+                                f"not among its tensors")
+        self.shapes(layer, where, tensors)
+        return layer
+
+    def shapes(self, layer: _Layer, where: str, tensors: dict[str, Tensor]) -> None:
+        """The arrays' dtypes and shapes agree with the layer's tensors."""
+        src, dst = tensors[layer.inputs[0]], tensors[layer.output]
+        if isinstance(layer, ConvLayer):
+            w = layer.weights
+            self.array(w, where, "weights", np.int8, 4)
+            o, c, kh, kw = w.shape
+            for f, dtype in (("bias", np.int32), ("scale", np.float32)):
+                self.array(getattr(layer, f), where, f, dtype, 1, (o,))
+            if c != src.channels or min(o, kh, kw) < 1:
+                raise self.disagree(f"{where} weights are {'x'.join(map(str, w.shape))} but its input "
+                                    f"\"{src.name}\" has {src.channels} channels")
+            out_hw = (window_count(src.height, kh, layer.stride[0], layer.pads[0], layer.pads[2], False),
+                      window_count(src.width, kw, layer.stride[1], layer.pads[1], layer.pads[3], False))
+            channels = o
+        elif isinstance(layer, MaxPoolLayer):
+            kh, kw = layer.kernel
+            out_hw = tuple(
+                {window_count(size, k, s, pb, pa, ceil) for ceil in (False, True)}
+                for size, k, s, pb, pa in ((src.height, kh, layer.stride[0], layer.pads[0], layer.pads[2]),
+                                           (src.width, kw, layer.stride[1], layer.pads[1], layer.pads[3])))
+            channels = src.channels
+        elif isinstance(layer, AddLayer):
+            other = tensors[layer.input_b]
+            if other.shape != src.shape:
+                raise self.fail(f"{where} adds \"{src.name}\" {'x'.join(map(str, src.shape))} and \"{other.name}\" "
+                                f"{'x'.join(map(str, other.shape))}")
+            out_hw, channels = (src.height, src.width), src.channels
+        else:
+            out_hw, channels = (1, 1), src.channels
+        got_hw = (dst.height, dst.width)
+        if not all(g in (want if isinstance(want, set) else {want}) for g, want in zip(got_hw, out_hw)):
+            raise self.fail(f"{where} writes \"{dst.name}\" as {dst.height}x{dst.width}, its input "
+                            f"{src.height}x{src.width} and window give {out_hw}")
+        if layer.out_channel_offset + channels > dst.channels:
+            raise self.fail(f"{where} writes channels {layer.out_channel_offset}..{layer.out_channel_offset + channels - 1}"
+                            f" of \"{dst.name}\", which has {dst.channels}")
+        if layer.lut is not None:
+            self.array(layer.lut, where, "lut", np.uint8, 1, (256,))
+
+    def array(self, a: np.ndarray, where: str, name: str, dtype, ndim: int, shape: tuple | None = None) -> None:
+        if a.dtype != dtype or a.ndim != ndim or (shape is not None and a.shape != shape):
+            want = f"{np.dtype(dtype).name} " + ("x".join(map(str, shape)) if shape else f"{ndim}-d")
+            raise self.fail(f"{where} {name} is {a.dtype.name} {'x'.join(map(str, a.shape)) or 'scalar'}, "
+                            f"not {want}", self.npath)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_positive(v) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_str(v) -> bool:
+    return isinstance(v, str)
+
+
+def _ints(n: int, low: int):
+    return lambda v: isinstance(v, list) and len(v) == n and all(_is_int(x) and x >= low for x in v)
+
+
+#: program.json's non-array layer fields: (check, what a value must be)
+_LAYER_FIELDS = {
+    **{k: (_is_str, "a name") for k in ("name", "output", "onnx_node", "ort_tensor", "unit", "input", "input_a", "input_b")},
+    "stride": (_ints(2, 1), "two positive integers"),
+    "kernel": (_ints(2, 1), "two positive integers"),
+    "pads": (_ints(4, 0), "four non-negative integers"),
+    "relu": (lambda v: isinstance(v, bool), "true or false"),
+    "out_channel_offset": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "lut_from": (lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v)),
+                 "null or [scale, zero point]"),
+}
