@@ -18,7 +18,7 @@ import onnxruntime as ort
 from fireforge.models.squeezenet import build_squeezenet
 from fireforge.sim import golden
 from fireforge.sw.compile import compile_model
-from fireforge.core.program import Program
+from fireforge.core.compiled import Compiled
 
 
 def _median_time(fn, repeats):
@@ -43,7 +43,7 @@ def main():
         t = time.perf_counter()
         res = compile_model(tmp / "model.onnx", tmp / "out")
         compile_s = time.perf_counter() - t
-        program = Program.load(tmp / "out")
+        program = Compiled.load(tmp / "out").program
         x = np.random.default_rng(0).standard_normal((1, 3, s, s)).astype(np.float32)
         golden.run(program, x)  # warm-up
         golden_s = _median_time(lambda: golden.run(program, x), args.repeats)

@@ -282,7 +282,8 @@ def test_an_unreadable_file_is_named(name, compiled, damaged, tmp_path, capsys):
     out = damaged(lambda out: None)
     (out / name).chmod(0)
     try:
-        refuse(capsys, CONSUMERS["generate"](out, compiled[1], tmp_path), name, "permission", where=tmp_path)
+        refuse(capsys, CONSUMERS["generate"](out, compiled[1], tmp_path), name, "permission", *HINT)
+        assert not (tmp_path / "rtl").exists()
     finally:
         (out / name).chmod(0o644)
 
@@ -303,3 +304,30 @@ def test_no_consumer_skips_the_checksums():
     hits = [str(p.relative_to(root)) for sub in ("fireforge", "hw", "sim", "sw", "benchmarks")
             for p in (root / sub).rglob("*.py") if "verify=False" in p.read_text() and p.name != "compiled.py"]
     assert hits == [], hits
+
+
+def test_an_edited_im2col_layout_is_refused(build_model, tmp_path, capsys):
+    """A 3x3 first conv reads its input as host-packed windows: the manifest's im2col entry must be that conv's."""
+    from fireforge.sw.compile import compile_model
+
+    model = build_model("conv", in_channels=3, out_channels=8, kernel=3, stride=1, padding=1, input_size=6)
+    out = tmp_path / "out"
+    compile_model(model, out)
+    Compiled.load(out)
+    _manifest(lambda m: next(t for t in m["tensors"].values() if t["im2col"])["im2col"].update(kernel=[1, 1]))(out)
+    refuse(capsys, ["generate", out, "-o", tmp_path / "rtl"], "manifest.json", "im2col", *HINT, where=tmp_path)
+
+
+def test_compare_on_a_program_without_manifest(compiled, tmp_path):
+    """The compiler's own check compares program.json + quantized.onnx before the manifest exists: that keeps
+    working, and a damaged quantized.onnx there is one FireforgeError naming it."""
+    from fireforge.errors import FireforgeError
+    from fireforge.sw.compare import compare
+
+    for name in ("program.json", "program.npz", "quantized.onnx"):
+        shutil.copyfile(compiled[0] / name, tmp_path / name)
+    x = np.load(compiled[1])
+    assert compare(tmp_path, x).mismatches == 0
+    _truncate("quantized.onnx")(tmp_path)
+    with pytest.raises(FireforgeError, match=r"quantized\.onnx is damaged \(not an ONNX model"):
+        compare(tmp_path, x)

@@ -19,7 +19,7 @@ import numpy as np
 
 from fireforge.core.config import EngineConfig
 from fireforge.core.layout import TensorLayout
-from fireforge.core.program import Program
+from fireforge.core.program import Program, read_json
 from fireforge.errors import FireforgeError
 
 __all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES", "CHECKED_FILES", "rebuild_hint"]
@@ -187,14 +187,7 @@ def _read_manifest(out_dir: Path) -> dict:
                              f"(run `fireforge compile MODEL.onnx -o {out_dir}`)")
     hint = rebuild_hint(out_dir)            # the model's name from program.json, if it is still there
     _present(path, hint)
-    try:
-        manifest = json.loads(path.read_text())
-    except OSError as e:
-        raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
-    except UnicodeDecodeError:
-        raise FireforgeError(f"{path} is damaged (not UTF-8 text); {hint}") from None
-    except json.JSONDecodeError as e:
-        raise FireforgeError(f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}); {hint}") from None
+    manifest = read_json(path, hint)
     if not isinstance(manifest, dict) or "fireforge" not in manifest:
         raise FireforgeError(f"{path} is not a fireforge manifest (no \"fireforge\" format field); {hint}")
     hint = rebuild_hint(out_dir, manifest)
@@ -286,12 +279,7 @@ def _image(out_dir: Path, name: str, entry: dict, hint: str) -> Image:
 
 def _check_engine_json(path: Path, engine: dict, hint: str) -> None:
     """engine.json (what a board flow or a user reads) says what the manifest's engine says."""
-    try:
-        doc = json.loads(path.read_text())
-    except OSError as e:
-        raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
-    except ValueError:
-        raise FireforgeError(f"{path} is damaged (not valid JSON); {hint}") from None
+    doc = read_json(path, hint)
     if doc != engine:
         diff = sorted(k for k in set(doc) | set(engine) if doc.get(k) != engine.get(k)) if isinstance(doc, dict) else []
         raise FireforgeError(f"{path} disagrees with manifest.json's engine"
@@ -342,12 +330,26 @@ def _check_agreement(program: Program, config: EngineConfig, tensors: dict[str, 
         check.that(lay.addr + lay.words <= config.act_depth,
                    f"is damaged: tensor \"{name}\" ends at word {lay.addr + lay.words}, past the activation "
                    f"memory's {config.act_depth}")
-        if lay.im2col is None:
+        if lay.im2col is not None:
+            check.that(lay.im2col == _im2col_entry(program, name) and len(lay.channel_index) == t.channels,
+                       f"and program.json describe different programs: tensor \"{name}\" im2col {lay.im2col} is "
+                       f"not the windows of the conv that reads it")
+        else:
             check.that((len(lay.channel_index), lay.height, lay.width) == t.shape and
                        all(c < lay.groups * config.vector for c in lay.channel_index),
                        f"and program.json describe different programs: tensor \"{name}\" is "
                        f"{len(lay.channel_index)}x{lay.height}x{lay.width} in one, "
                        f"{'x'.join(map(str, t.shape))} in the other")
+
+
+def _im2col_entry(program: Program, tensor: str) -> dict | None:
+    """The manifest's im2col entry of a program input read as its first conv's windows (see layout.im2col_conv)."""
+    conv = next((l for l in program.layers if l.kind == "conv" and l.input == tensor), None)
+    if conv is None:
+        return None
+    o, c, kh, kw = conv.weights.shape
+    return {"kernel": [kh, kw], "stride": list(conv.stride), "pads": list(conv.pads), "channels": c,
+            "order": "ky, kx, c"}
 
 
 def _sha256(path: Path) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from fireforge.errors import FireforgeError
 
-__all__ = ["window_count", "Tensor", "ConvLayer", "MaxPoolLayer", "AddLayer", "GlobalAvgPoolLayer", "Program", "LAYER_KINDS"]
+__all__ = ["window_count", "Tensor", "ConvLayer", "MaxPoolLayer", "AddLayer", "GlobalAvgPoolLayer", "Program", "LAYER_KINDS", "read_json"]
 
 
 def window_count(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, ceil: bool) -> int:
@@ -220,12 +220,7 @@ class Program:
             if not path.is_file():
                 what = "is a directory, not the file fireforge compile wrote" if path.is_dir() else "is missing"
                 raise FireforgeError(f"{path} {what}; {hint}")
-        try:
-            doc = json.loads(jpath.read_text())
-        except OSError as e:
-            raise FireforgeError(f"cannot read {jpath} ({e.strerror}); {hint}") from None
-        except ValueError as e:      # JSONDecodeError, UnicodeDecodeError
-            raise FireforgeError(f"{jpath} is damaged (not valid JSON: {e}); {hint}") from None
+        doc = read_json(jpath, hint)
         try:
             with np.load(npath, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
@@ -234,6 +229,18 @@ class Program:
         except Exception as e:       # BadZipFile, a truncated member, a pickled object, ...
             raise FireforgeError(f"{npath} is damaged ({type(e).__name__}: {e}); {hint}") from None
         return _ProgramReader(jpath, npath, arrays, hint).program(doc)
+
+
+def read_json(path: Path, hint: str):
+    """A compile output's JSON file, or one refusal naming it and ``hint`` (the command that rebuilds it)."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise FireforgeError(f"cannot read {path} ({e.strerror}); {hint}") from None
+    except UnicodeDecodeError:
+        raise FireforgeError(f"{path} is damaged (not UTF-8 text); {hint}") from None
+    except json.JSONDecodeError as e:
+        raise FireforgeError(f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}); {hint}") from None
 
 
 class _ProgramReader:
