@@ -281,6 +281,16 @@ SIZE = _integer(1, 4096)            # pixels or channels: far beyond any Squeeze
 SEED = _integer(0, 2**32 - 1)
 
 
+def _program_and_input(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of the commands that run a compiled program on one input."""
+    from fireforge.sw.inputs import PREPROCESS
+
+    p.add_argument("out_dir")
+    p.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
+    p.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fireforge.sw.inputs import PREPROCESS
 
@@ -324,18 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "refuse any differing layer (default: on; about 0.02 s at 64x64, 0.15 s at 224x224)")
     c.set_defaults(func=cmd_compile)
 
-    k = sub.add_parser("compare", help="golden model vs ONNX Runtime, layer by layer")
-    k.add_argument("out_dir")
-    k.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
-    k.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
+    k = _program_and_input(sub.add_parser("compare", help="golden model vs ONNX Runtime, layer by layer"))
     k.add_argument("--json", action="store_true", help="print one JSON object")
     k.add_argument("--hw", action="store_true", help="add the Verilated engine: HW vs golden vs ONNX Runtime")
     k.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("simulate", help="run the compiled program on the Verilated engine, check vs golden")
-    s.add_argument("out_dir")
-    s.add_argument("--input", required=True, help=".npy NCHW float tensor or an image file")
-    s.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for an image input")
+    s = _program_and_input(sub.add_parser("simulate", help="run the compiled program on the Verilated engine, "
+                                                           "check vs golden"))
     s.add_argument("--dump-layers", action="store_true", help="compare every layer's output, not only the last")
     s.add_argument("--stall-seed", type=_integer(0, 2**31 - 1, " (the RAM model's 32-bit seed)"), default=0,
                    help="nonzero: random stalls on the activation memory port")

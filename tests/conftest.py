@@ -52,6 +52,17 @@ def build_model(model_dir):
     return build
 
 
+def compile_fire(directory, *, mac_units: int = 16, **shape):
+    """A Fire module (``squeezenet.build_fire(**shape)``) compiled for ``mac_units`` into ``directory / "out"``."""
+    from fireforge.core.config import EngineConfig
+    from fireforge.models import squeezenet
+    from fireforge.sw.compile import compile_model
+
+    onnx.save(squeezenet.build_fire(**shape), directory / "fire.onnx")
+    compile_model(directory / "fire.onnx", directory / "out", config=EngineConfig(mac_units=mac_units))
+    return directory / "out"
+
+
 def random_input(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 

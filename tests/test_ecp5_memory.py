@@ -12,20 +12,17 @@ import re
 import subprocess
 
 import numpy as np
-import onnx
 import pytest
 
 from fireforge.core.hexfile import ints_to_words, write_words
 from fireforge.hw.board import ecp5_memory
 from fireforge.hw.board.flow import sandbox_files
-from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
-from fireforge.sw.compile import compile_model
 from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.program import Program
 
-from conftest import random_input
+from conftest import compile_fire, random_input
 from support.uart import uart_infer
 
 
@@ -33,9 +30,7 @@ from support.uart import uart_infer
 def multi_row_fire(tmp_path_factory):
     """A Fire module whose weights span three 512-word ROM rows and whose activations two 1024-word RAM rows."""
     d = tmp_path_factory.mktemp("ecp5mem")
-    onnx.save(squeezenet.build_fire(in_channels=64, squeeze=32, expand1x1=64, expand3x3=64, input_size=6),
-              d / "fire.onnx")
-    compile_model(d / "fire.onnx", d / "out", config=EngineConfig(mac_units=16))
+    compile_fire(d, in_channels=64, squeeze=32, expand1x1=64, expand3x3=64, input_size=6)
     cfg = json.loads((d / "out" / "engine.json").read_text())
     assert ecp5_memory.rom_tiles(128, cfg["weight_depth"])[1] == 3
     assert ecp5_memory.ram_tiles(32, cfg["act_depth"])[1] == 2

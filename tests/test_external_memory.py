@@ -8,29 +8,23 @@ read latency and back-pressure; ``ff_act_ram``'s ``+act_latency`` models the DRA
 import json
 
 import numpy as np
-import onnx
 import pytest
 
 from fireforge.cli import main
 from fireforge.hw.generate import generate
 from fireforge.hw.top import ACT_RAM_LATENCY
-from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
-from fireforge.sw.compile import compile_model
 from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.program import Program
 
-from conftest import assert_hw_equals_golden, random_input
+from conftest import assert_hw_equals_golden, compile_fire, random_input
 
 
 @pytest.fixture(scope="module")
 def fire_out(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ext")
-    onnx.save(squeezenet.build_fire(in_channels=32, squeeze=16, expand1x1=64, expand3x3=64, input_size=15),
-              d / "fire.onnx")
-    compile_model(d / "fire.onnx", d / "out", config=EngineConfig(mac_units=16))
-    return d / "out"
+    return compile_fire(tmp_path_factory.mktemp("ext"), in_channels=32, squeeze=16, expand1x1=64, expand3x3=64,
+                        input_size=15)
 
 
 def test_engine_is_exact_behind_a_slow_memory(fire_out):

@@ -5,27 +5,21 @@ byte for byte, and the cycle count the one the engine reports without the link.
 """
 
 import numpy as np
-import onnx
 import pytest
 
-from fireforge.models import squeezenet
 from fireforge.sim import golden
 from fireforge.sim.hw_run import rtl_run
-from fireforge.sw.compile import compile_model
 from fireforge.core.config import EngineConfig
 from fireforge.core.program import Program
 
-from conftest import random_input
+from conftest import compile_fire, random_input
 from support.uart import uart_infer
 
 
 @pytest.fixture(scope="module")
 def small_fire(tmp_path_factory):
-    d = tmp_path_factory.mktemp("uart")
-    onnx.save(squeezenet.build_fire(in_channels=16, squeeze=8, expand1x1=16, expand3x3=16, input_size=6),
-              d / "fire.onnx")
-    compile_model(d / "fire.onnx", d / "out", config=EngineConfig(mac_units=16))
-    return d / "out"
+    return compile_fire(tmp_path_factory.mktemp("uart"), in_channels=16, squeeze=8, expand1x1=16, expand3x3=16,
+                        input_size=6)
 
 
 def test_inference_over_the_uart_equals_the_golden_model(small_fire):
