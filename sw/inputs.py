@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fireforge.errors import FireforgeError
 
@@ -38,7 +39,6 @@ SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 @contextlib.contextmanager
 def _no_pillow_size_limit():
     """Pillow's own bomb check off while a header is read, so the size is refused here, in one line."""
-    from PIL import Image
 
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
@@ -52,7 +52,6 @@ def _no_pillow_size_limit():
 
 def open_image(path: Path):
     """Open an image file and decode it, refusing one that is unreadable or larger than the limit."""
-    from PIL import Image
 
     try:
         with _no_pillow_size_limit():
@@ -75,7 +74,6 @@ def open_image(path: Path):
 
 def to_rgb8(img, path: Path):
     """``img`` as an 8-bit RGB Pillow image, by its real bit depth and mode."""
-    from PIL import Image
 
     mode = img.mode
     if mode in SIXTEEN_BIT_MODES or (mode == "I" and img.format == "PNG"):  # a 16-bit PNG may open as "I"
@@ -95,7 +93,6 @@ def to_rgb8(img, path: Path):
 
 def load_image(path: Path, size: tuple[int, int], preprocess: str = "torchvision") -> np.ndarray:
     """One image file as a float32 [1, 3, H, W] tensor."""
-    from PIL import Image     # deferred: only image inputs need it
 
     if preprocess not in PREPROCESS:
         raise FireforgeError(f"unknown --preprocess '{preprocess}'; choose one of {', '.join(PREPROCESS)}")

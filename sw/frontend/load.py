@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from fireforge.errors import FireforgeError
 from fireforge.sw.frontend.graph import graph_inputs, initializers, opset
@@ -49,13 +50,25 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+def _graph_tensors(graph: onnx.GraphProto):
+    """Every tensor a graph stores: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                yield from _graph_tensors(a.g)
+            for g in a.graphs:
+                yield from _graph_tensors(g)
+
+
 def _load_external_data(model: onnx.ModelProto, path: Path) -> bool:
     """Read the tensors a model stores in side files (``model.onnx.data``), relative to the model's folder
     whatever the working directory; a missing, escaping or short side file is one line naming it. Returns
     whether the model had any."""
-    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
-
-    tensors = [t for t in _get_all_tensors(model) if uses_external_data(t)]
+    tensors = [t for t in _graph_tensors(model.graph) if uses_external_data(t)]
     folder = path.resolve().parent
     for t in tensors:
         info = ExternalDataInfo(t)
