@@ -1,0 +1,7 @@
+"""External memory (DRAM) side of the engine: the AXI4 master port and the DMA engines behind it
+(issue #19; ``docs/dram.md``)."""
+
+from fireforge.hw.dram.axi import AXI4, AXI4Read, AXI4Write
+from fireforge.hw.dram.dma import BurstSplitter, ReadDma, WriteDma
+
+__all__ = ["AXI4", "AXI4Read", "AXI4Write", "BurstSplitter", "ReadDma", "WriteDma"]
