@@ -61,3 +61,20 @@ def test_packages_import_only_lower_layers(package):
             if dep not in ALLOWED[package]:
                 bad.append(f"{path.relative_to(ROOT)} imports fireforge.{dep}")
     assert not bad, "; ".join(bad)
+
+
+def test_every_package_is_listed_in_pyproject():
+    """A non-editable install ships only the packages pyproject.toml lists (the folders are mapped by hand)."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    folders = {name: ROOT / path for name, path in setup["package-dir"].items()}
+    found = set()
+    for name, folder in folders.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder)
+            if "build" in rel.parts:
+                continue
+            found.add(".".join([name, *rel.parts]))
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
