@@ -1,0 +1,344 @@
+"""LiteDRAM controllers for the simulator: one board profile per board, a generated core cached by its
+config's hash, and the initialisation sequence as data.
+
+``litedram_gen CONFIG.yml --sim --no-compile`` (PyPI: litedram / litex / migen / liteeth / litescope /
+liteiclink 2024.12) writes ``gateware/litedram_core.v``: LiteDRAM's real controller (bank machines,
+refresher, crossbar, AXI-to-native bridge) with ``SDRAMPHYModel`` in place of the FPGA PHY — a model of
+the DRAM chip that keeps its contents in Verilog arrays and answers with the module's timings in
+controller clock cycles (tRP, tRCD, tWR, tRFC, tREFI, CL... from ``litedram.modules``, rounded at the
+profile's ``sys_clk_freq``). The cycles a simulation reports therefore include refreshes, row misses and
+read/write turnarounds of the real controller. ``--no-compile`` skips the BIOS (there is no CPU).
+
+Profiles and where each setting comes from
+------------------------------------------
+Every profile is ``cpu: None`` (no soft CPU: the core gets a ``wb_ctrl`` Wishbone slave port instead,
+through which the init sequence below is driven) and has one AXI4 user port ``axi_0`` whose data width
+is a parameter of :func:`core_config` (the engine's AXI width; LiteDRAM's crossbar converts it to the
+controller's native width: ``sdram_module_nb`` x 8 x 2 (DDR) x phases).
+
+``ulx3s``  Radiona ULX3S. ``examples/ulx3s.yml`` of LiteDRAM (GitHub; the wheel does not ship it):
+           ``memtype SDR``, ``sdram_phy GENSDRPHY``, ``sys_clk_freq 50e6`` (SDR clock = sys clock),
+           ``sdram_module MT48LC16M16``, ``sdram_module_nb 2`` (2 byte groups = the chip's 16-bit bus),
+           ``cmd_buffer_depth 16``. The chip: ULX3S revisions up to v3.0.3 carry a 32 MB 16M x 16 SDR chip
+           (MT48LC16M16A2 or its IS42S16160 twin); some later boards carry the 64 MB AS4C32M16SB.
+           MT48LC16M16 is what LiteDRAM's example and litex-boards' ``radiona_ulx3s`` default use, and a
+           program that fits 32 MB fits both; the timings differ by a few ns (at 50 MHz: the same cycle
+           counts except tRFC). ``dataclasses.replace(PROFILES["ulx3s"], sdram_module="AS4C32M16")`` gives
+           the 64 MB variant.
+``arty``   Digilent Arty A7. ``examples/arty.yml``: ``memtype DDR3``, ``sdram_phy A7DDRPHY``,
+           ``sdram_module MT41K128M16`` (the board's 256 MB DDR3L), ``sdram_module_nb 2`` (16 bits),
+           ``sys_clk_freq 100e6`` (DDR clock = 4 x sys clock, PHY rate 1:4), ``cmd_latency 0``,
+           ``rtt_nom/rtt_wr 60ohm``, ``ron 34ohm``, ``input_clk_freq 100e6``, ``iodelay_clk_freq 200e6``.
+``kc705``  Xilinx KC705. No LiteDRAM example; settings as litex-boards' ``xilinx_kc705`` target:
+           ``sdram_phy K7DDRPHY``, the kit's 1 GB SODIMM ``MT8JTF12864`` (64-bit, ``sdram_module_nb 8``),
+           ``sys_clk_freq 125e6`` (DDR3-1000, rate 1:4), electrical settings and ``cmd_latency`` as
+           LiteDRAM's ``examples/genesys2.yml`` (the other Kintex-7 example), ``input_clk_freq 200e6``
+           (the KC705's 200 MHz system clock).
+
+With ``--sim`` only ``memtype``, ``sdram_module``, ``sdram_module_nb``, ``sys_clk_freq``,
+``cmd_buffer_depth`` and the user ports shape the core (``litedram.gen``: a ``SimPlatform`` gets
+``SDRAMPHYModel`` with ``litedram.phy.model.get_sdram_phy_settings``); the PHY and electrical keys are kept
+so the same YAML generates the board's core without ``--sim`` (issue #9/#20).
+
+Initialisation (``cpu: None``)
+------------------------------
+What LiteX's BIOS ``sdram_init`` (``liblitedram/sdram.c``) does in software, as Wishbone writes on
+``wb_ctrl`` (:func:`init_sequence`): ``ddrctrl_init_done/error = 0``; ``sdram_dfii_control =
+CKE|ODT|RESET_N`` (software control); per command of ``litedram.init.get_sdram_phy_init_sequence``
+(the same list ``sdram_phy.h``'s ``init_sequence()`` is printed from) ``pi0_address``, ``pi0_baddress``,
+``pi0_command``, ``pi0_command_issue = 1``, then its delay; ``sdram_dfii_control = SEL`` (hardware
+control); ``ddrctrl_init_done = 1``. ``init_done`` / ``init_error`` are plain CSR bits written by
+that software, and they gate the user ports (``block_until_ready``). SDRAMPHYModel does not model
+mode registers, CKE or the power-up wait, and DFII powers up in hardware control: in simulation
+the only write that *must* happen is ``init_done = 1`` (measured: see ``tests/test_litedram_sim.py``);
+the full sequence is still driven so that the board top (#20) replays the list that was simulated.
+No leveling: the BIOS levels DDR3 only with a leveling-capable PHY, never with SDRAMPHYModel; on the
+Arty/KC705 boards #20 must add it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import NamedTuple
+
+from fireforge.sim.build_cache import cached_build, build_info
+
+__all__ = ["DramProfile", "PROFILES", "LiteDRAMCore", "WishboneWrite", "core_config", "config_yaml",
+           "generate", "init_sequence", "write_sim_top", "SIM_TOP", "AXI_PREFIX", "DFII_CONTROL_SEL", "DFII_CONTROL_CKE",
+           "DFII_CONTROL_ODT", "DFII_CONTROL_RESET_N", "DFII_COMMAND_WRDATA", "DFII_COMMAND_RDDATA"]
+
+#: the user port's signal prefix in the generated core (``user_port_<name>_*``, name ``axi_0``)
+AXI_PREFIX = "user_port_axi_0"
+
+# DFII control / command bits (litedram.init's ``sdram_phy.h`` defines)
+DFII_CONTROL_SEL = 0x01
+DFII_CONTROL_CKE = 0x02
+DFII_CONTROL_ODT = 0x04
+DFII_CONTROL_RESET_N = 0x08
+DFII_COMMAND_WRDATA = 0x10
+DFII_COMMAND_RDDATA = 0x20
+#: what the BIOS writes to ``sdram_dfii_control`` for software / hardware control (sdram.c)
+DFII_CONTROL_SOFTWARE = DFII_CONTROL_CKE | DFII_CONTROL_ODT | DFII_CONTROL_RESET_N
+DFII_CONTROL_HARDWARE = DFII_CONTROL_SEL
+_DFII_FLAGS = {"DFII_CONTROL_SEL": DFII_CONTROL_SEL, "DFII_CONTROL_CKE": DFII_CONTROL_CKE,
+               "DFII_CONTROL_ODT": DFII_CONTROL_ODT, "DFII_CONTROL_RESET_N": DFII_CONTROL_RESET_N,
+               "DFII_COMMAND_CS": 0x01, "DFII_COMMAND_WE": 0x02, "DFII_COMMAND_CAS": 0x04,
+               "DFII_COMMAND_RAS": 0x08, "DFII_COMMAND_WRDATA": DFII_COMMAND_WRDATA,
+               "DFII_COMMAND_RDDATA": DFII_COMMAND_RDDATA}
+
+_PACKAGES = ("litedram", "litex", "migen")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DramProfile:
+    """One board's DRAM as LiteDRAM's YAML keys (see the module docstring for where each comes from).
+
+    Parameters
+    ----------
+    name : str
+        Profile name (``ulx3s``, ``arty``, ``kc705``).
+    memtype, sdram_module, sdram_module_nb, sdram_phy, sys_clk_freq : str, str, int, str, float
+        LiteDRAM's keys of the same names: DRAM type, module class in ``litedram.modules``, byte groups
+        (data bus width / 8), FPGA PHY class, controller clock in Hz.
+    board_keys : dict
+        The rest of the board's YAML (electrical settings, PHY clocks, device); unused by ``--sim``.
+    """
+
+    name: str
+    memtype: str
+    sdram_module: str
+    sdram_module_nb: int
+    sdram_phy: str
+    sys_clk_freq: float
+    cmd_buffer_depth: int = 16
+    board_keys: dict = field(default_factory=dict)
+
+    @property
+    def dram_data_bits(self) -> int:
+        return 8 * self.sdram_module_nb
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.sys_clk_freq / 1e6
+
+    @property
+    def size_bytes(self) -> int:
+        """Capacity: banks x rows x columns x data bus bytes (``litedram.modules``)."""
+        import litedram.modules
+
+        m = getattr(litedram.modules, self.sdram_module)
+        return m.nbanks * m.nrows * m.ncols * self.sdram_module_nb
+
+
+PROFILES: dict[str, DramProfile] = {
+    "ulx3s": DramProfile(name="ulx3s", memtype="SDR", sdram_module="MT48LC16M16", sdram_module_nb=2,
+                         sdram_phy="GENSDRPHY", sys_clk_freq=50e6,
+                         board_keys={"device": "LFE5U-85F-6BG381C"}),
+    "arty": DramProfile(name="arty", memtype="DDR3", sdram_module="MT41K128M16", sdram_module_nb=2,
+                        sdram_phy="A7DDRPHY", sys_clk_freq=100e6,
+                        board_keys={"speedgrade": -1, "cmd_latency": 0, "sdram_rank_nb": 1,
+                                    "rtt_nom": "60ohm", "rtt_wr": "60ohm", "ron": "34ohm",
+                                    "input_clk_freq": 100e6, "iodelay_clk_freq": 200e6}),
+    "kc705": DramProfile(name="kc705", memtype="DDR3", sdram_module="MT8JTF12864", sdram_module_nb=8,
+                         sdram_phy="K7DDRPHY", sys_clk_freq=125e6,
+                         board_keys={"speedgrade": -2, "cmd_latency": 1, "sdram_rank_nb": 1,
+                                     "rtt_nom": "60ohm", "rtt_wr": "60ohm", "ron": "34ohm",
+                                     "input_clk_freq": 200e6, "iodelay_clk_freq": 200e6}),
+}
+
+
+def core_config(profile: DramProfile, *, axi_data_width: int = 32, axi_id_width: int = 4) -> dict:
+    """The ``litedram_gen`` config for *profile* with one AXI user port of *axi_data_width* bits."""
+    if axi_data_width not in (8, 16, 32, 64, 128, 256, 512):
+        raise ValueError(f"axi_data_width must be a power of two from 8 to 512, not {axi_data_width!r}")
+    if not 1 <= axi_id_width <= 32:
+        raise ValueError(f"axi_id_width must be 1..32, not {axi_id_width!r}")
+    return {
+        **profile.board_keys,
+        "cpu": None,
+        "memtype": profile.memtype,
+        "sdram_module": profile.sdram_module,
+        "sdram_module_nb": profile.sdram_module_nb,
+        "sdram_phy": profile.sdram_phy,
+        "sys_clk_freq": profile.sys_clk_freq,
+        "cmd_buffer_depth": profile.cmd_buffer_depth,
+        "user_ports": {"axi_0": {"type": "axi", "id_width": axi_id_width, "data_width": axi_data_width}},
+    }
+
+
+def config_yaml(config: dict) -> str:
+    """*config* as the YAML ``litedram_gen`` reads (a flow mapping; ``None`` is written as LiteDRAM's
+    examples write it, and ``litedram_gen`` turns the string back into ``None``)."""
+    body = json.dumps(config, indent=4, sort_keys=True)
+    return "# Generated by fireforge.sim.litedram (do not edit)\n" + body.replace(": null", ": None") + "\n"
+
+
+@dataclass(frozen=True)
+class LiteDRAMCore:
+    """A generated core: its directory, config, and the CSR map read from ``csr.csv``."""
+
+    out_dir: Path
+    profile: DramProfile
+    config: dict
+    csr: dict[str, int]          # CSR register name -> byte address on wb_ctrl
+    generate_seconds: float
+
+    @property
+    def verilog(self) -> Path:
+        return self.out_dir / "gateware" / "litedram_core.v"
+
+    @property
+    def sdram_phy_h(self) -> Path:
+        return self.out_dir / "software" / "include" / "generated" / "sdram_phy.h"
+
+    @property
+    def sim_top(self) -> Path:
+        """``ff_litedram_sim.v``: see :func:`write_sim_top`."""
+        return self.out_dir / "ff_litedram_sim.v"
+
+    @property
+    def axi_data_width(self) -> int:
+        return self.config["user_ports"]["axi_0"]["data_width"]
+
+
+def _read_csr(out_dir: Path) -> dict[str, int]:
+    regs = {}
+    with open(out_dir / "csr.csv", newline="") as f:
+        for row in csv.reader(f):
+            if row and row[0] == "csr_register":
+                regs[row[1]] = int(row[2], 0)
+    return regs
+
+
+def _default_root() -> Path:
+    from fireforge.sim.hw_run import default_build_root
+
+    return default_build_root()
+
+
+def generate(profile: DramProfile | str, *, axi_data_width: int = 32, axi_id_width: int = 4,
+             build_root: Path | None = None) -> LiteDRAMCore:
+    """Generate (or reuse) the ``--sim`` core of *profile*: ``litedram_gen CONFIG.yml --sim --no-compile``
+    into ``<build root>/litedram/<profile>-<key16>``, the key hashing the YAML and the versions of
+    litedram, litex and migen. A finished directory carries ``ff_build.json`` (written last) and is not
+    regenerated."""
+    if isinstance(profile, str):
+        try:
+            profile = PROFILES[profile]
+        except KeyError:
+            raise ValueError(f"unknown DRAM profile {profile!r}; known: {', '.join(PROFILES)}") from None
+    config = core_config(profile, axi_data_width=axi_data_width, axi_id_width=axi_id_width)
+    text = config_yaml(config)
+    versions = {p: version(p) for p in _PACKAGES}
+    key = hashlib.sha256(json.dumps({"yaml": text, "versions": versions, "args": "--sim --no-compile"},
+                                    sort_keys=True).encode()).hexdigest()
+    root = Path(build_root) if build_root is not None else _default_root()
+
+    def make(out: Path) -> dict:
+        (out / "config.yml").write_text(text)
+        # litedram_gen is run as a module of this interpreter (its console script may not be on PATH)
+        cmd = [sys.executable, "-c", "import sys; from litedram.gen import main; sys.argv[0] = 'litedram_gen'; main()",
+               "config.yml", "--sim", "--no-compile", "--output-dir", "."]
+        proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
+        (out / "litedram_gen.log").write_text(proc.stdout + proc.stderr)
+        wanted = [out / "gateware" / "litedram_core.v", out / "csr.csv",
+                  out / "software" / "include" / "generated" / "sdram_phy.h"]
+        # With --sim, litex's Verilator toolchain exits 1 *after* writing everything we use: it looks
+        # for pythondata-misc-tapcfg (the Ethernet TAP of litex_sim's C++ harness, not on PyPI) to
+        # write its sim Makefile variables. Only that failure is tolerated.
+        tapcfg_only = proc.returncode != 0 and "pythondata_misc_tapcfg" in proc.stderr
+        if (proc.returncode != 0 and not tapcfg_only) or not all(p.is_file() for p in wanted):
+            raise RuntimeError(f"litedram_gen failed for profile {profile.name} (exit {proc.returncode}):\n"
+                               + "\n".join((proc.stdout + proc.stderr).splitlines()[-30:]))
+        return {"key": key, "profile": profile.name, "config": config, "versions": versions}
+
+    out = cached_build(root / "litedram" / f"{profile.name}-{key[:16]}", make)
+    return LiteDRAMCore(out_dir=out, profile=profile, config=config, csr=_read_csr(out),
+                        generate_seconds=build_info(out)["build_seconds"])
+
+
+#: the simulation top around ``litedram_core`` (:func:`write_sim_top`)
+SIM_TOP = "ff_litedram_sim"
+
+
+def write_sim_top(core: LiteDRAMCore) -> Path:
+    """Write ``ff_litedram_sim``: ``litedram_core`` with the same ports but ``awsize``/``arsize`` 3 bits
+    wide as AXI4 has them (LiteX declares them 4 bits; cocotbext-axi checks widths) and ``sim_trace``
+    (litex_sim's trace switch) tied low. Returns its path (inside the core's directory)."""
+    from fireforge.sim.verilog_ports import top_port_decls
+
+    decls = top_port_decls([core.verilog], "litedram_core")
+    narrowed = {f"{AXI_PREFIX}_awsize", f"{AXI_PREFIX}_arsize"}
+    ports, conns = [], []
+    for direction, name, width in decls:
+        if name == "sim_trace":
+            conns.append(".sim_trace(1'b0)")
+            continue
+        w = 3 if name in narrowed else width
+        ports.append(f"    {direction} wire {f'[{w - 1}:0] ' if w > 1 else ''}{name}")
+        conns.append(f".{name}({{1'b0, {name}}})" if name in narrowed else f".{name}({name})")
+    text = ["// Generated by fireforge.sim.litedram.write_sim_top (do not edit)",
+            f"module {SIM_TOP} (", ",\n".join(ports), ");",
+            "  litedram_core core (" + ", ".join(conns) + ");", "endmodule", ""]
+    tmp = core.sim_top.with_suffix(".v.tmp")
+    tmp.write_text("\n".join(text))
+    tmp.replace(core.sim_top)
+    return core.sim_top
+
+
+class WishboneWrite(NamedTuple):
+    """One step of the init sequence: write *data* to byte *address* on ``wb_ctrl``, then wait
+    *wait_cycles* controller cycles (the BIOS's ``cdelay``; a ROM sequencer counts them down)."""
+
+    address: int
+    data: int
+    wait_cycles: int = 0
+    comment: str = ""
+
+
+def _phy_and_timings(profile: DramProfile):
+    """The PHY settings and module timings ``litedram_gen --sim`` builds the core with."""
+    import litedram.modules
+    from litedram.phy.model import get_sdram_phy_settings
+
+    rate = {"SDR": "1:1", "DDR2": "1:2", "DDR3": "1:4", "DDR4": "1:4"}[profile.memtype]   # as litedram.gen
+    module = getattr(litedram.modules, profile.sdram_module)(profile.sys_clk_freq, rate=rate)
+    settings = get_sdram_phy_settings(memtype=module.memtype, data_width=profile.dram_data_bits,
+                                      clk_freq=profile.sys_clk_freq)
+    return settings, module.timing_settings
+
+
+def init_sequence(core: LiteDRAMCore) -> list[WishboneWrite]:
+    """The controller's initialisation as Wishbone writes on ``wb_ctrl`` (byte addresses; the Wishbone
+    word address is ``address >> 2``): what the BIOS's ``sdram_init`` does, without leveling or memtest.
+    The same list is what a ROM-driven sequencer in the board top replays."""
+    from litedram.init import get_sdram_phy_init_sequence
+
+    csr = core.csr
+    settings, timings = _phy_and_timings(core.profile)
+    commands, _mr = get_sdram_phy_init_sequence(settings, timings)
+    seq = [WishboneWrite(csr["ddrctrl_init_done"], 0, 0, "init_done = 0"),
+           WishboneWrite(csr["ddrctrl_init_error"], 0, 0, "init_error = 0"),
+           WishboneWrite(csr["sdram_dfii_control"], DFII_CONTROL_SOFTWARE, 0, "DFII: software control")]
+    for comment, address, bank, command, delay in commands:
+        # litedram.init writes each command as C flag names ("DFII_COMMAND_RAS|DFII_COMMAND_CS"); the
+        # DFII_CONTROL ones are dfii_control writes in sdram_phy.h, the others command_p0() (see
+        # litedram.init.get_sdram_phy_c_header); address and bank are written before either.
+        value = sum(_DFII_FLAGS[f.strip()] for f in command.split("|"))
+        seq.append(WishboneWrite(csr["sdram_dfii_pi0_address"], address, 0, comment))
+        seq.append(WishboneWrite(csr["sdram_dfii_pi0_baddress"], bank, 0, comment))
+        if command.startswith("DFII_CONTROL"):
+            seq.append(WishboneWrite(csr["sdram_dfii_control"], value, delay, comment))
+        else:
+            seq.append(WishboneWrite(csr["sdram_dfii_pi0_command"], value, 0, comment))
+            seq.append(WishboneWrite(csr["sdram_dfii_pi0_command_issue"], 1, delay, comment))
+    seq += [WishboneWrite(csr["sdram_dfii_control"], DFII_CONTROL_HARDWARE, 0, "DFII: hardware control"),
+            WishboneWrite(csr["ddrctrl_init_done"], 1, 0, "init_done = 1")]
+    return seq
