@@ -3,5 +3,6 @@
 
 from fireforge.hw.dram.axi import AXI4, AXI4Read, AXI4Write
 from fireforge.hw.dram.dma import BurstSplitter, ReadDma, WriteDma
+from fireforge.hw.dram.width import WidthConverter
 
-__all__ = ["AXI4", "AXI4Read", "AXI4Write", "BurstSplitter", "ReadDma", "WriteDma"]
+__all__ = ["AXI4", "AXI4Read", "AXI4Write", "BurstSplitter", "ReadDma", "WriteDma", "WidthConverter"]
