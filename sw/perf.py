@@ -1,0 +1,159 @@
+# amaranth: UnusedElaboratable=no
+"""The cycle model: what the engine takes per layer, predicted from the descriptors, without simulating.
+
+**Resident engine** (:func:`predict`). Every layer is one loop nest; the sequencer runs it group by group
+(``fireforge.hw.engine.sequencer``)::
+
+    layer  = FETCH (1) + FETCH_WAIT (rom_latency) + DECODE (1) + Σ_groups group + LAYER_END
+    group  = GROUP (1; after the first, it waits for the previous group to drain) + QUANT (quant_latency)
+             + RUN (one tap per cycle: out_h · out_w · kernel_h · kernel_w · g_count taps)
+
+and the drain after a group's last tap is ``tap_to_write`` (:attr:`fireforge.hw.engine.Engine.latency`,
+taken from an engine object that is constructed, never elaborated) plus the ``drained`` register plus
+:data:`DRAIN_EXTRA`. So a layer takes ``rom_latency + 3 + og_count · (quant_latency + tap_to_write + 2 +
+DRAIN_EXTRA + taps)`` cycles (the first one less: the start pulse), and the run ``rom_latency + 3`` more
+(the END descriptor). Padding taps, pools, adds (two taps per output) and GAP (the whole map per output)
+follow the same nest. ``DRAIN_EXTRA`` (6 cycles) is the one calibrated term: what Verilator shows beyond
+``Engine.latency``'s padding-only measurement; it is the same at 16 and 64 MAC units.
+
+Stalls: the AGU issues only while the tap FIFO has room (level ≤ ``reads_in_flight − 2``) and fewer than
+``WRITE_DEPTH − 1`` results are in flight. The on-chip RAM answers in ``ACT_RAM_LATENCY + 1`` cycles (its
+pipeline and the response register) and the FIFO needs 2 more, far below 16 − 2; one output per tap keeps
+``tap_to_write`` results in flight, below 63. :func:`tap_throughput` checks both bounds and slows the layer
+down if a configuration ever violates them (it never does with the default build).
+
+**DRAM mode** (:func:`predict_dram`) reuses the per-group cost on every tile that
+:mod:`fireforge.sw.tiling` chooses, and takes ``max(compute, transfer)`` per tile (double buffering),
+plus the first tile's loads and the last tile's stores, which nothing overlaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from fireforge.core.config import BuildVariant, EngineConfig
+from fireforge.hw.engine import Engine
+from fireforge.hw.engine.engine import WRITE_DEPTH
+from fireforge.hw.top import ACT_RAM_LATENCY
+
+__all__ = ["EngineTiming", "engine_timing", "layer_taps", "group_overhead", "layer_cycles", "predict",
+           "Prediction", "tap_throughput", "DRAIN_EXTRA"]
+
+#: cycles a group's drain takes beyond ``tap_to_write`` + the ``drained`` register, calibrated on Verilator
+#: (16 and 64 MAC units, every layer kind): ``Engine.latency`` is measured with padding taps only
+DRAIN_EXTRA = 6
+
+
+@dataclass(frozen=True)
+class EngineTiming:
+    rom_latency: int
+    quant_latency: int
+    tap_to_write: int
+    lead: int
+    read_latency: int = ACT_RAM_LATENCY
+    reads_in_flight: int = 16
+    write_depth: int = WRITE_DEPTH
+
+    @property
+    def group_overhead(self) -> int:
+        """Cycles of one output group besides its taps: GROUP, QUANT, the drain."""
+        return 1 + self.quant_latency + self.tap_to_write + 1 + DRAIN_EXTRA
+
+    @property
+    def layer_overhead(self) -> int:
+        """Cycles of one descriptor besides its groups: FETCH, FETCH_WAIT, DECODE, LAYER_END's last cycle."""
+        return self.rom_latency + 3
+
+
+def engine_timing(config: EngineConfig, variant: BuildVariant | None = None, *,
+                  read_latency: int = ACT_RAM_LATENCY) -> EngineTiming:
+    """The latencies of the engine for ``config``: an :class:`Engine` is constructed (its parts state their
+    latencies), never elaborated; unresolved (0) depths are replaced, they change no latency."""
+    variant = variant or BuildVariant()
+    depths = {k: getattr(config, k) or 1024 for k in ("weight_depth", "quant_depth", "desc_depth", "act_depth")}
+    eng = Engine(config.with_depths(**depths) if 0 in (config.weight_depth, config.quant_depth, config.desc_depth,
+                                                        config.act_depth) else config, variant)
+    lat = eng.latency
+    return EngineTiming(eng.rom_latency, eng.parts["quant_fetch"].latency, lat["tap_to_write"], lat["lead"],
+                        read_latency, variant.reads_in_flight, WRITE_DEPTH)
+
+
+def layer_taps(d: dict) -> int:
+    """Taps one output group of a descriptor issues: out_h · out_w · kernel_h · kernel_w · g_count."""
+    return d["out_h"] * d["out_w"] * d["kernel_h"] * d["kernel_w"] * d["g_count"]
+
+
+def tap_throughput(d: dict, t: EngineTiming) -> float:
+    """Taps per cycle in a group's steady state (1.0 unless a credit bound binds).
+
+    Tap FIFO: a tap stays in it from its issue to its join, ``read_latency + 1`` (the response register) + 2
+    (the response FIFO) cycles; at most ``reads_in_flight − 2`` may be there. Write credit: with
+    ``k`` taps per output, ``tap_to_write / k`` results are in flight, at most ``write_depth − 2``."""
+    rate = 1.0
+    round_trip = t.read_latency + 1 + 2
+    if round_trip > t.reads_in_flight - 2:
+        rate = min(rate, (t.reads_in_flight - 2) / round_trip)
+    per_out = d["kernel_h"] * d["kernel_w"] * d["g_count"]
+    if t.tap_to_write / per_out > t.write_depth - 2:
+        rate = min(rate, per_out * (t.write_depth - 2) / t.tap_to_write)
+    return rate
+
+
+def group_overhead(t: EngineTiming) -> int:
+    return t.group_overhead
+
+
+def layer_cycles(d: dict, t: EngineTiming, *, groups: int | None = None, taps: int | None = None) -> int:
+    """Cycles of one descriptor (a layer, or a DRAM-mode tile of ``groups`` groups of ``taps`` taps each)."""
+    groups = d["og_count"] if groups is None else groups
+    taps = layer_taps(d) if taps is None else taps
+    run = -(-taps // 1) if tap_throughput(d, t) == 1.0 else int(-(-taps // tap_throughput(d, t)))
+    return t.layer_overhead + groups * (t.group_overhead + run)
+
+
+@dataclass
+class Prediction:
+    names: list[str]
+    layer_cycles: list[int]
+    tail: int                       # the END descriptor: FETCH, FETCH_WAIT, DECODE
+    timing: EngineTiming
+    ideal: list[int] = field(default_factory=list)   # MACs ÷ MAC units per layer
+
+    @property
+    def cycles(self) -> int:
+        return sum(self.layer_cycles) + self.tail
+
+    @property
+    def utilization(self) -> float:
+        return sum(self.ideal) / self.cycles if self.cycles else 0.0
+
+
+def predict(descriptors: list[dict], config: EngineConfig, variant: BuildVariant | None = None, *,
+            names: list[str] | None = None, ideal: list[int] | None = None) -> Prediction:
+    """Per-layer cycles of the resident engine running ``descriptors`` (the schedule's field dicts, in
+    order), as ``rtl_run(...).layer_cycles`` counts them (layer ``i`` ends at its ``layer_done``)."""
+    t = engine_timing(config, variant)
+    cycles = [layer_cycles(d, t) for d in descriptors]
+    if cycles:
+        cycles[0] -= 1          # the first layer starts with the start pulse's cycle uncounted
+    return Prediction(names or [str(i) for i in range(len(cycles))], cycles, t.layer_overhead, t, ideal or [])
+
+
+def predict_compiled(compiled) -> Prediction:
+    """:func:`predict` for a :class:`~fireforge.core.compiled.Compiled` (or an ``OUT/`` path)."""
+    from fireforge.core.compiled import Compiled
+    from fireforge.sim.hw_run import ideal_cycles
+    c = compiled if isinstance(compiled, Compiled) else Compiled.load(compiled)
+    layers = {l.name: l for l in c.program.layers}
+    return predict([e.descriptor for e in c.layers], c.config, names=[e.name for e in c.layers],
+                   ideal=[ideal_cycles(c.program, layers[e.name], c.config) for e in c.layers])
+
+
+def predict_program(program, config: EngineConfig, variant: BuildVariant | None = None) -> Prediction:
+    """:func:`predict` for a program scheduled on ``config`` (depths resolved as ``fireforge compile`` does)."""
+    from fireforge.core.layout import planned_config
+    from fireforge.sim.hw_run import ideal_cycles
+    from fireforge.sw.schedule import schedule
+    sched = schedule(program, planned_config(program, config))
+    return predict(sched.descriptors, sched.config, variant, names=[l.name for l in program.layers],
+                   ideal=[ideal_cycles(program, l, config) for l in program.layers])
