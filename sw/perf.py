@@ -157,3 +157,120 @@ def predict_program(program, config: EngineConfig, variant: BuildVariant | None 
     sched = schedule(program, planned_config(program, config))
     return predict(sched.descriptors, sched.config, variant, names=[l.name for l in program.layers],
                    ideal=[ideal_cycles(program, l, config) for l in program.layers])
+
+
+# -- DRAM mode ------------------------------------------------------------------------------------------------
+
+@dataclass
+class DramLayer:
+    name: str
+    kind: str
+    tiling: object                  # fireforge.sw.tiling.LayerTiling
+    compute: int                    # engine cycles of its tiles
+    transfer: int                   # DRAM cycles of its bytes
+    cycles: int                     # Σ_tiles max(compute, transfer) + the unoverlapped first load / last store
+
+    @property
+    def memory_bound(self) -> bool:
+        return self.transfer > self.compute
+
+
+@dataclass
+class DramPrediction:
+    layers: list[DramLayer]
+    tail: int
+    ideal: int                      # MACs ÷ MAC units
+    bytes_per_cycle: float
+
+    @property
+    def cycles(self) -> int:
+        return sum(l.cycles for l in self.layers) + self.tail
+
+    @property
+    def compute(self) -> int:
+        return sum(l.compute for l in self.layers) + self.tail
+
+    @property
+    def utilization(self) -> float:
+        return self.ideal / self.cycles
+
+    def total(self, what: str) -> int:
+        return sum(getattr(l.tiling, what) for l in self.layers)
+
+    def fps(self, clock_mhz: float) -> float:
+        return clock_mhz * 1e6 / self.cycles
+
+
+def _tile_costs(d: dict, p, t: EngineTiming, v: int, wbytes: int, qbytes: int):
+    """Per tile of plan ``p``, in order: (compute cycles, bytes loaded, bytes stored)."""
+    from fireforge.sw.tiling import band_input_rows
+    g, per_out = p.geometry, d["kernel_h"] * d["kernel_w"] * d["g_count"]
+    n_b = -(-g.out_h // p.height)
+    n_c = -(-g.og // p.chunk)
+    prev_band = prev_chunk = None
+    costs = []
+    for (y0, y1), (c0, c1) in p.tiles():
+        c = layer_cycles(d, t, groups=c1 - c0, taps=(y1 - y0) * g.out_w * per_out)
+        load = 0
+        # a conv's band is re-read per chunk when weights-stationary (unless it is the only band); a
+        # depthwise tile reads its own chunk's groups of the band
+        new_band = (y0, y1) != prev_band or (g.taps and p.order == "weights" and n_b > 1)
+        if not p.input_on_chip and (new_band or g.depthwise):
+            iy0, iy1 = band_input_rows(y0, y1, g)
+            load += (iy1 - iy0) * g.in_w * (g.in_groups if not g.depthwise else (c1 - c0) * g.inputs) * v
+        if g.taps and ((c0, c1) != prev_chunk and (n_c > 1 or prev_chunk is None)):
+            load += (c1 - c0) * (g.taps * wbytes + qbytes)
+        store = p.write_bytes * (y1 - y0) * (c1 - c0) / (g.out_h * g.og)
+        costs.append((c, load, store))
+        prev_band, prev_chunk = (y0, y1), (c0, c1)
+    return costs
+
+
+def pipeline_cycles(costs, bytes_per_cycle: float) -> tuple[int, float, float]:
+    """(compute, transfer, cycles) of tiles run double-buffered: tile i computes while tile i+1 loads and
+    tile i−1 stores over the one port; the first load and the last store overlap nothing."""
+    n = len(costs)
+    if not n:
+        return 0, 0.0, 0.0
+    bw = bytes_per_cycle
+    total = costs[0][1] / bw + costs[-1][2] / bw
+    for i, (c, _, _) in enumerate(costs):
+        nxt = costs[i + 1][1] if i + 1 < n else 0
+        prv = costs[i - 1][2] if i else 0
+        total += max(c, (nxt + prv) / bw)
+    return sum(c for c, _, _ in costs), sum(l + s for _, l, s in costs) / bw, total
+
+
+def predict_dram(program, config: EngineConfig, budget, bytes_per_cycle: float, options=None,
+                 variant: BuildVariant | None = None) -> DramPrediction:
+    """DRAM mode: the tiling of :func:`fireforge.sw.tiling.plan_tiles` (fewest bytes; among equals, the
+    least time nothing overlaps: the first load, the last store, the per-tile and per-group overheads), each
+    tile a descriptor costed as :func:`layer_cycles`, its loads and stores at ``bytes_per_cycle`` (DRAM bytes
+    per engine cycle), tiles pipelined as :func:`pipeline_cycles`."""
+    from fireforge.core.layout import planned_config
+    from fireforge.sim.hw_run import ideal_cycles
+    from fireforge.sw.schedule import schedule
+    from fireforge.sw.tiling import TilingOptions, band_input_rows, plan_tiles
+    sched = schedule(program, planned_config(program, config))
+    t = engine_timing(sched.config, variant)
+    v, wbytes = sched.config.vector, sched.config.weight_word_bits // 8
+    qbytes = sched.config.quant_word_bits // 8
+    bw = bytes_per_cycle
+
+    def exposed(layer, p, h, c, o):
+        g = p.geometry
+        n_b, n_c = -(-g.out_h // h), -(-g.og // c)
+        iy0, iy1 = band_input_rows(0, min(h, g.out_h), g)
+        first = 0 if p.input_on_chip else (iy1 - iy0) * g.in_w * (g.in_groups if g.taps else c * g.inputs) * v
+        first += c * (g.taps * wbytes + qbytes) if g.taps else 0
+        last = p.write_bytes * min(h, g.out_h) * c / (g.out_h * g.og)
+        return (first + last) / bw + n_b * n_c * t.layer_overhead + n_b * g.og * t.group_overhead
+
+    plans = plan_tiles(program, sched.descriptors, sched.config, budget, options or TilingOptions(), tie=exposed)
+    out = []
+    for d, p in zip(sched.descriptors, plans):
+        compute, transfer, cycles = pipeline_cycles(_tile_costs(d, p, t, v, wbytes, qbytes), bw) if p.height \
+            else (0, 0.0, 0.0)
+        out.append(DramLayer(p.name, p.kind, p, compute, round(transfer), round(cycles)))
+    ideal = sum(ideal_cycles(program, l, config) for l in program.layers)
+    return DramPrediction(out, t.layer_overhead, ideal, bytes_per_cycle)
