@@ -8,8 +8,10 @@ were: nothing changed, nothing left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,16 +44,30 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
     return rc, captured.out, captured.err
 
 
-def temp_entries() -> set[str]:
-    """The top-level entries of ``$TMPDIR`` (pytest's own folders aside): where a killed or failed run's
-    scratch folders would stay."""
-    return {p.name for p in Path(tempfile.gettempdir()).iterdir() if not p.name.startswith("pytest-of-")}
+@contextlib.contextmanager
+def private_tmpdir():
+    """A fresh, empty ``$TMPDIR`` for one command (other processes' scratch files cannot confuse the check);
+    yields its path."""
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    d = Path(tempfile.mkdtemp(prefix="ff-refuse-"))
+    os.environ["TMPDIR"], tempfile.tempdir = str(d), str(d)
+    try:
+        yield d
+    finally:
+        tempfile.tempdir = saved_tempdir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def refuse(capsys, args, *words, where: Path | None = None) -> str:
     """Assert ``fireforge ARGS`` is refused cleanly (see the module docstring); returns the message."""
-    before, temp_before = snapshot(where) if where else {}, temp_entries()
-    rc, _, err = run_cli(args, capsys)
+    before = snapshot(where) if where else {}
+    with private_tmpdir() as tmp:
+        rc, _, err = run_cli(args, capsys)
+        left_in_tmp = sorted(p.name for p in tmp.iterdir())
     err = err.strip()
     assert rc == 2, f"exit {rc}: {err}"
     assert "Traceback" not in err and "internal error" not in err, err
@@ -62,5 +78,5 @@ def refuse(capsys, args, *words, where: Path | None = None) -> str:
     after = snapshot(where) if where else {}
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"changed or left behind: {changed[:5]}"
-    assert temp_entries() <= temp_before, f"left in TMPDIR: {sorted(temp_entries() - temp_before)}"
+    assert not left_in_tmp, f"left in TMPDIR: {left_in_tmp}"
     return err
