@@ -64,6 +64,32 @@ class Monitor:
             self.max_reads, self.max_writes = max(self.max_reads, self.reads), max(self.max_writes, self.writes)
 
 
+async def run_until_landed(dut, mon, max_cycles: int) -> tuple[int, int]:
+    """Pulse ``start``, wait for ``done`` (at most ``max_cycles``), then until every accepted write has its B
+    response (it has landed); returns (clock cycles seen, the engine's cycle counter)."""
+    dut.start.value = 1
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+    c0 = mon.cycle
+    done = RisingEdge(dut.done)
+    fired = await First(done, Timer(max_cycles * PERIOD_NS, unit="ns"))
+    assert fired is done, f"done did not rise within {max_cycles} cycles"
+    clock_cycles, cycles = mon.cycle - c0, int(dut.cycles.value)
+    while int(dut.wr_pending.value):
+        await RisingEdge(dut.clk)
+    await ClockCycles(dut.clk, 2)
+    return clock_cycles, cycles
+
+
+def bus_result(dut, mon, cycles: int, clock_cycles: int) -> dict:
+    """What the monitor saw on the bus and the port's own counters, for the test to check."""
+    assert len(mon.aw) == len(mon.w), (len(mon.aw), len(mon.w))
+    return {"cycles": cycles, "clock_cycles": clock_cycles, "writes": [list(p) for p in zip(mon.aw, mon.w)],
+            "layer_ends": mon.layer_ends, "max_reads_in_flight": mon.max_reads,
+            "max_writes_in_flight": mon.max_writes, "error": int(dut.axi_error.value),
+            "wr_count": int(dut.wr_count.value)}
+
+
 @cocotb.test()
 async def engine_axi(dut):
     spec = json.loads(open(os.environ["FF_AXI"]).read())
@@ -86,26 +112,11 @@ async def engine_axi(dut):
     mon = Monitor(dut)
     cocotb.start_soon(mon.run())
 
-    dut.start.value = 1
-    await RisingEdge(dut.clk)
-    dut.start.value = 0
-    c0 = mon.cycle
-    done = RisingEdge(dut.done)
-    fired = await First(done, Timer(spec["max_cycles"] * PERIOD_NS, unit="ns"))
-    assert fired is done, f"done did not rise within {spec['max_cycles']} cycles"
-    clock_cycles = mon.cycle - c0
-    cycles = int(dut.cycles.value)
-    while int(dut.wr_pending.value):          # every accepted write has its B response: it has landed
-        await RisingEdge(dut.clk)
-    await ClockCycles(dut.clk, 2)
+    clock_cycles, cycles = await run_until_landed(dut, mon, spec["max_cycles"])
     init_len = os.path.getsize(spec["init"])
     with open(spec["final"], "wb") as f:
         f.write(bytes(ram.read(spec["base"], init_len)))
-    assert len(mon.aw) == len(mon.w), (len(mon.aw), len(mon.w))
-    result = {"cycles": cycles, "clock_cycles": clock_cycles, "writes": [list(p) for p in zip(mon.aw, mon.w)],
-              "layer_ends": mon.layer_ends, "max_reads_in_flight": mon.max_reads,
-              "max_writes_in_flight": mon.max_writes, "error": int(dut.axi_error.value),
-              "wr_count": int(dut.wr_count.value)}
+    result = bus_result(dut, mon, cycles, clock_cycles)
     if spec.get("trace"):
         result["trace"] = mon.trace
     path = os.environ.get("FF_RESULT")

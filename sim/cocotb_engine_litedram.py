@@ -20,10 +20,10 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster
 
-from fireforge.sim.cocotb_engine_axi import Monitor
+from fireforge.sim.cocotb_engine_axi import Monitor, bus_result, run_until_landed
 
 PERIOD_NS = 10
 
@@ -71,18 +71,7 @@ async def engine_litedram(dut):
     await RisingEdge(dut.clk)
     dut.host.value = 0
     await RisingEdge(dut.clk)
-    dut.start.value = 1
-    await RisingEdge(dut.clk)
-    dut.start.value = 0
-    c0 = mon.cycle
-    done = RisingEdge(dut.done)
-    fired = await First(done, Timer(spec["max_cycles"] * PERIOD_NS, unit="ns"))
-    assert fired is done, f"done did not rise within {spec['max_cycles']} cycles"
-    clock_cycles = mon.cycle - c0
-    cycles = int(dut.cycles.value)
-    while int(dut.wr_pending.value):
-        await RisingEdge(dut.clk)
-    await ClockCycles(dut.clk, 2)
+    clock_cycles, cycles = await run_until_landed(dut, mon, spec["max_cycles"])
     dut.host.value = 1
     await RisingEdge(dut.clk)
     c = mon.cycle
@@ -90,11 +79,7 @@ async def engine_litedram(dut):
     result["readback_cycles"] = mon.cycle - c
     with open(spec["final"], "wb") as f:
         f.write(bytes(back))
-    assert len(mon.aw) == len(mon.w), (len(mon.aw), len(mon.w))
-    result.update({"cycles": cycles, "clock_cycles": clock_cycles,
-                   "writes": [list(p) for p in zip(mon.aw, mon.w)], "layer_ends": mon.layer_ends,
-                   "max_reads_in_flight": mon.max_reads, "max_writes_in_flight": mon.max_writes,
-                   "error": int(dut.axi_error.value), "wr_count": int(dut.wr_count.value)})
+    result.update(bus_result(dut, mon, cycles, clock_cycles))
     _write(result)
     dut._log.info("engine on LiteDRAM: init %d cycles, run %d cycles, %d writes", result["init_cycles"], cycles,
                   len(mon.aw))

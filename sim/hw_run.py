@@ -98,7 +98,7 @@ def image_plusargs(compiled: Compiled) -> dict[str, Path]:
     return {plusarg: compiled.images[stem].hex for stem, plusarg in ROM_IMAGES.values()}
 
 
-def _initial_memory(compiled: Compiled, x: np.ndarray) -> np.ndarray:
+def initial_memory(compiled: Compiled, x: np.ndarray) -> np.ndarray:
     """The activation memory before a run: the quantized input at its address, zeros elsewhere."""
     t_in = compiled.program.tensors[compiled.program.input]
     layout = compiled.input_layout
@@ -186,7 +186,7 @@ def rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVar
     build_dir = build_engine(compiled.config, variant, build_root=build_root)
     v, depth = compiled.vector, compiled.config.act_depth
     with run_dir(build_root, "run-") as tmp:
-        hexfile.write_words(tmp / "act_init.hex", _initial_memory(compiled, x))
+        hexfile.write_words(tmp / "act_init.hex", initial_memory(compiled, x))
         plusargs = {**image_plusargs(compiled), "act_init": tmp / "act_init.hex", "act_dump": tmp / "act_final.hex"}
         if dump_layers:
             plusargs["act_dump_layers"] = tmp / "layer"   # a prefix: the RAM writes layer.<index>.hex

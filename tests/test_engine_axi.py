@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from fireforge.core.config import BuildVariant
-from fireforge.core.layout import read_layer_result, read_tensor
 from fireforge.core.program import Program
 from fireforge.hw.dram.act_port import RAW_RULES
 from fireforge.sim import golden
-from fireforge.sim.hw_run import _initial_memory, as_compiled, default_build_root, image_plusargs, rtl_run
+from fireforge.sim.hw_run import initial_memory, as_compiled, default_build_root, image_plusargs, rtl_run
 
 from conftest import compile_fire, random_input
+from support.bus_replay import assert_exact, replay_writes
 
 BASE = 0x4000        # word 0's byte address: not 0, so the address arithmetic is exercised
 
@@ -48,7 +48,7 @@ def axi_run(compiled, x, tmp_path, *, max_writes=8, raw="addresses", seed=1, bus
     from fireforge.sim import verilator as V
 
     model, name = _build(compiled, max_writes, raw)
-    mem = _initial_memory(compiled, x)
+    mem = initial_memory(compiled, x)
     size = 1 << (BASE + mem.size - 1).bit_length()
     (tmp_path / "init.bin").write_bytes(mem.tobytes())
     spec = {"init": str(tmp_path / "init.bin"), "final": str(tmp_path / "final.bin"), "base": BASE, "size": size,
@@ -58,29 +58,13 @@ def axi_run(compiled, x, tmp_path, *, max_writes=8, raw="addresses", seed=1, bus
     res = V.run(model, name, "fireforge.sim.cocotb_engine_axi", plusargs=image_plusargs(compiled),
                 test_dir=tmp_path / "sim", timeout_s=600, extra_env={"FF_AXI": tmp_path / "axi.json"})
     final = np.frombuffer((tmp_path / "final.bin").read_bytes(), np.uint8).reshape(mem.shape)
-    # every layer's result: the initial memory with the writes accepted before its layer_done
-    v, snaps, shadow, applied = compiled.vector, [], mem.copy(), 0
-    for end in res["layer_ends"]:
-        for addr, data in res["writes"][applied:end]:
-            shadow[(addr - BASE) // v] = np.frombuffer(int(data).to_bytes(v, "little"), np.uint8)
-        applied = end
-        snaps.append(shadow.copy())
-    for addr, data in res["writes"][applied:]:
-        shadow[(addr - BASE) // v] = np.frombuffer(int(data).to_bytes(v, "little"), np.uint8)
+    snaps, shadow = replay_writes(mem, res["writes"], res["layer_ends"], BASE, compiled.vector)
     return res, final, snaps, shadow
 
 
 def _assert_exact(compiled, expected, res, final, snaps, shadow):
     assert res["error"] == 0
-    assert np.array_equal(final, shadow), "AxiRam's memory differs from the writes seen on the bus"
-    got = read_tensor(compiled.output_layout, final, compiled.vector)
-    bad = int(np.count_nonzero(got != expected.output))
-    assert bad == 0, f"output: {bad} of {got.size} bytes differ from the golden model"
-    assert len(snaps) == len(compiled.layers)
-    for entry, snap in zip(compiled.layers, snaps):
-        layer = read_layer_result(entry.descriptor, compiled.layer_channel_index(entry), snap, compiled.vector)
-        bad = int(np.count_nonzero(layer != expected.layer_outputs[entry.name]))
-        assert bad == 0, f"{entry.name}: {bad} of {layer.size} bytes differ from the golden model"
+    assert_exact(compiled, expected, final, snaps, shadow)
 
 
 def test_engine_over_axi_is_byte_exact(fire_out, tmp_path):

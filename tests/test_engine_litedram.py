@@ -12,12 +12,12 @@ import pytest
 pytest.importorskip("litedram")
 pytest.importorskip("cocotbext.axi")
 
-from fireforge.core.layout import read_layer_result, read_tensor  # noqa: E402
 from fireforge.core.program import Program  # noqa: E402
 from fireforge.sim import golden, litedram  # noqa: E402
-from fireforge.sim.hw_run import _initial_memory, as_compiled, default_build_root, image_plusargs  # noqa: E402
+from fireforge.sim.hw_run import initial_memory, as_compiled, default_build_root, image_plusargs  # noqa: E402
 
 from conftest import compile_fire, random_input  # noqa: E402
+from support.bus_replay import assert_exact, replay_writes  # noqa: E402
 
 BASE = 0x4000
 ONCHIP_CYCLES = 4897      # the same program and engine with the on-chip ff_act_ram (tests/test_engine_axi.py)
@@ -36,7 +36,7 @@ def test_engine_on_litedram_is_byte_exact(fire_out, tmp_path):
     expected = golden.run(Program.load(fire_out), x)
     core = litedram.generate("ulx3s", axi_data_width=compiled.config.act_word_bits, axi_id_width=1)
     model, name = engine_litedram.build(compiled, core, default_build_root(), base=BASE)
-    mem = _initial_memory(compiled, x)
+    mem = initial_memory(compiled, x)
     (tmp_path / "init.bin").write_bytes(mem.tobytes())
     spec = {"init": str(tmp_path / "init.bin"), "final": str(tmp_path / "final.bin"), "base": BASE,
             "max_cycles": 200_000}
@@ -46,22 +46,8 @@ def test_engine_on_litedram_is_byte_exact(fire_out, tmp_path):
     assert res["init_done"] == 1 and res["init_error"] == 0 and res["seq_error"] == 0
     assert res["error"] == 0
     final = np.frombuffer((tmp_path / "final.bin").read_bytes(), np.uint8).reshape(mem.shape)
-    v, snaps, shadow, applied = compiled.vector, [], mem.copy(), 0
-    for end in res["layer_ends"] + [len(res["writes"])]:
-        for addr, data in res["writes"][applied:end]:
-            shadow[(addr - BASE) // v] = np.frombuffer(int(data).to_bytes(v, "little"), np.uint8)
-        applied = end
-        snaps.append(shadow.copy())
-    snaps.pop()
-    assert np.array_equal(final, shadow), "the DRAM read back differs from the writes seen on the bus"
-    got = read_tensor(compiled.output_layout, final, compiled.vector)
-    bad = int(np.count_nonzero(got != expected.output))
-    assert bad == 0, f"output: {bad} of {got.size} bytes differ from the golden model"
-    assert len(snaps) == len(compiled.layers)
-    for entry, snap in zip(compiled.layers, snaps):
-        layer = read_layer_result(entry.descriptor, compiled.layer_channel_index(entry), snap, compiled.vector)
-        bad = int(np.count_nonzero(layer != expected.layer_outputs[entry.name]))
-        assert bad == 0, f"{entry.name}: {bad} of {layer.size} bytes differ from the golden model"
+    snaps, shadow = replay_writes(mem, res["writes"], res["layer_ends"], BASE, compiled.vector)
+    assert_exact(compiled, expected, final, snaps, shadow)
     print(f"\nengine on LiteDRAM (ULX3S sim, one clock): {res['cycles']} cycles "
           f"({res['cycles'] / ONCHIP_CYCLES:.2f}x on-chip {ONCHIP_CYCLES}); init {res['init_cycles']} cycles; "
           f"preload {mem.size} B in {res['preload_cycles']}, read-back in {res['readback_cycles']}; in flight: "
