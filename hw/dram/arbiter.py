@@ -43,6 +43,18 @@ def _check_arbiter(n, data_width, addr_width, id_width, policy):
     _check(data_width, addr_width, id_width + index_bits(n))
 
 
+def _init_arbiter(arbiter, signature, n, data_width, addr_width, id_width, policy):
+    """Check the parameters, record them and build the ports: ``n`` upstream ``s{i}`` and the shared ``m``,
+    whose ID carries the master's index too."""
+    _check_arbiter(n, data_width, addr_width, id_width, policy)
+    arbiter.n, arbiter.data_width, arbiter.addr_width, arbiter.id_width, arbiter.policy = \
+        n, data_width, addr_width, id_width, policy
+    up = signature(data_width=data_width, addr_width=addr_width, id_width=id_width)
+    down = signature(data_width=data_width, addr_width=addr_width, id_width=id_width + index_bits(n))
+    wiring.Component.__init__(arbiter, {**{f"s{i}": In(up) for i in range(n)}, "m": Out(down)})
+    arbiter.s = [getattr(arbiter, f"s{i}") for i in range(n)]
+
+
 def _arbitrate(m, prefix, ups, down, *, policy, extra_ready=None):
     """Grant one of the ``ups``' ``{prefix}valid`` requests into ``down``'s address register. Returns
     (``take``: a request is taken this cycle, ``index``: whose)."""
@@ -124,14 +136,7 @@ class AxiReadArbiter(wiring.Component):
 
     def __init__(self, *, n: int, data_width: int, addr_width: int = 32, id_width: int = 1,
                  policy: str = "round_robin"):
-        _check_arbiter(n, data_width, addr_width, id_width, policy)
-        self.n, self.data_width, self.addr_width, self.id_width, self.policy = \
-            n, data_width, addr_width, id_width, policy
-        up = AXI4Read(data_width=data_width, addr_width=addr_width, id_width=id_width)
-        super().__init__({**{f"s{i}": In(up) for i in range(n)},
-                          "m": Out(AXI4Read(data_width=data_width, addr_width=addr_width,
-                                            id_width=id_width + index_bits(n)))})
-        self.s = [getattr(self, f"s{i}") for i in range(n)]
+        _init_arbiter(self, AXI4Read, n, data_width, addr_width, id_width, policy)
 
     #: cycles from an ``arvalid`` granted (``arready`` high) to it on ``m``: the AR register
     issue_latency = 1
@@ -171,17 +176,10 @@ class AxiWriteArbiter(wiring.Component):
 
     def __init__(self, *, n: int, data_width: int, addr_width: int = 32, id_width: int = 1,
                  policy: str = "round_robin", outstanding: int = 4):
-        _check_arbiter(n, data_width, addr_width, id_width, policy)
         if not isinstance(outstanding, int) or not 1 <= outstanding <= 64:
             raise ValueError(f"outstanding must be an integer from 1 to 64, not {outstanding!r}")
-        self.n, self.data_width, self.addr_width, self.id_width, self.policy = \
-            n, data_width, addr_width, id_width, policy
         self.outstanding = outstanding
-        up = AXI4Write(data_width=data_width, addr_width=addr_width, id_width=id_width)
-        super().__init__({**{f"s{i}": In(up) for i in range(n)},
-                          "m": Out(AXI4Write(data_width=data_width, addr_width=addr_width,
-                                             id_width=id_width + index_bits(n)))})
-        self.s = [getattr(self, f"s{i}") for i in range(n)]
+        _init_arbiter(self, AXI4Write, n, data_width, addr_width, id_width, policy)
 
     #: cycles from an ``awvalid`` granted to it on ``m``: the AW register (its W beats may pass from then on)
     issue_latency = 1
