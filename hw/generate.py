@@ -48,8 +48,7 @@ def generate(compiled: Compiled | Path, rtl_dir: Path, *, force: bool = False, l
 
     ``act_memory="external"``: the activation memory is left out and its channels become ``mem_*`` ports
     (see :class:`~fireforge.hw.top.FireforgeTop`)."""
-    if not isinstance(compiled, Compiled):
-        compiled = Compiled.load(compiled)
+    compiled = Compiled.of(compiled)
     out_dir, config = compiled.out_dir, compiled.config
     check_supported(compiled.program, config)
     tmp = prepare_output_dir(rtl_dir, force, inputs=[out_dir])

@@ -440,8 +440,7 @@ class HostClient:
         """One inference of a compiled program (a :class:`~fireforge.core.compiled.Compiled` or its ``OUT/``
         directory) on a float NCHW input: (uint8 output, cycles)."""
 
-        if not isinstance(compiled, Compiled):
-            compiled = Compiled.load(compiled)
+        compiled = Compiled.of(compiled)
         program, v = compiled.program, compiled.vector
         t_in = program.tensors[program.input]
         layout = compiled.input_layout

@@ -30,7 +30,7 @@ from fireforge.hw.generate import check_supported
 from fireforge.hw.top import ACT_RAM_LATENCY, HDL_SOURCES, ROM_IMAGES, write_verilog
 from fireforge.sim import verilator
 
-__all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir", "as_compiled", "ideal_cycles",
+__all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir", "ideal_cycles",
            "image_plusargs", "MAX_READ_LATENCY"]
 
 #: simulation models of the ECP5 primitives (DP16KD, TRELLIS_FF, MULT18X18D), in ``hw/hdl``
@@ -51,11 +51,6 @@ def run_dir(build_root: Path | None, prefix: str) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=prefix, dir=root) as tmp:
         yield Path(tmp)
-
-
-def as_compiled(compiled: Compiled | str | Path) -> Compiled:
-    """A :class:`Compiled`, loading (and validating) an ``OUT/`` path once."""
-    return compiled if isinstance(compiled, Compiled) else Compiled.load(compiled)
 
 
 @dataclass
@@ -180,7 +175,7 @@ def rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVar
     :data:`~fireforge.core.config.TAP_DEPTH`. ``progress(layers_done, cycles)`` is called from a helper
     thread as layers finish."""
 
-    compiled = as_compiled(compiled)
+    compiled = Compiled.of(compiled)
     read_latency = _check_read_latency(read_latency)
     check_supported(compiled.program, compiled.config)
     build_dir = build_engine(compiled.config, variant, build_root=build_root)

@@ -13,7 +13,7 @@ from fireforge.core.compiled import Compiled, rebuild_hint
 from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
 from fireforge.sim import golden
-from fireforge.sim.hw_run import as_compiled, rtl_run
+from fireforge.sim.hw_run import rtl_run
 
 __all__ = ["LayerDiff", "Comparison", "ort_layer_outputs", "compare", "top5", "diff"]
 
@@ -129,7 +129,7 @@ def compare(compiled: Compiled | str | Path, x: np.ndarray, program: Program | N
     ort_values, ort_final = ort_layer_outputs(out_dir, program, x)
     hw_res = None
     if hw:
-        hw_res = rtl_run(as_compiled(compiled), x, dump_layers=True, progress=progress)
+        hw_res = rtl_run(Compiled.of(compiled), x, dump_layers=True, progress=progress)
     rows = []
     t_in = program.tensors[program.input]
     mx, mm = diff(g.tensors[program.input], ort_values[program.input])

@@ -143,7 +143,7 @@ def predict_compiled(compiled) -> Prediction:
     """:func:`predict` for a :class:`~fireforge.core.compiled.Compiled` (or an ``OUT/`` path)."""
     from fireforge.core.compiled import Compiled
     from fireforge.sim.hw_run import ideal_cycles
-    c = compiled if isinstance(compiled, Compiled) else Compiled.load(compiled)
+    c = Compiled.of(compiled)
     layers = {l.name: l for l in c.program.layers}
     return predict([e.descriptor for e in c.layers], c.config, names=[e.name for e in c.layers],
                    ideal=[ideal_cycles(c.program, layers[e.name], c.config) for e in c.layers])

@@ -10,7 +10,7 @@ import numpy as np
 from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant
 from fireforge.sim import golden
-from fireforge.sim.hw_run import HwResult, as_compiled, ideal_cycles, rtl_run
+from fireforge.sim.hw_run import HwResult, ideal_cycles, rtl_run
 from fireforge.sw.compare import diff, top5
 
 __all__ = ["LayerReport", "SimReport", "simulate"]
@@ -68,7 +68,7 @@ def simulate(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVa
              build_root: Path | None = None, progress=None) -> SimReport:
     """The compiled program (a :class:`Compiled` or its ``OUT/``) on the engine built as ``variant``, every
     compared layer checked against the golden model; see :func:`fireforge.sim.hw_run.rtl_run`."""
-    compiled = as_compiled(compiled)
+    compiled = Compiled.of(compiled)
     program, config = compiled.program, compiled.config
     g = golden.run(program, x)
     hw = rtl_run(compiled, x, variant=variant, dump_layers=dump_layers, stall_seed=stall_seed,

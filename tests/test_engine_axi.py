@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
+from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant
 from fireforge.core.program import Program
 from fireforge.hw.dram.act_port import RAW_RULES
 from fireforge.sim import golden
-from fireforge.sim.hw_run import initial_memory, as_compiled, default_build_root, image_plusargs, rtl_run
+from fireforge.sim.hw_run import initial_memory, default_build_root, image_plusargs, rtl_run
 
 from conftest import compile_fire, random_input
 from support.bus_replay import assert_exact, replay_writes
@@ -69,7 +70,7 @@ def _assert_exact(compiled, expected, res, final, snaps, shadow):
 
 def test_engine_over_axi_is_byte_exact(fire_out, tmp_path):
     pytest.importorskip("cocotbext.axi", reason="cocotbext-axi (the dev extra) is the AXI memory")
-    compiled, x = as_compiled(fire_out), random_input((1, 16, 7, 7), 19)
+    compiled, x = Compiled.of(fire_out), random_input((1, 16, 7, 7), 19)
     expected = golden.run(Program.load(fire_out), x)
     res, final, snaps, shadow = axi_run(compiled, x, tmp_path, max_writes=4)
     _assert_exact(compiled, expected, res, final, snaps, shadow)
@@ -88,7 +89,7 @@ def test_reads_wait_for_writes_that_have_not_landed(fire_out, tmp_path, raw):
     memory. Without the port's read-after-write rule this run reads stale words (checked by removing the rule:
     2 bytes of the output differ)."""
     pytest.importorskip("cocotbext.axi", reason="cocotbext-axi (the dev extra) is the AXI memory")
-    compiled, x = as_compiled(fire_out), random_input((1, 16, 7, 7), 23)
+    compiled, x = Compiled.of(fire_out), random_input((1, 16, 7, 7), 23)
     expected = golden.run(Program.load(fire_out), x)
     res, final, snaps, shadow = axi_run(compiled, x, tmp_path, max_writes=64, raw=raw, seed=2,
                                           busy=0.1, write_lag=200)

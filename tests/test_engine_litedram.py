@@ -12,9 +12,10 @@ import pytest
 pytest.importorskip("litedram")
 pytest.importorskip("cocotbext.axi")
 
+from fireforge.core.compiled import Compiled
 from fireforge.core.program import Program  # noqa: E402
 from fireforge.sim import golden, litedram  # noqa: E402
-from fireforge.sim.hw_run import initial_memory, as_compiled, default_build_root, image_plusargs  # noqa: E402
+from fireforge.sim.hw_run import initial_memory, default_build_root, image_plusargs  # noqa: E402
 
 from conftest import compile_fire, random_input  # noqa: E402
 from support.bus_replay import assert_exact, replay_writes  # noqa: E402
@@ -32,7 +33,7 @@ def fire_out(tmp_path_factory):
 def test_engine_on_litedram_is_byte_exact(fire_out, tmp_path):
     from fireforge.sim import engine_litedram, verilator as V
 
-    compiled, x = as_compiled(fire_out), random_input((1, 16, 7, 7), 19)
+    compiled, x = Compiled.of(fire_out), random_input((1, 16, 7, 7), 19)
     expected = golden.run(Program.load(fire_out), x)
     core = litedram.generate("ulx3s", axi_data_width=compiled.config.act_word_bits, axi_id_width=1)
     model, name = engine_litedram.build(compiled, core, default_build_root(), base=BASE)

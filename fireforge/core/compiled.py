@@ -107,6 +107,12 @@ class Compiled:
         return rebuild_hint(self.out_dir, self.manifest)
 
     @classmethod
+    def of(cls, source: "Compiled | str | Path") -> "Compiled":
+        """``source`` itself if it is already loaded, else :meth:`load` of the ``OUT/`` path: what every API that
+        takes "a Compiled or its directory" calls, so a directory is read and checked once."""
+        return source if isinstance(source, Compiled) else cls.load(source)
+
+    @classmethod
     def load(cls, out_dir: str | Path, *, verify: bool = True) -> "Compiled":
         """Read and validate ``out_dir``; ``verify=False`` skips the checksums (presence, structure and sizes are
         always checked). Every problem is one :class:`FireforgeError` naming the file, what is wrong with it

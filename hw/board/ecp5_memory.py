@@ -332,8 +332,7 @@ def memory_modules(compiled, *, act_memory: str = BuildVariant.act_memory, devic
     images as contents, and the activation RAM unless it is external; ``device``: the FPGA whose block-RAM
     sites :func:`fireforge.hw.board.floorplan.plan_memories` assigns (None: no floorplan)."""
 
-    if not isinstance(compiled, Compiled):
-        compiled = Compiled.load(compiled)
+    compiled = Compiled.of(compiled)
     config = compiled.config
     v = config.vector
     plan = plan_memories(device, rom_tiles(config.weight_word_bits, config.weight_depth),

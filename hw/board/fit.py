@@ -104,7 +104,7 @@ def _load_source(source) -> tuple[EngineConfig, Compiled | None]:
     if isinstance(source, EngineConfig):
         return source, None
     if isinstance(source, (str, Path)):
-        source = Compiled.load(Path(source))
+        source = Compiled.of(source)
     if not isinstance(source, Compiled):
         raise FireforgeError(f"the fit check takes a Compiled, an OUT/ directory or an EngineConfig, not a "
                              f"{type(source).__name__}")

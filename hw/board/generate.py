@@ -54,7 +54,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     board = get_board(board)
     rtl_dir = Path(rtl_dir)
     _check_tool_flags(board, pnr, bitstream)
-    compiled = out_dir if isinstance(out_dir, Compiled) else Compiled.load(Path(out_dir))
+    compiled = Compiled.of(out_dir)
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit
     else:

@@ -10,7 +10,7 @@ import numpy as np
 from fireforge.core.compiled import Compiled
 from fireforge.errors import FireforgeError
 from fireforge.sim import verilator
-from fireforge.sim.hw_run import as_compiled, image_plusargs, run_dir
+from fireforge.sim.hw_run import image_plusargs, run_dir
 from fireforge.sim.uart_run import TOP, build_linked
 
 
@@ -24,7 +24,7 @@ def uart_infer(compiled: Compiled | str | Path, x: np.ndarray, *, divisor: int =
     then the DP16KD one, so ``read_latency`` and ``stall_seed`` do not apply."""
     from fireforge.hw.top import ACT_RAM_LATENCY
 
-    compiled = as_compiled(compiled)
+    compiled = Compiled.of(compiled)
     read_latency = ACT_RAM_LATENCY if read_latency is None else read_latency
     if ecp5_memories and (read_latency != ACT_RAM_LATENCY or stall_seed):
         raise FireforgeError(f"the ECP5 activation RAM answers in {ACT_RAM_LATENCY} cycles and never stalls: "
