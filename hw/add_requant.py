@@ -93,7 +93,7 @@ from amaranth.lib.wiring import In, Out
 from fireforge.core.config import BuildVariant
 from fireforge.core.numerics import requant_multiplier
 from fireforge.hw.dsp import PRODUCT_LATENCY, check_multipliers, registered_product
-from fireforge.hw.requant import _pipe, leading_zeros
+from fireforge.hw.requant import pipe_stage, leading_zeros
 
 __all__ = ["AddRequantizer", "FMA_LATENCY", "add_constants_supported", "add_port_constants"]
 
@@ -150,7 +150,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     prod_hi = registered_product(m, x, mult[18:], name=f"{name}_a_prod_hi", multipliers=multipliers)
     assert PRODUCT_LATENCY == 2     # stages I and A
     terms = shift if isinstance(shift, dict) else _shift_terms(shift, c_bias)
-    i = _pipe(m, f"{name}_i", valid=valid, x_zero=x == 0, c_sign=c_sign, c_mant=c_mant, c_exp=c_exp,
+    i = pipe_stage(m, f"{name}_i", valid=valid, x_zero=x == 0, c_sign=c_sign, c_mant=c_mant, c_exp=c_exp,
               **{f"t_{k}": v for k, v in terms.items()}, **carry)
     c_sign, c_mant, c_exp = i["c_sign"], i["c_mant"], i["c_exp"]
     terms = {k: i[f"t_{k}"] for k in terms}
@@ -170,7 +170,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     e_unit = Mux(x_zero, c_exp - (c_bias + G), Mux(far, c_exp - (c_bias + QMAX), terms["e_prod"]))
     e_reg = Signal(EXP, name=f"{name}_a_e_unit")
     m.d.sync += e_reg.eq(e_unit)
-    a = _pipe(m, f"{name}_a", valid=i["valid"], far=far, c_sign=c_sign, c_mant=c_mant, **keep(i))
+    a = pipe_stage(m, f"{name}_a", valid=i["valid"], far=far, c_sign=c_sign, c_mant=c_mant, **keep(i))
 
     # -- B: align the addend (one 24 → 86-bit shifter); sticky from a mask in parallel -----------------------
     wide = a["c_mant"] << amount
@@ -180,7 +180,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     xp = Signal(G + 32, name=f"{name}_b_xp")
     prod = (prod_lo + (prod_hi << 18))[:32]
     m.d.sync += [xa.eq(wide[-QMIN:] | sticky), xp.eq(Mux(a["far"], 1, prod << G))]
-    b = _pipe(m, f"{name}_b", valid=a["valid"], c_sign=a["c_sign"], e_unit=e_reg, **keep(a))
+    b = pipe_stage(m, f"{name}_b", valid=a["valid"], c_sign=a["c_sign"], e_unit=e_reg, **keep(a))
 
     # -- C: add (same sign) or subtract both ways (one adder delay) -----------------------------------------
     # three carry chains side by side: xp + xa, xp − xa, xa − xp; then a 3:1 select on c_sign and a sign
@@ -188,12 +188,12 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     neg = b["c_sign"] & (diff < 0)
     mag = Signal(WIN, name=f"{name}_c_mag")
     m.d.sync += mag.eq(Mux(b["c_sign"], Mux(diff < 0, xa - xp, diff), xp + xa))
-    c = _pipe(m, f"{name}_c", valid=b["valid"], neg=neg, e_unit=b["e_unit"], **keep(b))
+    c = pipe_stage(m, f"{name}_c", valid=b["valid"], neg=neg, e_unit=b["e_unit"], **keep(b))
 
     # -- D: leading-zero count over the window (padded to 64 at the bottom) ---------------------------------
     lzc = Signal(7, name=f"{name}_d_lzc")
     m.d.sync += lzc.eq(leading_zeros(Cat(Const(0, 64 - WIN), mag), 64))
-    d = _pipe(m, f"{name}_d", valid=c["valid"], mag=mag, neg=c["neg"], e_unit=c["e_unit"], **keep(c))
+    d = pipe_stage(m, f"{name}_d", valid=c["valid"], mag=mag, neg=c["neg"], e_unit=c["e_unit"], **keep(c))
 
     # -- E: normalise (top bit to WIN-1) and the exponent of the 24-bit significand's LSB -------------------
     # The sticky (bits under the guard after normalising: mag bits i < 36 - lzc) comes from a mask of
@@ -203,7 +203,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     sticky = Signal(name=f"{name}_e_sticky")
     m.d.sync += [norm.eq(d["mag"] << lzc[:6]), e_res.eq(d["e_unit"] + (WIN - 24) - lzc),
                  sticky.eq((d["mag"][:WIN - 25] & (Const(2**(WIN - 25) - 1, WIN - 25) >> lzc)) != 0)]
-    e = _pipe(m, f"{name}_e", valid=d["valid"], neg=d["neg"], **keep(d))
+    e = pipe_stage(m, f"{name}_e", valid=d["valid"], neg=d["neg"], **keep(d))
 
     # -- F: round to 24 significant bits, half to even ------------------------------------------------------
     top = norm[WIN - 24:]
@@ -212,7 +212,7 @@ def _fma(m: Module, name: str, valid, x, mult, shift, c_sign, c_mant, c_exp, c_b
     mant = Signal(24, name=f"{name}_f_mant")
     exp = Signal(EXP, name=f"{name}_f_exp")
     m.d.sync += [mant.eq((top + up)[:24] | (over << 23)), exp.eq(Mux(over, e_res + 1, e_res))]
-    f = _pipe(m, f"{name}_f", valid=e["valid"], sign=e["neg"], **keep(e))
+    f = pipe_stage(m, f"{name}_f", valid=e["valid"], sign=e["neg"], **keep(e))
     return f["valid"], f["sign"], mant, exp, keep(f)
 
 
@@ -289,7 +289,7 @@ class AddRequantizer(wiring.Component):
         shifted = r_mant >> j
         under_guard = Const(2**24 - 1, 24) >> (9 - j)[:4]   # bits i < 15 + j, for j in [0, 9]
         rest = (r_mant & under_guard) != 0
-        g = _pipe(m, "cvt", valid=v2, zero=zero, sat=sat, q=shifted[16:24],
+        g = pipe_stage(m, "cvt", valid=v2, zero=zero, sat=sat, q=shifted[16:24],
                   up=shifted[15] & (rest | shifted[16]))
 
         # -- H: round up and clamp -----------------------------------------------------------------------

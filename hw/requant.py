@@ -48,7 +48,7 @@ from fireforge.core.config import BuildVariant
 __all__ = ["Requantizer"]
 
 
-def _pipe(m: Module, prefix: str, **values):
+def pipe_stage(m: Module, prefix: str, **values):
     """One pipeline register per value (shape taken from the value); returns them as a dict. Only ``valid``
     is reset: the data registers need none, and leaving them off keeps the reset net's fan-out down (it
     reaches every reset flip-flop of the chip)."""
@@ -125,22 +125,22 @@ class Requantizer(wiring.Component):
 
         # 1: sign and magnitude (|-2^31| = 2^31 fits the unsigned 32 bits)
         neg = self.acc < 0
-        s1 = _pipe(m, "s1", valid=self.valid, neg=neg, mag=Mux(neg, -self.acc, self.acc)[:32],
+        s1 = pipe_stage(m, "s1", valid=self.valid, neg=neg, mag=Mux(neg, -self.acc, self.acc)[:32],
                    mant=self.mantissa, shift=self.shift, zp=self.zero_point, relu=self.relu)
 
         # 2: leading zeros of the magnitude (32 for zero)
-        s2 = _pipe(m, "s2", valid=s1["valid"], neg=s1["neg"], mag=s1["mag"], lz=leading_zeros(s1["mag"], 32),
+        s2 = pipe_stage(m, "s2", valid=s1["valid"], neg=s1["neg"], mag=s1["mag"], lz=leading_zeros(s1["mag"], 32),
                    nz=s1["mag"] != 0, mant=s1["mant"], shift=s1["shift"], zp=s1["zp"], relu=s1["relu"])
 
         # 3: normalise by whole bytes; k's first term (shift + lz - 31, see the module docstring)
         coarse = Mux(s2["lz"][4], Mux(s2["lz"][3], s2["mag"] << 24, s2["mag"] << 16),
                      Mux(s2["lz"][3], s2["mag"] << 8, s2["mag"]))
-        s3 = _pipe(m, "s3", valid=s2["valid"], neg=s2["neg"], mag=coarse[:32], fine=s2["lz"][:3],
+        s3 = pipe_stage(m, "s3", valid=s2["valid"], neg=s2["neg"], mag=coarse[:32], fine=s2["lz"][:3],
                    k=(s2["shift"] + s2["lz"] - 31)[:11].as_signed(), nz=s2["nz"],
                    mant=s2["mant"], zp=s2["zp"], relu=s2["relu"])
 
         # 4: normalise by 0..7 bits: the top bit of a non-zero magnitude is now bit 31
-        s4 = _pipe(m, "s4", valid=s3["valid"], neg=s3["neg"], norm=(s3["mag"] << s3["fine"])[:32], k=s3["k"],
+        s4 = pipe_stage(m, "s4", valid=s3["valid"], neg=s3["neg"], norm=(s3["mag"] << s3["fine"])[:32], k=s3["k"],
                    nz=s3["nz"], mant=s3["mant"], zp=s3["zp"], relu=s3["relu"])
 
         # 5: int -> float32: keep 24 bits, round half to even; a carry (top all ones) gives 2^23, exponent + 1
@@ -148,7 +148,7 @@ class Requantizer(wiring.Component):
         top = norm[8:32]
         up = norm[7] & ((norm[:7] != 0) | top[0])
         over = up & (top == 2**24 - 1)
-        s5 = _pipe(m, "s5", valid=s4["valid"], neg=s4["neg"], a=(top + up)[:24] | (over << 23),
+        s5 = pipe_stage(m, "s5", valid=s4["valid"], neg=s4["neg"], a=(top + up)[:24] | (over << 23),
                    k=(s4["k"] - over)[:11].as_signed(), nz=s4["nz"], mant=s4["mant"], zp=s4["zp"], relu=s4["relu"])
 
         # 6: A and the mantissa into the four multipliers' input registers: from stage 5's flip-flops, so the
@@ -156,22 +156,22 @@ class Requantizer(wiring.Component):
         # rounding increment feeding the blocks directly was 7.7 ns with 4.75 of routing on a requantizer alone.
         a, mt = s5["a"], s5["mant"]
         halves = {"l": (a[:18], mt[:18]), "h": (a[18:], mt[18:])}
-        s6 = _pipe(m, "s6", valid=s5["valid"], neg=s5["neg"], k=s5["k"], nz=s5["nz"], zp=s5["zp"], relu=s5["relu"])
+        s6 = pipe_stage(m, "s6", valid=s5["valid"], neg=s5["neg"], k=s5["k"], nz=s5["nz"], zp=s5["zp"], relu=s5["relu"])
         products = {ka + kb: registered_product(m, halves[ka][0], halves[kb][1], name=f"s7_{ka}{kb}",
                                                 multipliers=self.multipliers) for ka, kb in ("ll", "hl", "lh", "hh")}
 
         # 7: partial products of A · M with 18-bit low halves (each one DSP multiply, whose output register
         # is stage 7's)
-        s7 = _pipe(m, "s7", valid=s6["valid"], neg=s6["neg"], k=s6["k"], nz=s6["nz"], zp=s6["zp"], relu=s6["relu"])
+        s7 = pipe_stage(m, "s7", valid=s6["valid"], neg=s6["neg"], k=s6["k"], nz=s6["nz"], zp=s6["zp"], relu=s6["relu"])
         s7.update(products)
 
         # 8: the cross terms added; ll < 2^36 so ll + hh·2^36 is a concatenation
-        s8 = _pipe(m, "s8", valid=s7["valid"], neg=s7["neg"], outer=Cat(s7["ll"], s7["hh"])[:48],
+        s8 = pipe_stage(m, "s8", valid=s7["valid"], neg=s7["neg"], outer=Cat(s7["ll"], s7["hh"])[:48],
                    cross=(s7["hl"] + s7["lh"])[:25], k=s7["k"], nz=s7["nz"], zp=s7["zp"], relu=s7["relu"])
 
         # 9: P = outer + cross · 2^18 (the low 18 bits pass through); P < 2^48
         outer = s8["outer"]
-        s9 = _pipe(m, "s9", valid=s8["valid"], neg=s8["neg"], p=Cat(outer[:18], (outer[18:] + s8["cross"])[:30]),
+        s9 = pipe_stage(m, "s9", valid=s8["valid"], neg=s8["neg"], p=Cat(outer[:18], (outer[18:] + s8["cross"])[:30]),
                    k=s8["k"], nz=s8["nz"], zp=s8["zp"], relu=s8["relu"])
 
         # 10: float32 multiply: P has 48 bits (P[47]) or 47; its top 24 bits, guard and sticky
@@ -180,12 +180,12 @@ class Requantizer(wiring.Component):
         kept = Mux(t, p[24:48], p[23:47])
         guard = Mux(t, p[23], p[22])
         sticky = Mux(t, p[:23] != 0, p[:22] != 0)
-        s10 = _pipe(m, "s10", valid=s9["valid"], neg=s9["neg"], kept=kept, up=guard & (sticky | kept[0]),
+        s10 = pipe_stage(m, "s10", valid=s9["valid"], neg=s9["neg"], kept=kept, up=guard & (sticky | kept[0]),
                    k=(s9["k"] - t)[:11].as_signed(), nz=s9["nz"], zp=s9["zp"], relu=s9["relu"])
 
         # 11: Q (2^23 <= Q <= 2^24 unless acc = 0); classify k
         k = s10["k"]
-        s11 = _pipe(m, "s11", valid=s10["valid"], neg=s10["neg"], q=(s10["kept"] + s10["up"])[:25],
+        s11 = pipe_stage(m, "s11", valid=s10["valid"], neg=s10["neg"], q=(s10["kept"] + s10["up"])[:25],
                     big=s10["nz"] & (k <= 15), tiny=k >= 26, j=(k - 16)[:4], zp=s10["zp"], relu=s10["relu"])
 
         # 12: nearbyint(Q / 2^(16 + j)), j in [0, 9]: result bits, guard, sticky (bits below the guard)
@@ -193,18 +193,18 @@ class Requantizer(wiring.Component):
         rt = (q[16:] >> j)[:9]
         guard = (q[15:] >> j)[0]
         below = Const(2**24 - 1, 24) >> (9 - j)[:4]       # bits i < 15 + j
-        s12 = _pipe(m, "s12", valid=s11["valid"], neg=s11["neg"], rt=rt,
+        s12 = pipe_stage(m, "s12", valid=s11["valid"], neg=s11["neg"], rt=rt,
                     up=guard & (((q[:24] & below) != 0) | rt[0]), big=s11["big"], tiny=s11["tiny"],
                     zp=s11["zp"], relu=s11["relu"])
 
         # 13: the rounded magnitude, <= 256 (>= 256 saturates below like anything bigger)
-        s13 = _pipe(m, "s13", valid=s12["valid"], neg=s12["neg"],
+        s13 = pipe_stage(m, "s13", valid=s12["valid"], neg=s12["neg"],
                     r=Mux(s12["tiny"], 0, s12["rt"] + s12["up"])[:9], big=s12["big"], zp=s12["zp"],
                     relu=s12["relu"])
 
         # 14: sign and zero point (both sums side by side)
         r, zp = s13["r"], s13["zp"]
-        s14 = _pipe(m, "s14", valid=s13["valid"], neg=s13["neg"],
+        s14 = pipe_stage(m, "s14", valid=s13["valid"], neg=s13["neg"],
                     v=Mux(s13["neg"], zp - r, zp + r)[:11].as_signed(), lo=Mux(s13["relu"], zp, 0)[:8],
                     big=s13["big"])
 

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.hw.engine import Engine
 from fireforge.hw.engine.engine import WRITE_DEPTH
 from fireforge.hw.top import ACT_RAM_LATENCY
+from fireforge.sim.hw_run import ideal_cycles
 
 __all__ = ["EngineTiming", "engine_timing", "layer_taps", "group_overhead", "layer_cycles", "predict",
            "Prediction", "tap_throughput", "DRAIN_EXTRA"]
@@ -141,8 +143,6 @@ def predict(descriptors: list[dict], config: EngineConfig, variant: BuildVariant
 
 def predict_compiled(compiled) -> Prediction:
     """:func:`predict` for a :class:`~fireforge.core.compiled.Compiled` (or an ``OUT/`` path)."""
-    from fireforge.core.compiled import Compiled
-    from fireforge.sim.hw_run import ideal_cycles
     c = Compiled.of(compiled)
     layers = {l.name: l for l in c.program.layers}
     return predict([e.descriptor for e in c.layers], c.config, names=[e.name for e in c.layers],

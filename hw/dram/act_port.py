@@ -38,7 +38,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fireforge.hw.dram.axi import AXI4, BURST_INCR, CACHE_NORMAL, PROT_DATA, _check
+from fireforge.hw.dram.axi import AXI4, BURST_INCR, CACHE_NORMAL, PROT_DATA, check_port_params
 from fireforge.hw.engine.needs import report
 from fireforge.hw.engine.ports import ActMemoryPort
 
@@ -85,7 +85,7 @@ class AxiActivationPort(wiring.Component):
         data_width = 8 * vector
         if raw not in RAW_RULES:
             raise ValueError(f"raw must be one of {RAW_RULES}, not {raw!r}")
-        _check(data_width, addr_width, id_width)
+        check_port_params(data_width, addr_width, id_width)
         if not isinstance(base, int) or base < 0 or base % vector or base + (vector << act_addr_bits) > 1 << addr_width:
             raise ValueError(f"base must be a word-aligned byte address whose memory fits {addr_width} address "
                              f"bits, not {base!r}")

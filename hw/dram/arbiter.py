@@ -21,7 +21,7 @@ from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fireforge.hw.dram.axi import AXI4Read, AXI4Write, _check
+from fireforge.hw.dram.axi import AXI4Read, AXI4Write, check_port_params
 from fireforge.hw.engine.needs import report
 
 __all__ = ["AxiReadArbiter", "AxiWriteArbiter", "index_bits"]
@@ -39,8 +39,8 @@ def _check_arbiter(n, data_width, addr_width, id_width, policy):
         raise ValueError(f"n must be an integer from 1 to 16, not {n!r}")
     if policy not in ("round_robin", "priority"):
         raise ValueError(f"policy must be 'round_robin' or 'priority', not {policy!r}")
-    _check(data_width, addr_width, id_width)
-    _check(data_width, addr_width, id_width + index_bits(n))
+    check_port_params(data_width, addr_width, id_width)
+    check_port_params(data_width, addr_width, id_width + index_bits(n))
 
 
 def _init_arbiter(arbiter, signature, n, data_width, addr_width, id_width, policy):

@@ -35,7 +35,7 @@ MAX_BURST_BEATS = 256
 BOUNDARY_BYTES = 4096
 
 
-def _check(data_width, addr_width, id_width):
+def check_port_params(data_width, addr_width, id_width):
     if data_width not in DATA_WIDTHS:
         raise ValueError(f"data_width must be one of {DATA_WIDTHS}, not {data_width!r}")
     if not isinstance(addr_width, int) or not 12 <= addr_width <= 64:
@@ -111,7 +111,7 @@ class AXI4Read(_AXI4Base):
     """
 
     def __init__(self, *, data_width: int, addr_width: int = 32, id_width: int = 1):
-        _check(data_width, addr_width, id_width)
+        check_port_params(data_width, addr_width, id_width)
         super().__init__(_read(data_width, addr_width, id_width),
                          data_width=data_width, addr_width=addr_width, id_width=id_width)
 
@@ -135,7 +135,7 @@ class AXI4Write(_AXI4Base):
     """
 
     def __init__(self, *, data_width: int, addr_width: int = 32, id_width: int = 1):
-        _check(data_width, addr_width, id_width)
+        check_port_params(data_width, addr_width, id_width)
         super().__init__(_write(data_width, addr_width, id_width),
                          data_width=data_width, addr_width=addr_width, id_width=id_width)
 
@@ -150,7 +150,7 @@ class AXI4(_AXI4Base):
     """
 
     def __init__(self, *, data_width: int, addr_width: int = 32, id_width: int = 1):
-        _check(data_width, addr_width, id_width)
+        check_port_params(data_width, addr_width, id_width)
         super().__init__({**_write(data_width, addr_width, id_width), **_read(data_width, addr_width, id_width)},
                          data_width=data_width, addr_width=addr_width, id_width=id_width)
 

@@ -18,7 +18,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.hw.dram.axi import (BURST_INCR, CACHE_NORMAL, MAX_BURST_BEATS, PROT_DATA, AXI4Read, AXI4Write,
-                                   _check)
+                                   check_port_params)
 from fireforge.hw.engine.fifo import StreamFIFO
 from fireforge.hw.engine.needs import total
 
@@ -40,7 +40,7 @@ def burst_layout(addr_width: int) -> data.StructLayout:
 
 
 def _check_dma(*, data_width, addr_width, id_width, beats_width, max_burst, outstanding):
-    _check(data_width, addr_width, id_width)
+    check_port_params(data_width, addr_width, id_width)
     if not isinstance(beats_width, int) or not 1 <= beats_width <= 32:
         raise ValueError(f"beats_width must be an integer from 1 to 32, not {beats_width!r}")
     if (not isinstance(max_burst, int) or not 1 <= max_burst <= MAX_BURST_BEATS
