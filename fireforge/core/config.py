@@ -16,10 +16,12 @@ from fireforge.core.quant import QUANT_LANE
 from fireforge.errors import FireforgeError
 
 __all__ = ["EngineConfig", "BuildVariant", "channel_groups", "ACT_MEMORY", "MAC_PRODUCTS", "MULTIPLIERS", "TAP_DEPTH",
-           "EXTERNAL_TAP_DEPTH", "MAC_UNITS", "MAX_DEPTH"]
+           "EXTERNAL_TAP_DEPTH", "MAC_UNITS", "MAX_DEPTH", "MEMORY_MODES"]
 
 #: the MAC array sizes: squares of a power of two (a 32 x 32 array is already beyond every supported board)
 MAC_UNITS = (4, 16, 64, 256, 1024)
+#: where the program and the activations live (EngineConfig.memory)
+MEMORY_MODES = ("resident", "dram")
 #: the largest memory depth a config may ask for, in words (16 Mi: an external DRAM's worth of 2-channel words)
 MAX_DEPTH = 1 << 24
 
@@ -53,6 +55,11 @@ class EngineConfig:
         bypass models' residual adds). ``None`` means "if the compiled program has an Add layer": the ROMs
         hold one program, and in a network without bypass the add units are only cost — a third of the
         64-MAC ULX3S design's LUTs (13,317 of 40,263 packed) and its most congested region.
+    memory:
+        ``"resident"``: the program (descriptors, weights, requant words) is in the engine's ROMs and the
+        activations in its activation memory. ``"dram"``: everything is in DRAM, behind one AXI4 port; the
+        compiler tiles every layer into on-chip buffers and the depths above are the buffers' sizes
+        (docs/dram.md). The bitstream then depends only on the config, not on the program.
     """
 
     mac_units: int = 64
@@ -64,13 +71,17 @@ class EngineConfig:
     desc_depth: int = 0
     act_depth: int = 0
     add_unit: bool | None = None
+    memory: str = "resident"
 
     def __post_init__(self):
+        if self.memory not in MEMORY_MODES:
+            raise FireforgeError(f"engine config: memory must be one of {', '.join(MEMORY_MODES)}, "
+                                 f"not {self.memory!r}")
         if self.add_unit not in (None, True, False):
             raise FireforgeError(f"engine config: add_unit must be true, false or null (if the program has an "
                                  f"Add layer), not {self.add_unit!r}")
         for f in dataclasses.fields(self):
-            if f.name == "add_unit":
+            if f.name in ("add_unit", "memory"):
                 continue
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -91,6 +102,10 @@ class EngineConfig:
                                  f"not {self.acc_bits}")
 
     # -- derived values -------------------------------------------------------------------------
+    @property
+    def dram(self) -> bool:
+        return self.memory == "dram"
+
     @property
     def has_add_unit(self) -> bool:
         """The hardware's answer: built unless the config says ``False`` (an unresolved ``None`` builds it)."""

@@ -12,7 +12,8 @@ from amaranth.lib import data, enum
 
 from fireforge.errors import FireforgeError
 
-__all__ = ["Op", "DESCRIPTOR", "pack", "unpack"]
+__all__ = ["Op", "Buffer", "DESCRIPTOR", "TRANSFER", "COMMAND_BYTES", "pack", "unpack", "pack_transfer",
+           "unpack_command"]
 
 
 class Op(enum.Enum, shape=3):
@@ -21,6 +22,15 @@ class Op(enum.Enum, shape=3):
     MAXPOOL = 2
     ADD = 3
     GAP = 4
+    LOAD = 5      # DRAM mode: DRAM → an on-chip buffer (a TRANSFER)
+    STORE = 6     # DRAM mode: the activation buffer → DRAM (a TRANSFER)
+
+
+class Buffer(enum.Enum, shape=2):
+    """The on-chip buffers of a DRAM-mode engine a transfer names."""
+    ACT = 0       # activation words (``vector`` bytes): input bands and output bands
+    WEIGHTS = 1   # weight words (``mac_units`` bytes)
+    QUANT = 2     # requant words (``vector`` lanes)
 
 
 # The engine runs every layer as one loop nest (see fireforge.hw.engine):
@@ -57,12 +67,33 @@ DESCRIPTOR = data.StructLayout({
 })
 
 
-def pack(fields: dict, *, layer: str = "?") -> int:
-    """Pack a descriptor (missing fields are 0) into an integer of ``DESCRIPTOR.size`` bits."""
+# DRAM mode (docs/dram.md): the command stream in DRAM holds compute descriptors (above) and transfers, each
+# in COMMAND_BYTES bytes; both share the op field in the low bits, so one decoder tells them apart.
+# A transfer moves ``runs`` runs of ``run_words`` buffer words: run r is at DRAM byte address
+# ``dram_addr + r·dram_stride``; the buffer side is contiguous from ``buf_addr`` (in that buffer's words).
+# ``wait``: start only once the engine is idle (the running tile uses the buffer words it touches).
+# ``mark``: the last transfer of a layer (the simulator stamps layer boundaries with it).
+TRANSFER = data.StructLayout({
+    "op": Op,
+    "wait": 1,
+    "mark": 1,
+    "buffer": Buffer,
+    "dram_addr": 32,      # bytes, aligned to the buffer word
+    "dram_stride": 32,    # bytes between runs
+    "run_words": 16,
+    "runs": 16,
+    "buf_addr": 24,
+})
+#: bytes one command (a DESCRIPTOR or a TRANSFER, zero-padded) occupies in DRAM
+COMMAND_BYTES = 64
+assert TRANSFER.size <= DESCRIPTOR.size <= 8 * COMMAND_BYTES
+
+
+def _check(layout, fields: dict, layer: str) -> dict:
     values = {}
-    for name, field in DESCRIPTOR:
+    for name, field in layout:
         v = fields.get(name, 0 if name != "op" else Op.END)
-        if name != "op":
+        if name not in ("op", "buffer"):
             v = int(v)
             shape = Shape.cast(field.shape)
             width, signed = shape.width, shape.signed
@@ -74,13 +105,36 @@ def pack(fields: dict, *, layer: str = "?") -> int:
     unknown = set(fields) - set(values)
     if unknown:
         raise ValueError(f"unknown descriptor fields {sorted(unknown)}")
-    return DESCRIPTOR.const(values).as_bits()
+    return values
+
+
+def pack(fields: dict, *, layer: str = "?") -> int:
+    """Pack a descriptor (missing fields are 0) into an integer of ``DESCRIPTOR.size`` bits."""
+    return DESCRIPTOR.const(_check(DESCRIPTOR, fields, layer)).as_bits()
+
+
+def pack_transfer(fields: dict, *, layer: str = "?") -> int:
+    """Pack a LOAD / STORE (missing fields are 0) into an integer of ``TRANSFER.size`` bits."""
+    if fields.get("op") not in (Op.LOAD, Op.STORE):
+        raise ValueError(f"a transfer's op is LOAD or STORE, not {fields.get('op')!r}")
+    fields = {**fields, "buffer": Buffer(fields.get("buffer", Buffer.ACT))}
+    return TRANSFER.const(_check(TRANSFER, fields, layer)).as_bits()
+
+
+def _fields(layout, word: int) -> dict:
+    c = layout.from_bits(word)
+    out = {}
+    for name, _ in layout:
+        v = getattr(c, name)
+        out[name] = Op(v) if name == "op" else Buffer(v) if name == "buffer" else int(v)
+    return out
 
 
 def unpack(word: int) -> dict:
-    c = DESCRIPTOR.from_bits(word)
-    out = {}
-    for name, _ in DESCRIPTOR:
-        v = getattr(c, name)
-        out[name] = Op(v) if name == "op" else int(v)
-    return out
+    return _fields(DESCRIPTOR, word)
+
+
+def unpack_command(word: int) -> dict:
+    """A command of the DRAM-mode stream: a transfer's fields for LOAD / STORE, else a descriptor's."""
+    op = Op(word & 0b111)
+    return _fields(TRANSFER if op in (Op.LOAD, Op.STORE) else DESCRIPTOR, word)
