@@ -120,6 +120,7 @@ def _descriptor(program: Program, plan: MemoryPlan, layer) -> dict:
 
 
 def schedule(program: Program, config: EngineConfig) -> Schedule:
-    """Plan memory for ``config`` and describe every layer."""
-    plan = plan_memory(program, config.vector)
+    """Plan memory for ``config`` and describe every layer (DRAM mode: every tensor its own DRAM words, and the
+    descriptors address DRAM; :mod:`fireforge.sw.dram_program` tiles them into the buffers)."""
+    plan = plan_memory(program, config.vector, reuse=not config.dram)
     return Schedule(config, plan, [_descriptor(program, plan, layer) for layer in program.layers])

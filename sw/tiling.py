@@ -134,11 +134,12 @@ def choose(g: Geometry, budget: BufferBudget, **kw) -> tuple[int, int, str, tupl
     order)`` if given — the DRAM model passes the time nothing overlaps —, then fewer tiles, taller bands).
     For a band height the largest chunk that fits is best (traffic never grows with the chunk)."""
     tie = kw.pop("tie", None)
+    max_chunk = kw.pop("max_chunk", None) or g.og
     fit_kw = {k: kw.pop(k) for k in ("input_resident", "output_resident", "out_halo") if k in kw}
     t_kw = {**kw, "input_resident": fit_kw.get("input_resident", False)}
     best = None
     for height in range(1, g.out_h + 1):
-        lo, hi = 0, g.og
+        lo, hi = 0, min(g.og, max_chunk)
         while lo < hi:                      # the largest chunk that fits (fitting is monotone in the chunk)
             mid = (lo + hi + 1) // 2
             if fits(g, height, mid, budget, **fit_kw):
@@ -196,8 +197,9 @@ def _fusable(program: Program, layer, readers: dict, writers: dict) -> bool:
 
 
 def plan_tiles(program: Program, descriptors: list[dict], config: EngineConfig, budget: BufferBudget,
-               options: TilingOptions = TilingOptions(), tie=None) -> list[LayerTiling]:
-    """Every layer's tiling (program order; ``descriptors``: the schedule's, one per layer)."""
+               options: TilingOptions = TilingOptions(), tie=None, max_chunk: int | None = None) -> list[LayerTiling]:
+    """Every layer's tiling (program order; ``descriptors``: the schedule's, one per layer; ``max_chunk``: the
+    most output groups a chunk may have, e.g. the requant buffer's words)."""
     v = config.vector
     wbytes, qbytes = config.weight_word_bits // 8, config.quant_word_bits // 8
     readers: dict[str, list] = {}
@@ -248,6 +250,6 @@ def plan_tiles(program: Program, descriptors: list[dict], config: EngineConfig, 
         p.height, p.chunk, p.order, (p.weight_bytes, p.read_bytes, p.write_bytes) = choose(
             p.geometry, b, vector=v, weight_word_bytes=wbytes, quant_word_bytes=qbytes,
             input_resident=p.input_on_chip, output_resident=p.output_on_chip, out_halo=halo.get(l.name, 0),
-            write_bytes=written.get(l.name),
+            write_bytes=written.get(l.name), max_chunk=max_chunk,
             tie=(lambda h, c, o, _l=l, _p=p: tie(_l, _p, h, c, o)) if tie else None)
     return [plans[l.name] for l in program.layers]

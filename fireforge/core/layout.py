@@ -140,8 +140,9 @@ def _plan_layouts(program: Program, vector: int, im2col: ConvLayer | None):
     return layouts, goff
 
 
-def allocate(program: Program, layouts: dict[str, TensorLayout]) -> int:
-    """First-fit addresses over live ranges; returns the activation words needed."""
+def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool = True) -> int:
+    """First-fit addresses over live ranges (``reuse=False``: every tensor its own words, as in DRAM, where
+    every layer's result stays for the check); returns the activation words needed."""
     first: dict[str, int] = {program.input: -1}
     last: dict[str, int] = {}
     for i, layer in enumerate(program.layers):
@@ -157,8 +158,8 @@ def allocate(program: Program, layouts: dict[str, TensorLayout]) -> int:
         lay = layouts[name]
         live = (first[name], last.get(name, first[name]))
         busy = sorted((a, a + w) for a, w, f, l in placed if not (l < live[0] or live[1] < f))
-        addr = 0
-        for a0, a1 in busy:
+        addr = 0 if reuse else top
+        for a0, a1 in busy if reuse else ():
             if addr + lay.words <= a0:
                 break
             addr = max(addr, a1)
@@ -176,11 +177,12 @@ def conv_taps(layer: ConvLayer, plan_layouts: dict[str, TensorLayout], packed: C
     return kh * kw * plan_layouts[layer.input].groups
 
 
-def plan_memory(program: Program, vector: int) -> MemoryPlan:
-    """Layouts, activation addresses and ROM word counts of ``program`` on an engine of ``vector`` lanes."""
+def plan_memory(program: Program, vector: int, *, reuse: bool = True) -> MemoryPlan:
+    """Layouts, activation addresses and ROM word counts of ``program`` on an engine of ``vector`` lanes
+    (``reuse``: see :func:`allocate`)."""
     packed = im2col_conv(program, vector)
     layouts, goff = _plan_layouts(program, vector, packed)
-    act_words = allocate(program, layouts)
+    act_words = allocate(program, layouts, reuse=reuse)
     weight_words = quant_words = 0
     w_off, q_off = {}, {}
     for layer in program.layers:
