@@ -1,0 +1,167 @@
+"""The DRAM-mode engine's command processor: ``CommandProcessor`` decodes the command stream in order and
+dispatches each command — a compute tile to the engine core, a LOAD / STORE to
+:class:`~fireforge.hw.dram.transfer.Transfer` — and serves the core's descriptor port.
+
+The stream is fetched by one DMA command of ``program_commands × COMMAND_BYTES`` bytes (the DMA's FIFO
+throttles it: it runs ahead of the processor by at most its FIFO); the commands arrive here as
+``COMMAND_BYTES``-wide words. Per command (``docs/dram.md``, ``/work/spec/dram-engine.md``):
+
+* **compute** (CONV / MAXPOOL / ADD / GAP): once the core is idle, latch the descriptor and pulse the core's
+  ``start`` in the same cycle; the next command is decoded the cycle after (the tile is not waited for).
+* **LOAD / STORE**: (``wait``: once the core is idle) hand it to the transfer unit and wait for it to
+  complete; ``mark``: pulse ``layer_done`` then.
+* **END**: once the core is idle, ``done``.
+* **op 7**, a STORE of a buffer other than ACT, buffer 3, or the stream ending without END: ``error``, and stop
+  (done, once the core is idle).
+
+Whatever stops the run, the commands left in the stream are still read and dropped, so the fetch DMA is empty
+for the next run.
+
+Descriptor port: the core fetches "descriptor 0" (the latched one) at the start of each tile, and "descriptor
+1" (END: zeros) after it, so it stops after one tile. Data ``rom_latency`` cycles after ``en``, as a ROM.
+
+Latency: a compute command at the head of the stream with the core idle starts the core in that cycle
+(:attr:`CommandProcessor.dispatch_latency` = 0); a transfer is taken by the transfer unit in that cycle, and the
+next command is decoded the cycle after its ``done``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fireforge.core.descriptor import COMMAND_BYTES, DESCRIPTOR, TRANSFER, Buffer, Op
+from fireforge.hw.dram.dma import dma_command
+from fireforge.hw.engine.ports import RomPort
+
+__all__ = ["CommandProcessor", "COMMAND_BITS", "PROGRAM_COMMANDS_BITS", "FETCH_BEATS_BITS"]
+
+#: a command as fetched
+COMMAND_BITS = 8 * COMMAND_BYTES
+#: bits of ``program_commands``
+PROGRAM_COMMANDS_BITS = 24
+#: bits of the fetch DMA command's length in beats (commands × beats per command, 16-bit beats at the most)
+FETCH_BEATS_BITS = PROGRAM_COMMANDS_BITS + (COMMAND_BYTES // 2 - 1).bit_length()
+
+
+class CommandProcessor(wiring.Component):
+    """Parameters
+    ----------
+    data_width, addr_width : int
+        The AXI port's (the fetch command's length counts beats).
+    rom_latency : int
+        Cycles from the core's descriptor ``en`` to ``data``.
+
+    Members
+    -------
+    start : In(1)
+        Pulse: run the stream (ignored while busy).
+    program_addr : In(32), program_commands : In(24)
+        Byte address of command 0 (COMMAND_BYTES-aligned) and the number of commands, END included.
+    busy, done, error : Out(1)
+        ``done`` from the end of the run until the next start; ``error`` (a bad command) likewise.
+    layer_done : Out(1)
+        Pulses when a ``mark`` transfer completes.
+    fetch : Out(stream(dma_command))
+        The stream's one fetch command (to the fetch DMA).
+    commands : In(stream.Signature(COMMAND_BITS))
+        The commands, in order.
+    core_start : Out(1), core_busy : In(1)
+        The core's ``start`` and ``busy``.
+    desc : In(RomPort(1 address bit, DESCRIPTOR))
+        The core's descriptor port.
+    transfer : Out(stream.Signature(TRANSFER)), transfer_done : In(1)
+        To the transfer unit.
+    """
+
+    #: cycles from a compute command at the head of the stream (core idle) to the core's ``start``
+    dispatch_latency = 0
+
+    def __init__(self, *, data_width: int, addr_width: int = 32, rom_latency: int):
+        self.data_width, self.addr_width, self.rom_latency = data_width, addr_width, rom_latency
+        super().__init__({
+            "start": In(1), "program_addr": In(32), "program_commands": In(PROGRAM_COMMANDS_BITS),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "layer_done": Out(1),
+            "fetch": Out(stream.Signature(dma_command(addr_width, FETCH_BEATS_BITS))),
+            "commands": In(stream.Signature(COMMAND_BITS)),
+            "core_start": Out(1), "core_busy": In(1),
+            "desc": In(RomPort(addr_bits=1, data_bits=DESCRIPTOR.size)),
+            "transfer": Out(stream.Signature(TRANSFER)), "transfer_done": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cmds, core_idle = self.commands, ~self.core_busy
+        word = cmds.payload
+        op = Signal(3)
+        xfer = TRANSFER(word[:TRANSFER.size])
+        m.d.comb += [op.eq(word[:3]), self.transfer.payload.eq(xfer)]
+        left = Signal(PROGRAM_COMMANDS_BITS)          # commands not yet taken from the stream
+        with m.If(cmds.valid & cmds.ready):
+            m.d.sync += left.eq(left - 1)
+
+        # the latched descriptor, served as descriptor 0 `rom_latency` cycles after `en`
+        latched = Signal(DESCRIPTOR.size)
+        first = self.desc.addr == 0
+        for i in range(self.rom_latency):
+            nxt = Signal(name=f"desc_first{i}")
+            m.d.sync += nxt.eq(first)
+            first = nxt
+        m.d.comb += self.desc.data.eq(latched & first.replicate(DESCRIPTOR.size))
+
+        fetch = self.fetch
+        with m.If(fetch.ready):
+            m.d.sync += fetch.valid.eq(0)
+        beat_shift = (COMMAND_BYTES // (self.data_width // 8) - 1).bit_length()
+        mark = Signal()
+        m.d.sync += self.layer_done.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), self.error.eq(0), left.eq(self.program_commands)]
+                    with m.If(self.program_commands == 0):
+                        m.d.sync += self.error.eq(1)
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += [fetch.valid.eq(1), fetch.p.addr.eq(self.program_addr),
+                                     fetch.p.beats.eq(self.program_commands << beat_shift)]
+                        m.next = "NEXT"
+            with m.State("NEXT"):
+                with m.If(left == 0):               # the stream ended without END
+                    m.d.sync += self.error.eq(1)
+                    m.next = "DRAIN"
+                with m.Elif(cmds.valid):
+                    with m.Switch(op):
+                        with m.Case(Op.END):
+                            m.d.comb += cmds.ready.eq(1)
+                            m.next = "DRAIN"
+                        with m.Case(Op.CONV, Op.MAXPOOL, Op.ADD, Op.GAP):
+                            with m.If(core_idle):
+                                m.d.comb += [cmds.ready.eq(1), self.core_start.eq(1)]
+                                m.d.sync += latched.eq(word[:DESCRIPTOR.size])
+                        with m.Case(Op.LOAD, Op.STORE):
+                            bad = (xfer.buffer.as_value() == 3) | ((op == Op.STORE) & (xfer.buffer != Buffer.ACT))
+                            with m.If(bad):
+                                m.d.comb += cmds.ready.eq(1)
+                                m.d.sync += self.error.eq(1)
+                                m.next = "DRAIN"
+                            with m.Elif(~xfer.wait | core_idle):
+                                m.d.comb += [self.transfer.valid.eq(1), cmds.ready.eq(self.transfer.ready)]
+                                with m.If(self.transfer.ready):
+                                    m.d.sync += mark.eq(xfer.mark)
+                                    m.next = "TRANSFER"
+                        with m.Default():
+                            m.d.comb += cmds.ready.eq(1)
+                            m.d.sync += self.error.eq(1)
+                            m.next = "DRAIN"
+            with m.State("TRANSFER"):
+                with m.If(self.transfer_done):
+                    m.d.sync += self.layer_done.eq(mark)
+                    m.next = "NEXT"
+            with m.State("DRAIN"):                  # drop what is left of the stream; wait for the core
+                m.d.comb += cmds.ready.eq(left != 0)
+                with m.If(((left == 0) | ((left == 1) & cmds.valid)) & core_idle & ~fetch.valid):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                    m.next = "IDLE"
+        return m

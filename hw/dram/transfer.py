@@ -1,0 +1,200 @@
+"""The DRAM-mode engine's transfers: ``Transfer`` runs one LOAD or STORE (a :data:`~fireforge.core.descriptor.
+TRANSFER`) at a time between the DMA engines and the on-chip buffers (:class:`~fireforge.hw.dram.buffers.
+DramBuffers`).
+
+A transfer is ``runs`` runs of ``run_words`` buffer words; run ``r`` is at DRAM byte address ``dram_addr +
+r·dram_stride``, the buffer side one contiguous range from ``buf_addr``. Two independent halves:
+
+* **DRAM side**: one DMA command per run (``run_words`` words as beats: a shift by the buffer's beats per
+  word, a power of two), to the read DMA (LOAD) or the write DMA (STORE), as fast as the DMA takes them.
+* **Buffer side**: a word counter (words left in the run, runs left: no multiplier) and the buffer address.
+  LOAD: the read DMA's beats are gathered into buffer words (little-endian: the first beat in the low bits;
+  one assembler as wide as the widest buffer word, its beats per word chosen by the buffer) and written.
+  STORE: ACT words are read (only as many as the FIFO has room for, counting reads in flight), queued, cut
+  into beats (:class:`~fireforge.hw.dram.width.WidthConverter`) and written.
+
+Completion: LOAD when its last word is written to the buffer; STORE when the write DMA has reported every run
+done (every B response arrived). ``done`` pulses in the cycle after; a transfer with no words (``runs`` or
+``run_words`` 0) is done one cycle after it was taken.
+
+Latencies: LOAD — a beat from the DMA to the buffer write: 0 cycles to the assembler register, the write
+the cycle after the word's last beat (:attr:`Transfer.load_latency` = 1). STORE — a word read to its first
+beat offered to the write DMA: the ACT read (:attr:`DramBuffers.ACT_LATENCY`), the FIFO, the converter.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Shape, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from fireforge.core.config import EngineConfig
+from fireforge.core.descriptor import TRANSFER, Buffer, Op
+from fireforge.hw.dram.buffers import BUF_ADDR_BITS, DramBuffers, buffer_widths, buffer_write
+from fireforge.hw.dram.dma import DONE, dma_command
+from fireforge.hw.dram.width import WidthConverter
+from fireforge.hw.engine.fifo import StreamFIFO
+from fireforge.hw.engine.needs import total
+from fireforge.hw.engine.ports import ReadResponse, bits_for
+
+__all__ = ["Transfer", "STORE_FIFO_DEPTH", "beats_width"]
+
+#: ACT words the STORE path queues between the ACT read and the beat converter: more than the read latency,
+#: so a word can be read every cycle while the write DMA keeps up
+STORE_FIFO_DEPTH = 4
+
+
+def _shifts(config: EngineConfig, data_width: int) -> dict[Buffer, int]:
+    """log2 of each buffer's beats per word."""
+    return {b: (w // data_width).bit_length() - 1 for b, (w, _) in buffer_widths(config).items()}
+
+
+def beats_width(config: EngineConfig, data_width: int) -> int:
+    """Bits of a run's length in beats: ``run_words`` (16 bits) times the widest word's beats."""
+    return Shape.cast(TRANSFER["run_words"].shape).width + max(_shifts(config, data_width).values())
+
+
+class Transfer(wiring.Component):
+    """Parameters
+    ----------
+    config : EngineConfig
+        Buffer widths and depths; ``data_width`` must divide the ACT word (so every buffer word is whole beats).
+    data_width, addr_width : int
+        The AXI port's.
+
+    Members
+    -------
+    cmd : In(stream.Signature(TRANSFER))
+        A LOAD or STORE (checked by the command processor), taken when the previous one has completed.
+    done : Out(1)
+        Pulses when the transfer taken completes.
+    rd_dma : Out(stream(dma_command)), rd_data : In(stream(data_width))
+        The LOAD read DMA's command and data streams.
+    wr_dma : Out(stream(dma_command)), wr_data : Out(stream(data_width)), wr_done : In(stream(DONE))
+        The STORE write DMA's.
+    load : Out(stream(buffer_write(widest word)))
+        To :attr:`DramBuffers.load`.
+    store_rd : Out(stream(ACT address)), store_resp : In(ReadResponse)
+        To :attr:`DramBuffers.store_rd` / from ``store_resp``.
+    """
+
+    #: cycles from a word's last beat taken from the read DMA to the word written into its buffer
+    load_latency = 1
+
+    def __init__(self, config: EngineConfig, *, data_width: int, addr_width: int = 32):
+        if config.act_word_bits % data_width:
+            raise ValueError(f"the AXI data width ({data_width}) must divide the activation word "
+                             f"({config.act_word_bits} bits)")
+        self.config, self.data_width, self.addr_width = config, data_width, addr_width
+        self.shifts = _shifts(config, data_width)
+        widths = buffer_widths(config)
+        self.widest = max(w for w, _ in widths.values())
+        self.act_bits, act_depth = widths[Buffer.ACT]
+        cmd = dma_command(addr_width, beats_width(config, data_width))
+        super().__init__({
+            "cmd": In(stream.Signature(TRANSFER)), "done": Out(1),
+            "rd_dma": Out(stream.Signature(cmd)), "rd_data": In(stream.Signature(data_width)),
+            "wr_dma": Out(stream.Signature(cmd)), "wr_data": Out(stream.Signature(data_width)),
+            "wr_done": In(stream.Signature(DONE)),
+            "load": Out(stream.Signature(buffer_write(self.widest))),
+            "store_rd": Out(stream.Signature(bits_for(act_depth))),
+            "store_resp": In(ReadResponse(data_bits=self.act_bits)),
+        })
+
+    @classmethod
+    def needs(cls, config: EngineConfig, **_) -> dict:
+        """Resource report (:mod:`fireforge.hw.engine.needs`): the STORE word FIFO."""
+        return total(StreamFIFO.needs(shape=config.act_word_bits, depth=STORE_FIFO_DEPTH))
+
+    def elaborate(self, platform):
+        m = Module()
+        cmd, dw = self.cmd, self.data_width
+        t = Signal(TRANSFER)                      # the transfer running
+        active = Signal()
+        is_load = Signal()
+        m.d.comb += is_load.eq(t.op == Op.LOAD)
+
+        # -- DRAM side: one DMA command per run
+        addr = Signal(32)
+        issue_left = Signal(16)
+        shift = Signal(range(max(self.shifts.values()) + 1))
+        with m.Switch(t.buffer):
+            for b, s in self.shifts.items():
+                with m.Case(b):
+                    m.d.comb += shift.eq(s)
+        for dma, op in ((self.rd_dma, Op.LOAD), (self.wr_dma, Op.STORE)):
+            m.d.comb += [dma.valid.eq(active & (issue_left != 0) & (t.op == op)),
+                         dma.p.addr.eq(addr), dma.p.beats.eq(t.run_words << shift)]
+        with m.If((self.rd_dma.valid & self.rd_dma.ready) | (self.wr_dma.valid & self.wr_dma.ready)):
+            m.d.sync += [addr.eq(addr + t.dram_stride), issue_left.eq(issue_left - 1)]
+
+        # -- buffer side: words left in the run, runs left, the buffer address
+        in_run = Signal(16)
+        runs_left = Signal(16)
+        ptr = Signal(BUF_ADDR_BITS)
+        step = Signal()                           # a word is written (LOAD) / read (STORE) this cycle
+        last = Signal()
+        m.d.comb += last.eq((in_run == 1) & (runs_left == 1))
+        with m.If(step):
+            m.d.sync += ptr.eq(ptr + 1)
+            with m.If(in_run == 1):
+                m.d.sync += [in_run.eq(t.run_words), runs_left.eq(runs_left - 1)]
+            with m.Else():
+                m.d.sync += in_run.eq(in_run - 1)
+
+        # -- LOAD: beats → words of the buffer's width
+        load = self.load
+        count = Signal(range(max(2, self.widest // dw)))
+        beat_last = Signal.like(count)
+        with m.Switch(t.buffer):
+            for b, s in self.shifts.items():
+                with m.Case(b):
+                    m.d.comb += beat_last.eq((1 << s) - 1)
+        rd_data = self.rd_data
+        m.d.comb += [rd_data.ready.eq(~load.valid | load.ready | (count != 0)),
+                     load.p.buffer.eq(t.buffer), load.p.addr.eq(ptr)]
+        with m.If(load.ready):
+            m.d.sync += load.valid.eq(0)
+        with m.If(rd_data.valid & rd_data.ready):
+            m.d.sync += load.p.data.word_select(count, dw).eq(rd_data.payload)
+            with m.If(count == beat_last):
+                m.d.sync += [load.valid.eq(1), count.eq(0)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+
+        # -- STORE: ACT reads while the FIFO has room for their words, FIFO, words → beats
+        m.submodules.store_fifo = fifo = StreamFIFO(shape=self.act_bits, depth=STORE_FIFO_DEPTH)
+        m.submodules.store_beats = beats = WidthConverter(i_width=self.act_bits, o_width=dw)
+        in_flight = Signal(range(DramBuffers.ACT_LATENCY + 2))
+        reading = Signal()
+        m.d.comb += [reading.eq(active & ~is_load & (runs_left != 0)),
+                     self.store_rd.valid.eq(reading & (fifo.level + in_flight < STORE_FIFO_DEPTH)),
+                     self.store_rd.payload.eq(ptr),
+                     fifo.w.valid.eq(self.store_resp.valid), fifo.w.payload.eq(self.store_resp.data)]
+        rd_take = self.store_rd.valid & self.store_rd.ready
+        m.d.sync += in_flight.eq(in_flight + rd_take - self.store_resp.valid)
+        wiring.connect(m, fifo.r, beats.i)
+        wiring.connect(m, beats.o, wiring.flipped(self.wr_data))
+        m.d.comb += step.eq(Mux(is_load, load.valid & load.ready, rd_take) & active)
+
+        # -- completion
+        stores_done = Signal(16)
+        m.d.comb += self.wr_done.ready.eq(1)
+        finished = Signal()
+        with m.If(is_load):
+            m.d.comb += finished.eq(step & last)
+        with m.Else():
+            m.d.comb += finished.eq(self.wr_done.valid & (stores_done + 1 == t.runs))
+        with m.If(self.wr_done.valid):
+            m.d.sync += stores_done.eq(stores_done + 1)
+
+        m.d.comb += cmd.ready.eq(~active)
+        m.d.sync += self.done.eq(0)
+        with m.If(cmd.valid & cmd.ready):
+            empty = (cmd.p.runs == 0) | (cmd.p.run_words == 0)
+            m.d.sync += [t.eq(cmd.p), active.eq(~empty), self.done.eq(empty), addr.eq(cmd.p.dram_addr),
+                         issue_left.eq(cmd.p.runs), in_run.eq(cmd.p.run_words), runs_left.eq(cmd.p.runs),
+                         ptr.eq(cmd.p.buf_addr), stores_done.eq(0), count.eq(0)]
+        with m.If(active & finished):
+            m.d.sync += [active.eq(0), self.done.eq(1)]
+        return m
