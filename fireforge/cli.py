@@ -131,13 +131,17 @@ def cmd_compile(args) -> int:
                              f"(usage: fireforge compile MODEL -o OUT [options], or fireforge compile --list-ops)")
     from fireforge.sw.compile import compile_model
 
+    if args.board:
+        from fireforge.hw.board.catalogue import get_board
+
+        get_board(args.board)           # an unknown board is refused before anything is written
     res = compile_model(args.model, args.output, calib=args.calib, config=_engine_config(args),
                         preprocess=args.preprocess, force=args.force, check=args.check, log=_log,
-                        inputs=(args.config,))
+                        inputs=(args.config,), board=args.board)
     p = res.program
     convs = sum(1 for l in p.layers if l.kind == "conv")
     _log(f"compiled {args.model} -> {res.out_dir}/: {len(p.layers)} layers ({convs} conv), "
-         f"{res.config.mac_units} MAC units, {res.timings['total']:.1f} s")
+         f"{res.config.mac_units} MAC units, {res.config.memory} mode, {res.timings['total']:.1f} s")
     return 0
 
 
@@ -327,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default: 16 standard-normal tensors, seed 0)")
     c.add_argument("--config", help="engine config JSON (see fireforge.core.config.EngineConfig)")
     c.add_argument("--mac-units", type=_mac_units, help="MAC units of the engine (16, 64, 256; default 64)")
+    c.add_argument("--board", help="choose the engine for a board (ulx3s-85f, arty-a7-100, kc705, icebreaker): "
+                                   "resident when everything fits on chip, else DRAM mode with the buffers it allows")
     c.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for calibration images")
     c.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     c.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,

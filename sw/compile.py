@@ -13,6 +13,8 @@ quantize  ``quantized.onnx``: onnxruntime.quantization for a float model, an alr
 lower     ``program.json`` / ``program.npz``: the frontend's handlers read every node, records become layers
 check     the golden model against ONNX Runtime (on ``quantized.onnx``) on the first calibration input, every
           layer; a difference is refused, naming the first differing layer (on unless ``check=False``)
+engine    ``--board NAME``: the engine config for that board — resident when everything fits on chip, else
+          DRAM mode with the buffers the board's block RAM allows (:mod:`fireforge.sw.board_config`)
 images    ``weights``, ``quant``, ``descriptors`` ``.hex`` + ``.bin``, ``engine.json``, ``manifest.json``
 commit    rename the temporary directory to ``OUT/``
 ========  ===================================================================================================
@@ -59,6 +61,7 @@ class CompileOptions:
     check: bool = True
     log: Callable[[str], None] = lambda msg: None
     inputs: tuple[str | Path, ...] = ()             # other files read (the engine config): OUT/ must not hold them
+    board: str | None = None                        # choose the engine config (memory mode, buffers) for a board
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,14 @@ def check(state: CompileState, o: CompileOptions) -> CompileState:
     return state
 
 
+def engine(state: CompileState, o: CompileOptions) -> CompileState:
+    from fireforge.sw.board_config import board_config
+
+    return replace(state, config=board_config(state.program, o.board, o.engine, log=o.log))
+
+
 def images(state: CompileState, o: CompileOptions) -> CompileState:
-    return replace(state, config=write_images(state.program, o.engine, state.tmp))
+    return replace(state, config=write_images(state.program, state.config or o.engine, state.tmp))
 
 
 def commit(state: CompileState, o: CompileOptions) -> CompileState:
@@ -160,6 +169,7 @@ STEPS: tuple[Step, ...] = (
     Step("quantize", quantize),
     Step("lower", lower),
     Step("check", check, when=lambda o: o.check),
+    Step("engine", engine, when=lambda o: o.board is not None),
     Step("images", images),
     Step("commit", commit),
 )
@@ -186,11 +196,11 @@ def run_steps(options: CompileOptions, steps=STEPS) -> tuple[CompileState, dict[
 def compile_model(model_path: str | Path, out_dir: str | Path, *, calib: str | Path | None = None,
                   config: EngineConfig | None = None, preprocess: str = "torchvision",
                   force: bool = False, check: bool = True, log=lambda msg: None,
-                  inputs: tuple[str | Path, ...] = ()) -> CompileResult:
+                  inputs: tuple[str | Path, ...] = (), board: str | None = None) -> CompileResult:
     """Compile one ONNX model into ``out_dir`` (the steps: see the module docstring). ``inputs``: files read
     besides the model and the calibration data (the engine config), which ``out_dir`` must not hold."""
     options = CompileOptions(model_path, Path(out_dir), config or EngineConfig(), calib, preprocess, force, check,
-                             log, tuple(inputs))
+                             log, tuple(inputs), board)
     state, timings = run_steps(options)
     return CompileResult(options.out_dir, state.program, state.config, timings)
 

@@ -31,7 +31,7 @@ from fireforge.errors import FireforgeError
 from fireforge.sw.schedule import Schedule
 from fireforge.sw.tiling import BufferBudget, LayerTiling, TilingOptions, band_input_rows, plan_tiles
 
-__all__ = ["DramMap", "DramProgram", "LayerTraffic", "build", "tile_descriptor", "buffer_halves", "word_bytes"]
+__all__ = ["DramMap", "DramProgram", "LayerTraffic", "build", "summary", "tile_descriptor", "buffer_halves", "word_bytes"]
 
 #: transfers' ``run_words`` and ``runs`` fields are 16 bits
 MAX_RUN = (1 << 16) - 1
@@ -303,3 +303,9 @@ def build(program: Program, sched: Schedule, config: EngineConfig) -> DramProgra
     em.end()
     dmap = DramMap(weights, quant, act, commands, w_bytes, q_bytes, a_bytes, len(em.commands))
     return DramProgram(dmap, em.commands, traffic)
+
+
+def summary(dp: DramProgram) -> dict:
+    """The manifest's ``dram`` entry: the map, the totals and every layer's tiling and traffic."""
+    return {"map": dp.map.to_dict(), "bytes_read": dp.bytes_read, "bytes_written": dp.bytes_written,
+            "layers": [l.to_dict() for l in dp.layers]}

@@ -9,6 +9,9 @@ same words little-endian, ``ceil(bits/8)`` bytes each. Word formats:
   The engine pads with the input's zero point and multiplies raw uint8 activations, so the bias it adds
   is ``bias − zp_x·Σw`` (exactly ONNX Runtime's ``Σ w·(x − zp_x) + bias``).
 * descriptors: :data:`fireforge.core.descriptor.DESCRIPTOR`, one per layer, then an END descriptor.
+* commands (DRAM mode only): the tiled command stream, ``COMMAND_BYTES`` per command
+  (:mod:`fireforge.sw.dram_program`); the manifest's ``dram`` entry has the DRAM map and each layer's traffic.
+  The weights and quant images are then DRAM regions, word for word.
 
 The manifest records each image's word size, count and sha256; ``fireforge.core.compiled`` checks them on load.
 """
@@ -17,19 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from fireforge.core.compiled import CHECKED_FILES, MANIFEST_VERSION
 from fireforge.core.config import EngineConfig, channel_groups
-from fireforge.core.descriptor import DESCRIPTOR, Op, pack
+from fireforge.core.descriptor import COMMAND_BYTES, DESCRIPTOR, Op, pack
 from fireforge.core.hexfile import write_words
 from fireforge.core.layout import planned_config
 from fireforge.core.numerics import requant_multiplier
 from fireforge.core.program import ConvLayer, Program
 from fireforge.core.quant import QUANT_LANE_BYTES, pack_lanes
 from fireforge.errors import FireforgeError
+from fireforge.sw import dram_program
 from fireforge.sw.schedule import Schedule, schedule
 
 __all__ = ["write_images", "weight_words", "quant_words", "folded_bias", "descriptor_words", "MANIFEST_VERSION"]
@@ -103,12 +108,19 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     desc = descriptor_words(sched)
     plan = sched.plan
     assert (len(wts), len(qnt), len(desc)) == (plan.weight_words, plan.quant_words, len(program.layers) + 1)
-    resolved = planned_config(program, config, plan)
+    # DRAM mode: the depths are the board's buffers, not sized to the program (everything is in DRAM)
+    resolved = config.with_add_unit(program.add_layer_names()) if config.dram else planned_config(program, config, plan)
     images = {
         "weights": _write(out, "weights", wts, resolved.weight_word_bits),
         "quant": _write(out, "quant", qnt, resolved.quant_word_bits),
         "descriptors": _write(out, "descriptors", desc, DESCRIPTOR.size),
     }
+    dram = None
+    if resolved.dram:
+        dp = dram_program.build(program, replace(sched, config=resolved), resolved)
+        raw = np.frombuffer(dp.command_bytes(), np.uint8).reshape(-1, COMMAND_BYTES)
+        images["commands"] = _write(out, "commands", raw, 8 * COMMAND_BYTES)
+        dram = dram_program.summary(dp)
     (out / "engine.json").write_text(json.dumps(resolved.to_dict(), indent=1))
     manifest = {
         "fireforge": MANIFEST_VERSION,
@@ -128,6 +140,8 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
         "files": {name: _sha256(out / name) for name in CHECKED_FILES if (out / name).exists()},
         "meta": program.meta,
     }
+    if dram is not None:
+        manifest["dram"] = dram
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return resolved
 

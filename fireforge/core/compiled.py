@@ -22,13 +22,16 @@ from fireforge.core.layout import TensorLayout
 from fireforge.core.program import Program, read_json
 from fireforge.errors import FireforgeError
 
-__all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES", "CHECKED_FILES", "rebuild_hint"]
+__all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES", "DRAM_IMAGE_NAMES", "CHECKED_FILES",
+           "rebuild_hint", "image_names"]
 
 #: the manifest format this code reads (written by fireforge.sw.images); 2: no concat tables, descriptors
 #: without the lut fields, checksums of every file
 MANIFEST_VERSION = 2
 #: the ROM images every compile writes, by manifest key
 IMAGE_NAMES = ("weights", "quant", "descriptors")
+#: the images a DRAM-mode compile adds (the command stream the engine fetches from DRAM)
+DRAM_IMAGE_NAMES = ("commands",)
 #: the compile outputs besides the images whose checksums the manifest's ``files`` must record
 CHECKED_FILES = ("program.json", "program.npz", "quantized.onnx", "engine.json")
 
@@ -80,6 +83,11 @@ class Compiled:
     manifest: dict          # the raw manifest, for tools that copy it (validated, not to be re-parsed)
 
     @property
+    def dram(self) -> dict | None:
+        """DRAM mode: the manifest's ``dram`` entry (map, traffic; :func:`fireforge.sw.dram_program.summary`)."""
+        return self.manifest.get("dram") if self.config.dram else None
+
+    @property
     def vector(self) -> int:
         return self.config.vector
 
@@ -124,7 +132,7 @@ class Compiled:
         _check_manifest(manifest, check)
         for name in _listed_files(manifest):
             _present(out_dir / name, hint)
-        images = {name: _image(out_dir, name, manifest["images"][name], hint) for name in IMAGE_NAMES}
+        images = {name: _image(out_dir, name, manifest["images"][name], hint) for name in image_names(manifest)}
         if verify:
             _verify_checksums(out_dir, manifest, hint)
         try:
@@ -222,7 +230,7 @@ def _check_manifest(m: dict, check: _Check) -> None:
     for key, kind in (("engine", dict), ("images", dict), ("layers", list), ("tensors", dict), ("files", dict)):
         check.that(isinstance(m.get(key), kind), f"is damaged: its \"{key}\" entry is missing or not a JSON "
                                                  f"{'object' if kind is dict else 'list'}")
-    for name in IMAGE_NAMES:
+    for name in image_names(m):
         e = m["images"].get(name)
         check.that(isinstance(e, dict), f"is damaged: images has no \"{name}\" entry")
         for key in ("word_bits", "word_bytes", "words"):
@@ -268,8 +276,14 @@ def _file_name(name, where: str, check: _Check) -> None:
                f"is damaged: {where} names {name!r}, not a file in the output directory")
 
 
+def image_names(manifest: dict) -> tuple[str, ...]:
+    """The images a compile output has: :data:`IMAGE_NAMES`, and the DRAM mode's."""
+    dram = isinstance(manifest.get("engine"), dict) and manifest["engine"].get("memory") == "dram"
+    return IMAGE_NAMES + (DRAM_IMAGE_NAMES if dram else ())
+
+
 def _listed_files(manifest: dict) -> list[str]:
-    names = [manifest["images"][n][k] for n in IMAGE_NAMES for k in ("hex", "bin")]
+    names = [manifest["images"][n][k] for n in image_names(manifest) for k in ("hex", "bin")]
     return list(dict.fromkeys(names + list(manifest["files"])))
 
 
@@ -305,7 +319,7 @@ def _check_images(images: dict[str, Image], config: EngineConfig, layers: int, c
         check.that(bits is None or img.word_bits == bits,
                    f"disagrees with its {name} image: {img.word_bits}-bit words, the engine "
                    f"({config.mac_units} MAC units) reads {bits}-bit words")
-        check.that(img.words <= depth, f"disagrees with its {name} image: {img.words} words, the engine's "
+        check.that(config.dram or img.words <= depth, f"disagrees with its {name} image: {img.words} words, the engine's "
                                        f"{name} memory holds {depth}")
     check.that(images["descriptors"].words == layers + 1,
                f"disagrees with its descriptors image: {images['descriptors'].words} descriptors for {layers} "
@@ -333,7 +347,7 @@ def _check_agreement(program: Program, config: EngineConfig, tensors: dict[str, 
                        not any(name in (*l.inputs, l.output) for l in program.layers),
                        f"is damaged: tensors has no \"{name}\"")
             continue
-        check.that(lay.addr + lay.words <= config.act_depth,
+        check.that(config.dram or lay.addr + lay.words <= config.act_depth,
                    f"is damaged: tensor \"{name}\" ends at word {lay.addr + lay.words}, past the activation "
                    f"memory's {config.act_depth}")
         if lay.im2col is not None:
@@ -368,7 +382,7 @@ def _sha256(path: Path) -> str:
 
 def _verify_checksums(out_dir: Path, manifest: dict, hint: str) -> None:
     expected = dict(manifest["files"])
-    for entry in (manifest["images"][name] for name in IMAGE_NAMES):
+    for entry in (manifest["images"][name] for name in image_names(manifest)):
         expected[entry["hex"]] = entry["hex_sha256"]
         expected[entry["bin"]] = entry["bin_sha256"]
     for name, digest in expected.items():

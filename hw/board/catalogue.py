@@ -48,6 +48,10 @@ class Board:
     spram_bits: int = 0       # iCE40 UP5K single-port RAM (not used: see the module docstring)
     external_ram: str | None = None   # the board's DRAM, which can hold the activations (``act_memory``)
     description: str = ""
+    #: DRAM mode (EngineConfig.memory == "dram"): the engine's AXI data width on this board, and what the fit
+    #: check keeps free for the DRAM controller (LUTs, block RAM blocks) — see DRAM_CONTROLLER below
+    dram_width: int = 0
+    dram_reserve: tuple[int, int] = (0, 0)
 
     @property
     def bram_bits(self) -> int:
@@ -69,17 +73,26 @@ class Board:
 #: nextpnr-ecp5's router2: router1 does not finish the 64-MAC ULX3S design in hours (docs/boards.md)
 ECP5_ROUTER = ("--router", "router2")
 
+#: LUTs and blocks kept free for the DRAM controller in DRAM mode (LiteDRAM with ``cpu: None``, its AXI
+#: port and the init sequencer; issue #20 puts it in the top). ULX3S: issue #19's budget for the GENSDRPHY core
+#: (~6 k LUT, ~20 DP16KD). Artix-7 / Kintex-7: the same LUTs and 10 RAMB36E1 — an assumption until #20 synthesises
+#: the A7DDRPHY / K7DDRPHY cores.
+DRAM_CONTROLLER = {"ulx3s-85f": (6000, 20), "arty-a7-100": (6000, 10), "kc705": (8000, 10)}
+
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "LFE5U-85F", 208, 156, "MULT18X18D",
           83640, 83640, 100.0, "ecp5", ("nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
                                         *ECP5_ROUTER),
-          bitstream=True, external_ram="32 MB SDRAM", description="ULX3S, Lattice ECP5 LFE5U-85F speed grade 6"),
+          bitstream=True, external_ram="32 MB SDRAM", description="ULX3S, Lattice ECP5 LFE5U-85F speed grade 6",
+          dram_width=16, dram_reserve=DRAM_CONTROLLER["ulx3s-85f"]),
     Board("arty-a7-100", "amaranth_boards.arty_a7:ArtyA7_100Platform", "xc7", "XC7A100T", 135, 240, "DSP48E1",
           63400, 126800, 100.0, None, external_ram="256 MB DDR3L",
-          description="Digilent Arty A7-100, Xilinx Artix-7 XC7A100T"),
+          description="Digilent Arty A7-100, Xilinx Artix-7 XC7A100T",
+          dram_width=64, dram_reserve=DRAM_CONTROLLER["arty-a7-100"]),
     Board("kc705", "amaranth_boards.kc705:KC705Platform", "xc7", "XC7K325T", 445, 840, "DSP48E1",
           203800, 407600, 100.0, "xc7", external_ram="1 GB DDR3 SODIMM",
-          description="Xilinx KC705, Kintex-7 XC7K325T"),
+          description="Xilinx KC705, Kintex-7 XC7K325T",
+          dram_width=64, dram_reserve=DRAM_CONTROLLER["kc705"]),
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "iCE40UP5K", 30, 8, "SB_MAC16",
           5280, 5280, 12.0, None, ("nextpnr-ice40", "--up5k", "--package", "sg48"), bitstream=True,
           spram_bits=4 * 256 * 1024, description="1BitSquared iCEBreaker, Lattice iCE40 UP5K"),

@@ -40,14 +40,21 @@ def engine_needs(config: EngineConfig, variant: BuildVariant) -> EngineNeeds:
     return EngineNeeds(dict(report["products"]), [tuple(m) for m in report["memories"]])
 
 
-def board_needs(config: EngineConfig, family: str, variant: BuildVariant) -> dict:
+#: DRAM mode: the ReadDmas' data FIFOs (commands, loads), in words of the AXI width
+DMA_FIFO_DEPTH = 128
+#: DRAM mode: LUTs and flip-flops of the command processor, DMA engines and buffer ports — a planning figure
+#: until ``--synth`` measures them
+DRAM_MODE_LOGIC = (2500, 2500)
+
+
+def board_needs(config: EngineConfig, family: str, variant: BuildVariant, board=None) -> dict:
     """Block RAM (per memory), multiplier blocks and the LUT / FF estimate of the board top on ``family``:
     the ``needs`` of a :class:`~fireforge.hw.board.fit.FitReport`."""
     external = variant.external
     mems = board_memories(config)
     blocks = {}
     for k, (w, d) in mems.items():
-        if k == "activations":
+        if k == "activations" or (config.dram and d):      # RAMs: DRAM mode's buffers are all written
             blocks[k] = 0 if external else ram_blocks(w, d, family)
         else:
             blocks[k] = 0 if d <= ROM_LOGIC_DEPTH else bram_blocks(w, d, family)
@@ -59,6 +66,16 @@ def board_needs(config: EngineConfig, family: str, variant: BuildVariant) -> dic
     memories = {k: {"width": mems[k][0], "depth": mems[k][1], "blocks": blocks[k], "bits": mems[k][0] * mems[k][1]}
                 for k in mems}
     memories["engine FIFOs"] = {"blocks": blocks["engine FIFOs"], "fifos": [list(f) for f in eng.memories]}
+    if config.dram and board is not None:
+        # the command processor and DMA (FIFOs of the AXI width), and the room kept for the DRAM controller
+        dma = [(board.dram_width, DMA_FIFO_DEPTH)] * 2
+        blocks["DMA FIFOs"] = sum(bram_blocks(w, d, family) for w, d in dma)
+        memories["DMA FIFOs"] = {"blocks": blocks["DMA FIFOs"], "fifos": [list(f) for f in dma]}
+        lut, ff = lut + DRAM_MODE_LOGIC[0], ff + DRAM_MODE_LOGIC[1]
+        c_lut, c_blocks = board.dram_reserve
+        blocks["DRAM controller (reserved)"] = c_blocks
+        memories["DRAM controller (reserved)"] = {"blocks": c_blocks, "luts": c_lut}
+        lut += c_lut
     memories["activations"]["placement"] = variant.act_memory
     return {
         "memories": memories,
@@ -77,14 +94,16 @@ def evaluate(config: EngineConfig, board, act_memory: str = "auto") -> tuple[dic
     """(needs, problems, placement) of ``config`` on ``board``: ``problems`` names each resource short
     (``"block RAM"``, ``"multipliers"``, ``"LUTs (estimate)"``, ``"flip-flops (estimate)"``); ``placement``
     is where the activations went (see :data:`ACT_MEMORY_CHOICES`)."""
-    if act_memory == "auto":
+    if act_memory == "auto" and not config.dram:
         n, problems, where = evaluate(config, board, "on-chip")
         if problems and board.external_ram:
             n2, p2, w2 = evaluate(config, board, "external")
             if not p2:
                 return n2, p2, w2
         return n, problems, where
-    n = board_needs(config, board.family, BuildVariant.for_family(board.family, act_memory))
+    if config.dram:
+        act_memory = "on-chip"          # the buffers are on chip; DRAM holds everything else
+    n = board_needs(config, board.family, BuildVariant.for_family(board.family, act_memory), board)
     problems = [what for what, used, available in (
         ("block RAM", n["bram_blocks"], board.bram_blocks), ("multipliers", n["dsp"], board.multipliers),
         ("LUTs (estimate)", n["lut"], board.luts), ("flip-flops (estimate)", n["ff"], board.ffs)) if used > available]

@@ -112,7 +112,13 @@ FIFO_LUTRAM_DEPTH = 16
 
 
 def board_memories(config: EngineConfig) -> dict[str, tuple[int, int]]:
-    """Name -> (width, depth) of the block memories around the engine (FireforgeTop's ROMs and RAM)."""
+    """Name -> (width, depth) of the block memories around the engine (FireforgeTop's ROMs and RAM; in DRAM
+    mode its buffers, all RAMs, and no descriptor memory: the running tile's descriptor is a register)."""
+    if config.dram:
+        return {"weights": (config.weight_word_bits, config.weight_depth),
+                "quant": (config.quant_word_bits, config.quant_depth),
+                "descriptors": (DESCRIPTOR.size, 0),
+                "activations": (config.act_word_bits, config.act_depth)}
     return {
         "weights": (config.weight_word_bits, config.weight_depth),
         "quant": (config.quant_word_bits, config.quant_depth),
@@ -148,15 +154,17 @@ def estimate_logic(config: EngineConfig, family: str, act_external: bool = False
     mems = board_memories(config)
     mux_bits = 0
     for name, (w, d) in mems.items():
-        ram = name == "activations"
+        ram = name == "activations" or config.dram
+        if d == 0:
+            continue
         if (not ram and d <= ROM_LOGIC_DEPTH) or (ram and act_external):
             continue
         mux_bits += w * (tile_rows(w, d, family, ram=ram) - 1)
     ff = fb + fl * v + fm * n
     if family == "ecp5":
         for name, (w, d) in mems.items():
-            if name in ("weights", "quant") or (name == "activations" and not act_external):
-                ff += pipeline_flip_flops(w, d, ram=name == "activations")
+            if d and (name in ("weights", "quant") or (name == "activations" and not act_external)):
+                ff += pipeline_flip_flops(w, d, ram=name == "activations" or config.dram)
     return round(lb + ll * v + lm * n + mux * mux_bits), ff
 
 
