@@ -51,9 +51,12 @@ def run_engine(dut, mem: bytearray, runs, *, data_width, max_cycles=200_000, pee
             axi.step(ctx)
             await ctx.tick()
             ctx.set(dut.start, 0)
-            res, cycle = {"layer_done": []}, 1
+            res, cycle = {"layer_done": [], "overlap": 0}, 1
             while True:
+                beats = axi.r_beats + axi.w_beats
                 axi.step(ctx)
+                if axi.r_beats + axi.w_beats > beats and ctx.get(dut.core.busy):
+                    res["overlap"] += 1         # a data beat while the core computes
                 if ctx.get(dut.layer_done):
                     res["layer_done"].append(cycle)
                 if ctx.get(dut.done):
@@ -180,3 +183,114 @@ def test_parameters_and_needs():
     mems = sorted(needs["memories"])
     for want in ((32, 256), (128, 64), (256, 16)):
         assert want in mems
+
+
+# -- a real compute: a compiled Fire module, one tile per layer -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fire_out(tmp_path_factory):
+    from conftest import compile_fire
+    return compile_fire(tmp_path_factory.mktemp("dramfire"), in_channels=16, squeeze=8, expand1x1=16,
+                        expand3x3=16, input_size=7)
+
+
+def one_tile_per_layer(compiled, x, *, snapshots: bool):
+    """(DRAM image, commands, where each ACT snapshot goes): the weights, quant and initial activation images
+    loaded whole, each layer's resident descriptor as one compute command, the whole ACT buffer stored (after
+    every layer with ``snapshots``, else once at the end)."""
+    from fireforge.sim.hw_run import initial_memory
+
+    cfg, v = compiled.config, compiled.vector
+    weights = compiled.images["weights"].read().tobytes()
+    quant = compiled.images["quant"].read().tobytes()
+    act = initial_memory(compiled, x).tobytes()
+    image, at = {}, 0x10000
+    for name, data in (("weights", weights), ("quant", quant), ("act", act)):
+        image[name] = (at, data)
+        at = (at + len(data) + 0xFFF) & ~0xFFF
+    cmds = [load(Buffer.WEIGHTS, image["weights"][0], 0, len(weights) // cfg.mac_units),
+            load(Buffer.QUANT, image["quant"][0], 0, len(quant) // (cfg.quant_word_bits // 8)),
+            load(Buffer.ACT, image["act"][0], 0, cfg.act_depth)]
+    descriptors = compiled.images["descriptors"].read()
+    dumps = []
+    for i, entry in enumerate(compiled.layers):
+        cmds.append(int.from_bytes(descriptors[i].tobytes(), "little"))        # the resident descriptor
+        if snapshots or i == len(compiled.layers) - 1:
+            dumps.append(at)
+            cmds.append(store(at, 0, cfg.act_depth, wait=1, mark=1))
+            at += cfg.act_depth * v
+    cmds.append(pack({"op": Op.END}))
+    mem = bytearray(at)
+    for addr, data in image.values():
+        mem[addr:addr + len(data)] = data
+    mem[0:len(cmds) * COMMAND_BYTES] = stream_bytes(cmds)
+    return mem, cmds, dumps
+
+
+@pytest.mark.parametrize("data_width", [16])
+def test_fire_module_one_tile_per_layer_is_byte_exact(fire_out, data_width):
+    from conftest import random_input
+    from fireforge.core.compiled import Compiled
+    from fireforge.core.layout import read_layer_result, read_tensor
+    from fireforge.sim import golden
+
+    compiled, x = Compiled.of(fire_out), random_input((1, 16, 7, 7), 19)
+    expected = golden.run(compiled.program, x)
+    cfg = dataclasses.replace(compiled.config, memory="dram")
+    mem, cmds, dumps = one_tile_per_layer(compiled, x, snapshots=True)
+    dut = DramEngine(cfg, data_width=data_width)
+    (res,) = run_engine(dut, mem, [(0, len(cmds))], data_width=data_width, max_cycles=500_000)
+    v = compiled.vector
+    snaps = [np.frombuffer(bytes(mem[a:a + cfg.act_depth * v]), np.uint8).reshape(cfg.act_depth, v) for a in dumps]
+    for entry, snap in zip(compiled.layers, snaps):
+        got = read_layer_result(entry.descriptor, compiled.layer_channel_index(entry), snap, v)
+        bad = int(np.count_nonzero(got != expected.layer_outputs[entry.name]))
+        assert bad == 0, f"{entry.name}: {bad} of {got.size} bytes differ from the golden model"
+    out = read_tensor(compiled.output_layout, snaps[-1], v)
+    assert np.array_equal(out, expected.output)
+    assert res["error"] == 0 and len(res["layer_done"]) == len(compiled.layers)
+    print(f"\nFire module, DRAM mode one tile per layer: {res['cycles']} cycles, core busy {res['compute_cycles']}, "
+          f"read {res['bytes_read']} B, written {res['bytes_written']} B")
+
+
+def test_transfers_run_while_the_core_computes(fire_out):
+    """LOADs and STOREs with wait=0 beside running tiles: a STORE of the input the squeeze layer is reading
+    (the STORE reader before the core on ACT's read port), a LOAD into free ACT words while the layer writes
+    (the core before LOAD on the write port), a STORE of them while the next layer runs; the AXI slave pauses
+    every channel 30 % of cycles. Every layer and both copies byte-exact."""
+    from conftest import random_input
+    from fireforge.core.compiled import Compiled
+    from fireforge.core.layout import read_layer_result, read_tensor
+    from fireforge.sim import golden
+    from fireforge.sim.hw_run import initial_memory
+
+    compiled, x = Compiled.of(fire_out), random_input((1, 16, 7, 7), 7)
+    expected = golden.run(compiled.program, x)
+    cfg, v = dataclasses.replace(compiled.config, memory="dram"), compiled.vector
+    used = max(t.addr + t.words for t in compiled.tensors.values())
+    free, n_free = used + 8, min(200, cfg.act_depth - used - 8)
+    inp = compiled.input_layout
+    mem, cmds, dumps = one_tile_per_layer(compiled, x, snapshots=False)
+    at = len(mem)
+    x_copy, y_src, y_copy = at, at + 0x1000, at + 0x2000
+    mem += bytearray(0x3000)
+    mem[y_src:y_src + n_free * v] = random.Random(3).randbytes(n_free * v)
+    # after the first compute: STORE the input it reads, LOAD free words; after the second: STORE them
+    first = 3
+    cmds[first + 1:first + 1] = [store(x_copy, inp.addr, inp.words), load(Buffer.ACT, y_src, free, n_free)]
+    cmds[first + 4:first + 4] = [store(y_copy, free, n_free)]
+    mem[0:len(cmds) * COMMAND_BYTES] = stream_bytes(cmds)
+    dut = DramEngine(cfg, data_width=16)
+    (res,) = run_engine(dut, mem, [(0, len(cmds))], data_width=16, max_cycles=500_000, busy=0.3, seed=9)
+    assert res["error"] == 0 and res["overlap"] > 100
+    final = np.frombuffer(bytes(mem[dumps[-1]:dumps[-1] + cfg.act_depth * v]), np.uint8).reshape(cfg.act_depth, v)
+    for entry in compiled.layers:
+        got = read_layer_result(entry.descriptor, compiled.layer_channel_index(entry), final, v)
+        assert np.array_equal(got, expected.layer_outputs[entry.name]), entry.name
+    assert np.array_equal(read_tensor(compiled.output_layout, final, v), expected.output)
+    init = initial_memory(compiled, x)
+    assert bytes(mem[x_copy:x_copy + inp.words * v]) == init[inp.addr:inp.addr + inp.words].tobytes()
+    assert mem[y_copy:y_copy + n_free * v] == mem[y_src:y_src + n_free * v]
+    assert bytes(final[free:free + n_free].tobytes()) == bytes(mem[y_src:y_src + n_free * v])
+    print(f"\nconcurrent transfers: {res['cycles']} cycles, core busy {res['compute_cycles']}, "
+          f"{res['overlap']} data beats while the core computed")
