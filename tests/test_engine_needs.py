@@ -118,3 +118,16 @@ def test_needs_of_each_part():
     parts = Engine.needs(_config(64), BuildVariant())["parts"]
     assert parts["lane_requantizers"]["products"][(18, False, 18, False)] == 8
     assert parts["mac_array"]["products"] == {(8, True, 8, False): 64}
+
+
+@pytest.mark.parametrize("data_width", [16, 32])
+def test_dram_engine_needs_equal_the_elaborated_design(data_width):
+    """``DramEngine.needs``: the core's report, the three buffers, the DMAs' and the STORE path's FIFOs."""
+    from fireforge.hw.dram.dram_engine import DramEngine
+
+    cfg = EngineConfig(mac_units=16, weight_depth=128, quant_depth=16, desc_depth=4, act_depth=512, memory="dram")
+    needs = DramEngine.needs(cfg, data_width=data_width, max_burst=16)
+    products, memories, _ = _walk(Fragment.get(DramEngine(cfg, data_width=data_width, max_burst=16), None))
+    assert needs["products"] == dict(products)
+    assert sorted(needs["memories"]) == sorted(memories)
+    assert set(needs["parts"]) >= {"core", "buffers", "fetch_dma", "load_dma", "store_dma", "transfer"}
