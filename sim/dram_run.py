@@ -96,6 +96,9 @@ def dram_run(image: dict[int, bytes], runs: list[tuple[int, int]], *, config, va
         raise ValueError("dram_run needs at least one run")
     if not 0 <= stall_pct < 100:
         raise ValueError(f"stall_pct must be 0..99, not {stall_pct!r}")
+    size = litedram.PROFILES[PROFILE].size_bytes
+    if not 0 <= dump[0] < dump[1] <= size:
+        raise ValueError(f"dump range [{dump[0]:#x}, {dump[1]:#x}) empty or outside the DRAM ({size:#x} bytes)")
     import time
 
     t0 = time.time()

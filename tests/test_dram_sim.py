@@ -187,3 +187,97 @@ def test_axi_staller_is_legal(pct):
     else:
         assert s["stalls"] > 0 and s["closed"] > 0
     print(f"\nstall_pct {pct}: handshakes {s['hs']}, held-back channel-cycles {s['closed']}, stall cycles {s['stalls']}")
+
+
+# -- DramEngine on the real controller, end to end (fireforge.sim.dram_run) ---------------------------------
+
+E2E_CFG = dict(mac_units=16, weight_depth=64, quant_depth=16, desc_depth=4, act_depth=256, memory="dram")
+SRC = 0x0123_4000          # source data: rows 0x1234.. (every bank, several rows)
+DST = 0x01FF_0000          # stores: across rows near the top of the 32 MB
+PROG = (0x0080_0000, 0x0080_1000, 0x0080_2000)   # three command streams
+
+
+def _e2e_case():
+    """Three runs: transfers in every buffer with runs / strides / wait / mark, stored to DRAM; a stream with
+    a bad command (op 7); a second good stream. Returns (image, runs, expected dump, expectations)."""
+    from fireforge.core.config import EngineConfig
+    from fireforge.core.descriptor import COMMAND_BYTES, Buffer, Op, pack, pack_transfer
+
+    cfg = EngineConfig(**E2E_CFG)
+    ab, wb, qb = cfg.act_word_bits // 8, cfg.weight_word_bits // 8, cfg.quant_word_bits // 8
+
+    def xfer(op, buffer, dram_addr, buf_addr, run_words, runs=1, stride=0, **kw):
+        return pack_transfer({"op": op, "buffer": buffer, "dram_addr": dram_addr, "buf_addr": buf_addr,
+                              "run_words": run_words, "runs": runs, "dram_stride": stride, **kw})
+
+    end = pack({"op": Op.END})
+    s0 = [xfer(Op.LOAD, Buffer.ACT, SRC, 10, 5, runs=3, stride=0x400),             # ACT[10..25), 3 banks
+          xfer(Op.LOAD, Buffer.WEIGHTS, SRC + 0x1FA0, 4, 3, runs=2, stride=96),      # across a 4 KB boundary
+          xfer(Op.LOAD, Buffer.QUANT, SRC + 0x3000, 1, 2, runs=2, stride=128, mark=1),
+          xfer(Op.LOAD, Buffer.ACT, SRC + 0x5000, 100, 100, wait=1),                 # longer than a burst
+          xfer(Op.STORE, Buffer.ACT, DST, 10, 3, runs=5, stride=40, wait=1, mark=1),  # ACT[10..25) in 5 runs
+          xfer(Op.STORE, Buffer.ACT, DST + 0x1000, 100, 100, mark=1),
+          end]
+    s1 = [xfer(Op.LOAD, Buffer.ACT, SRC, 0, 4), 7, xfer(Op.STORE, Buffer.ACT, DST + 0x3000, 0, 4), end]
+    s2 = [xfer(Op.STORE, Buffer.ACT, DST + 0x2000, 100, 50, runs=2, stride=0x800, mark=1), end]
+    rng = random.Random(23)
+    src = rng.randbytes(0x6000)
+    image = {SRC: src}
+    for p, s in zip(PROG, (s0, s1, s2)):
+        image[p] = b"".join(c.to_bytes(COMMAND_BYTES, "little") for c in s)
+    lo, hi = DST - 0x100, DST + 0x4000
+    want = bytearray(hi - lo)
+
+    def put(addr, data):
+        want[addr - lo:addr - lo + len(data)] = data
+
+    act = {}
+    for r in range(3):
+        for i in range(5):
+            act[10 + 5 * r + i] = src[0x400 * r + i * ab:0x400 * r + (i + 1) * ab]
+    for i in range(100):
+        act[100 + i] = src[0x5000 + i * ab:0x5000 + (i + 1) * ab]
+    for r in range(5):
+        put(DST + 40 * r, b"".join(act[10 + 3 * r + i] for i in range(3)))
+    put(DST + 0x1000, b"".join(act[100 + i] for i in range(100)))
+    for r in range(2):                       # run 2: ACT is kept across runs
+        put(DST + 0x2000 + 0x800 * r, b"".join(act[100 + 50 * r + i] for i in range(50)))
+    expect = [
+        {"bytes_read": len(s0) * COMMAND_BYTES + (15 + 100) * ab + 6 * wb + 4 * qb,
+         "bytes_written": (15 + 100) * ab, "error": 0, "marks": 3},
+        {"error": 1, "marks": 0},
+        {"bytes_read": len(s2) * COMMAND_BYTES, "bytes_written": 100 * ab, "error": 0, "marks": 1},
+    ]
+    runs = [(PROG[0], len(s0)), (PROG[1], len(s1)), (PROG[2], len(s2))]
+    return cfg, image, runs, (lo, hi), bytes(want), expect
+
+
+@pytest.mark.parametrize("stall_pct", [0, 40])
+def test_dram_engine_on_litedram(stall_pct):
+    """DramEngine on the ULX3S controller with a hand-built command stream: three runs back to back (a bad
+    command in the middle one), DRAM bytes exact after the dump, counters exact, layer_done stamped; the same
+    model with the AxiStaller at 40 %."""
+    from fireforge.sim.dram_run import dram_run
+
+    cfg, image, runs, dump, want, expect = _e2e_case()
+    res = dram_run(image, runs, config=cfg, dump=dump, stall_seed=99, stall_pct=stall_pct, timeout_s=600,
+                   max_cycles=2_000_000)
+    got = np.frombuffer(res.dump, np.uint8)
+    diff = np.flatnonzero(got != np.frombuffer(want, np.uint8))
+    assert diff.size == 0, f"{diff.size} DRAM bytes differ, first at {dump[0] + diff[0]:#x}"
+    for r, e in zip(res.runs, expect):
+        assert r.error == e["error"], (r, e)
+        for k in ("bytes_read", "bytes_written"):
+            if k in e:
+                assert getattr(r, k) == e[k], (k, r, e)
+        assert r.compute_cycles == 0 and r.stall_cycles == r.cycles
+        assert len(r.layer_cycles) == e["marks"] and r.layer_cycles == sorted(r.layer_cycles)
+        assert all(0 < c <= r.cycles for c in r.layer_cycles)
+        assert r.clock_cycles == r.cycles               # the engine's count = start pulse -> done edge
+    assert res.runs[1].bytes_written == 0                    # the bad command stopped the run before its STORE
+    assert (res.stalls > 0) == (stall_pct > 0)
+    print(f"\nDramEngine on LiteDRAM, stall_pct {stall_pct}: cycles {[r.cycles for r in res.runs]} "
+          f"(clock {[r.clock_cycles for r in res.runs]}), "
+          f"read {[r.bytes_read for r in res.runs]} B, written {[r.bytes_written for r in res.runs]} B, "
+          f"layer stamps {[r.layer_cycles for r in res.runs]}, staller stalls {res.stalls}; init "
+          f"{res.init_cycles} cycles; run {res.run_seconds} s, build {res.build_seconds} s")
