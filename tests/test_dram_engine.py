@@ -140,6 +140,22 @@ def test_transfers_are_byte_exact(data_width, busy):
     assert all(n <= 8 for _, _, n in res["slave"].bursts)
 
 
+@pytest.mark.parametrize("data_width", [16, 32])
+def test_transfers_stream_at_the_bus_rate(data_width):
+    """An ACT LOAD, a STORE and a WEIGHTS LOAD of 1 KB each, back to back against a slave that never pauses:
+    each within 3 % + 12 cycles of one beat per cycle (the STORE path's converter and FIFO keep up)."""
+    mem = bytearray(1 << 16)
+    cmds = [load(Buffer.ACT, 0x4000, 0, 256, mark=1), store(0x8000, 0, 256, mark=1),
+            load(Buffer.WEIGHTS, 0x4000, 0, 64, mark=1), pack({"op": Op.END})]
+    mem[PROGRAM:PROGRAM + len(cmds) * COMMAND_BYTES] = stream_bytes(cmds)
+    (res,) = run_engine(DramEngine(CFG, data_width=data_width), mem, [(PROGRAM, len(cmds))], data_width=data_width)
+    beats = 1024 * 8 // data_width
+    stamps = res["layer_done"]
+    for took in (stamps[1] - stamps[0], stamps[2] - stamps[1]):      # the STORE, the WEIGHTS LOAD
+        assert took <= beats * 1.03 + 12, (took, beats)
+    assert mem[0x8000:0x8400] == mem[0x4000:0x4400]
+
+
 def _simple_stream(*extra):
     return [load(Buffer.ACT, 0x1000, 0, 4), *extra]
 

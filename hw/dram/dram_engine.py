@@ -131,7 +131,7 @@ class DramEngine(wiring.Component):
         cfg, dw = self.config, self.data_width
         m.submodules.core = core = self.core
         m.submodules.buffers = bufs = self.buffers
-        m.submodules.proc = proc = CommandProcessor(data_width=dw, addr_width=self.addr_width,
+        m.submodules.proc = proc = self.proc = CommandProcessor(data_width=dw, addr_width=self.addr_width,
                                                     rom_latency=core.rom_latency)
         m.submodules.transfer = xfer = Transfer(cfg, data_width=dw, addr_width=self.addr_width)
         m.submodules.fetch_dma = fetch = ReadDma(**self._dma_params(), beats_width=FETCH_BEATS_BITS)

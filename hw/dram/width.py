@@ -23,7 +23,8 @@ class WidthConverter(wiring.Component):
     i : In(stream.Signature(i_width))
     o : Out(stream.Signature(o_width))
         Narrow → wide: one word per ``o_width / i_width`` inputs, the first in the low bits. Wide → narrow:
-        the low part first. Full throughput on the narrow side.
+        the low part first. Full throughput on the narrow side (wide → narrow: the next word is taken in the
+        cycle its predecessor's last part is offered).
     """
 
     def __init__(self, *, i_width: int, o_width: int):
@@ -59,15 +60,17 @@ class WidthConverter(wiring.Component):
                 with m.If(count == ratio - 1):
                     m.d.sync += o.valid.eq(1)
         else:
-            # hold the wide word, offer its parts in turn
+            # hold the wide word, offer its parts in turn; the next word is taken as its last part is
             held = Signal(self.i_width)
             full = Signal()
-            m.d.comb += i.ready.eq(~full)
-            with m.If(i.valid & i.ready):
-                m.d.sync += [held.eq(i.payload), full.eq(1)]
-            with m.If(full & (~o.valid | o.ready)):
+            emit = Signal()
+            m.d.comb += [emit.eq(full & (~o.valid | o.ready)),
+                         i.ready.eq(~full | (emit & (count == ratio - 1)))]
+            with m.If(emit):
                 m.d.sync += [o.valid.eq(1), o.payload.eq(held.word_select(count, self.o_width)),
                              count.eq(count + 1)]
                 with m.If(count == ratio - 1):
                     m.d.sync += full.eq(0)
+            with m.If(i.valid & i.ready):
+                m.d.sync += [held.eq(i.payload), full.eq(1)]
         return m
