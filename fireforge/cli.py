@@ -180,10 +180,17 @@ def cmd_simulate(args) -> int:
     compiled = Compiled.load(args.out_dir)
     x = load_input(args.input, input_shape(compiled.program), args.preprocess)
     variant = BuildVariant(act_memory=args.act_memory, mac_products=args.mac_products)
-    _log(f"building or reusing the Verilated engine, then running {len(compiled.layers)} layers")
-    bar = sim_mod.progress_bar(len(compiled.layers), sys.stderr)
+    if args.board:
+        sim_mod.check_board(compiled, args.board)
+    elif compiled.config.dram:
+        raise FireforgeError(f"{args.out_dir} is compiled for DRAM mode"
+                             f"{' on ' + compiled.board if compiled.board else ''}; simulate it with --board "
+                             f"{compiled.board or 'NAME'}")
+    _log(f"building or reusing the Verilated engine, then running {len(compiled.layers)} layers"
+         + (" on the DRAM-mode engine and LiteDRAM's controller" if compiled.config.dram else ""))
+    bar = None if compiled.config.dram else sim_mod.progress_bar(len(compiled.layers), sys.stderr)
     rep = sim_mod.simulate(compiled, x, variant=variant, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
-                           read_latency=args.read_latency, progress=bar)
+                           read_latency=args.read_latency, progress=bar, board=args.board)
     print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))
     return 0 if rep.mismatches == 0 else 1
 
@@ -357,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the engine as built for on-chip activations or for a board's DRAM (64 reads in flight)")
     s.add_argument("--mac-products", choices=["dsp", "lut"], default="dsp",
                    help="MAC products as DSP multipliers or as the LUT logic the ECP5 / iCE40 board tops use")
+    s.add_argument("--board", help="the board OUT/ was compiled for (compile --board): a DRAM-mode program runs on "
+                                   "the DRAM-mode engine and the board's LiteDRAM controller (ulx3s-85f profile)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
 

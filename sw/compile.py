@@ -144,6 +144,7 @@ def check(state: CompileState, o: CompileOptions) -> CompileState:
 def engine(state: CompileState, o: CompileOptions) -> CompileState:
     from fireforge.sw.board_config import board_config
 
+    state.program.meta["board"] = o.board           # the manifest's meta: simulate / generate --board check it
     return replace(state, config=board_config(state.program, o.board, o.engine, log=o.log))
 
 

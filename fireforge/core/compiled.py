@@ -83,6 +83,12 @@ class Compiled:
     manifest: dict          # the raw manifest, for tools that copy it (validated, not to be re-parsed)
 
     @property
+    def board(self) -> str | None:
+        """The board ``compile --board`` chose the engine for (None: compiled without a board)."""
+        meta = self.manifest.get("meta")
+        return meta.get("board") if isinstance(meta, dict) and isinstance(meta.get("board"), str) else None
+
+    @property
     def dram(self) -> dict | None:
         """DRAM mode: the manifest's ``dram`` entry (map, traffic; :func:`fireforge.sw.dram_program.summary`)."""
         return self.manifest.get("dram") if self.config.dram else None
