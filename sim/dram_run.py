@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fireforge.sim import litedram
 
-__all__ = ["DramRun", "DramRunResult", "dram_run", "build_model", "PROFILE", "DATA_WIDTH", "ID_WIDTH"]
+__all__ = ["DramRun", "DramRunResult", "dram_run", "build_model", "program_image", "act_words", "PROFILE",
+           "DATA_WIDTH", "ID_WIDTH"]
 
 #: the simulated board DRAM and the engine's AXI port on it (spec: ULX3S, 16-bit, ID width 1)
 PROFILE = "ulx3s"
@@ -125,3 +126,38 @@ def dram_run(image: dict[int, bytes], runs: list[tuple[int, int]], *, config, va
     return DramRunResult(runs=out, dump=data, dump_range=(lo, hi), init_cycles=res["init_cycles"],
                          stalls=res["stalls"], run_seconds=res["run_seconds"],
                          build_seconds=info["build_seconds"] if built_now else 0.0, model=model, raw=res)
+
+
+def program_image(compiled, x) -> tuple[dict[int, bytes], list[tuple[int, int]], tuple[int, int]]:
+    """A DRAM-mode compiled program (``OUT/`` or :class:`~fireforge.core.compiled.Compiled`) and a float input
+    as :func:`dram_run`'s arguments: ``(image, runs, dump)`` — the weights, quant and commands images at their
+    DRAM map addresses and the quantized input at its tensor's words; one run of the whole command stream; the
+    dump of the activation region (word ``w`` at ``map.act + w·vector``: :func:`act_words`)."""
+    import numpy as np
+
+    from fireforge.core.compiled import Compiled
+    from fireforge.core.layout import tensor_words
+    from fireforge.core.numerics import quantize_input
+
+    c = Compiled.of(compiled)
+    if not c.config.dram:
+        raise ValueError(f"{c.out_dir} is not a DRAM-mode program (engine memory {c.config.memory!r})")
+    m, v = c.dram["map"], c.vector
+    lay, t_in = c.input_layout, c.program.tensors[c.program.input]
+    words = np.asarray(tensor_words(lay, quantize_input(x, t_in.scale, t_in.zero_point), t_in.zero_point, v),
+                       np.uint8)
+    image = {m["weights"]: c.images["weights"].read().tobytes(), m["quant"]: c.images["quant"].read().tobytes(),
+             m["act"] + lay.addr * v: words.tobytes(), m["commands"]: c.images["commands"].read().tobytes()}
+    return image, [(m["commands"], m["command_count"])], (m["act"], m["act"] + m["act_bytes"])
+
+
+def act_words(compiled, result: DramRunResult):
+    """The activation region of a :func:`program_image` run's dump as ``uint8 [words, vector]`` (the layout
+    ``fireforge.core.layout.read_tensor`` / ``read_layer_result`` read)."""
+    import numpy as np
+
+    from fireforge.core.compiled import Compiled
+
+    c = Compiled.of(compiled)
+    m = c.dram["map"]
+    return np.frombuffer(result.dumped(m["act"], m["act"] + m["act_bytes"]), np.uint8).reshape(-1, c.vector)
