@@ -13,7 +13,8 @@
 Environment
 -----------
 ``FF_DRAM``        JSON: ``runs`` ``[[program_addr, program_commands], ...]``, ``stall_seed``, ``stall_pct``
-``FF_MAX_CYCLES``  cycle limit of each run and of the init (default 50,000,000); exceeding it fails the test
+``FF_MAX_CYCLES``  cycle limit of each run (default 50,000,000); exceeding it fails the test
+``FF_INIT_CYCLES`` cycle limit of the init sequence (default 1,000,000; the ULX3S init takes 20,538)
 ``FF_TIMEOUT_S``   optional wall-clock limit, checked every ``FF_CHUNK_CYCLES`` (default 1,000,000) cycles
 ``FF_RESULT``      the result file (set by :func:`fireforge.sim.verilator.run`)
 ``FF_CLOCK``       ``hdl``: the model makes its clock; otherwise cocotb's GPI clock is started here (10 ns)
@@ -112,8 +113,9 @@ async def dram_engine(dut):
     await ClockCycles(dut.clk, _env_int("FF_RESET_CYCLES", 4))
     dut.rst.value = 0
     t0 = _now()
-    if not int(dut.seq_done.value) and not await _await_edge(dut.seq_done, max_cycles, chunk, deadline):
-        fail(f"init sequencer: no seq_done within {max_cycles} cycles")
+    init_cycles = _env_int("FF_INIT_CYCLES", 1_000_000)
+    if not int(dut.seq_done.value) and not await _await_edge(dut.seq_done, init_cycles, chunk, deadline):
+        fail(f"init sequencer: no seq_done within FF_INIT_CYCLES={init_cycles} cycles")
     result["init_cycles"] = _now() - t0
     await ClockCycles(dut.clk, 2)                 # the core registers init_done
     result.update(init_done=int(dut.init_done.value), init_error=int(dut.init_error.value),

@@ -331,3 +331,18 @@ def test_compiled_fire_on_litedram(fire_dram, stall_pct):
     print(f"\ncompiled Fire module (tiles {[l['tiles'] for l in c.dram['layers']]}) on LiteDRAM, stall_pct "
           f"{stall_pct}: {r.cycles} cycles, core busy {r.compute_cycles}, read {r.bytes_read} B, written "
           f"{r.bytes_written} B, layers done at {r.layer_cycles}; run {res.run_seconds} s")
+
+
+def test_watchdog_and_bad_arguments():
+    """A run that does not reach done within max_cycles fails (the Timer watchdog) instead of hanging; bad
+    dump ranges and stall_pct are refused before anything is built."""
+    from fireforge.core.config import EngineConfig
+    from fireforge.sim.dram_run import dram_run
+
+    cfg, image, runs, dump, _, _ = _e2e_case()
+    with pytest.raises(RuntimeError, match="did not rise within FF_MAX_CYCLES=100 "):
+        dram_run(image, runs[:1], config=cfg, dump=dump, max_cycles=100, timeout_s=300)
+    with pytest.raises(ValueError, match="outside the DRAM"):
+        dram_run({}, [(0, 1)], config=EngineConfig(**E2E_CFG), dump=(0, (32 << 20) + 1))
+    with pytest.raises(ValueError, match="stall_pct"):
+        dram_run({}, [(0, 1)], config=EngineConfig(**E2E_CFG), dump=(0, 16), stall_pct=100)
