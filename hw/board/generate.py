@@ -14,6 +14,7 @@ from fireforge.core.outdir import commit_output_dir, prepare_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import BOARDS, DEFAULT_BAUD, ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import clock_plan
+from fireforge.hw.board.dram_top import dram_board_generate, refuse_dram_flags
 from fireforge.hw.board.ecp5_memory import memory_modules
 from fireforge.hw.board.fit import fit_check, require_fit
 from fireforge.hw.board.flow import run_tools, yowasp_environ
@@ -49,12 +50,27 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     ``check_fit=False`` (benchmarks: what a design that does not fit would take) writes and synthesises a
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
     ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard`.
+
+    A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode engine alone as the top
+    (:mod:`fireforge.hw.board.dram_top`: AXI master and control ports, no ROMs, UART or PLL; the DRAM controller
+    joins it in issue #20): ``--synth`` measures it, ``--pnr`` / ``--bitstream`` are refused, the report has
+    ``"memory": "dram"``.
     """
 
     board = get_board(board)
     rtl_dir = Path(rtl_dir)
-    _check_tool_flags(board, pnr, bitstream)
     compiled = Compiled.of(out_dir)
+    if compiled.config.dram:
+        refuse_dram_flags(compiled, board, pnr=pnr, bitstream=bitstream, act_memory=act_memory)
+        rep = require_fit(compiled, board) if check_fit else fit_check(compiled, board)  # nothing written if not
+        check_supported(compiled.program, rep.config)
+        for note in rep.notes:
+            log(f"{board.name}: {note}")
+        if clock_mhz is not None:
+            clock_plan(board, clock_mhz)        # the same checks of --clock as the resident top's
+        return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, synth=synth, force=force,
+                                   tool_timeout_s=tool_timeout_s, log=log)
+    _check_tool_flags(board, pnr, bitstream)
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit
     else:
