@@ -1,8 +1,8 @@
 """Run a DRAM-mode compiled program on the DRAM-mode engine and LiteDRAM's real controller: ``dram_rtl_run``.
 
 The mirror of :func:`fireforge.sim.hw_run.rtl_run` for ``config.memory == "dram"``. The DRAM image is what
-the host writes before a run (:func:`dram_image`): the weights and requant images and the command stream at
-the manifest's ``dram`` map, the quantized input at its tensor's words. The simulation preloads it by the
+the host writes before a run (:func:`fireforge.sim.dram_run.program_image`): the weights and requant images
+and the command stream at the manifest's ``dram`` map, the quantized input at its tensor's words. The simulation preloads it by the
 core's backdoor (:mod:`fireforge.sim.dram_run`), runs the engine from the first command and dumps the
 activation region: every tensor has its own DRAM words in DRAM mode, so every layer's result is read back.
 """
@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from fireforge.core.compiled import Compiled
-from fireforge.core.layout import read_layer_result, read_tensor, tensor_words
-from fireforge.core.numerics import quantize_input
+from fireforge.core.layout import read_layer_result, read_tensor
 from fireforge.errors import FireforgeError
 from fireforge.sim import dram_run as runner
 from fireforge.sim import litedram
 
-__all__ = ["DramHwResult", "dram_image", "dram_rtl_run"]
+__all__ = ["DramHwResult", "dram_rtl_run"]
 
 
 @dataclass
@@ -43,22 +42,6 @@ class DramHwResult:
         return self.cycles - self.compute_cycles
 
 
-def _input_bytes(compiled: Compiled, x: np.ndarray) -> bytes:
-    t_in = compiled.program.tensors[compiled.program.input]
-    words = tensor_words(compiled.input_layout, quantize_input(x, t_in.scale, t_in.zero_point), t_in.zero_point,
-                         compiled.vector)
-    return np.ascontiguousarray(words, np.uint8).tobytes()
-
-
-def dram_image(compiled: Compiled, x: np.ndarray) -> dict[int, bytes]:
-    """DRAM byte address → bytes, as the host writes them before running ``compiled`` on input ``x``."""
-    m = compiled.dram["map"]
-    return {m["weights"]: compiled.images["weights"].bin.read_bytes(),
-            m["quant"]: compiled.images["quant"].bin.read_bytes(),
-            m["commands"]: compiled.images["commands"].bin.read_bytes(),
-            m["act"] + compiled.input_layout.addr * compiled.vector: _input_bytes(compiled, x)}
-
-
 def dram_rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant=None, runs: int = 1,
                  stall_seed: int = 0, stall_pct: int = 0, build_root: Path | None = None,
                  timeout_s: float | None = None, max_cycles: int | None = None) -> DramHwResult:
@@ -71,16 +54,16 @@ def dram_rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant=None
     if compiled.config.act_word_bits % runner.DATA_WIDTH:
         raise FireforgeError(f"the {compiled.config.mac_units}-MAC engine's activation word does not split into "
                              f"the simulated port's {runner.DATA_WIDTH}-bit beats")
-    m, v = compiled.dram["map"], compiled.vector
-    lo, hi = m["act"], m["act"] + m["act_bytes"]
-    res = runner.dram_run(dram_image(compiled, x), [(m["commands"], m["command_count"])] * runs,
-                          config=compiled.config, variant=variant, dump=(lo, hi), stall_seed=stall_seed,
-                          stall_pct=stall_pct, build_root=build_root, timeout_s=timeout_s, max_cycles=max_cycles)
+    v = compiled.vector
+    image, program, dump = runner.program_image(compiled, x)
+    res = runner.dram_run(image, program * runs, config=compiled.config, variant=variant, dump=dump,
+                          stall_seed=stall_seed, stall_pct=stall_pct, build_root=build_root, timeout_s=timeout_s,
+                          max_cycles=max_cycles)
     bad = [i for i, r in enumerate(res.runs) if r.error]
     if bad:
         raise FireforgeError(f"the DRAM-mode engine reported an error in run {bad[0]} (an AXI error response or a "
                              f"bad command); {compiled.rebuild_hint()}")
-    words = np.frombuffer(res.dumped(lo, hi), np.uint8).reshape(-1, v)
+    words = runner.act_words(compiled, res)
     outputs = {e.name: read_layer_result(e.descriptor, compiled.layer_channel_index(e), words, v)
                for e in compiled.layers}
     first = res.runs[0]

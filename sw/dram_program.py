@@ -221,15 +221,18 @@ def _layer_tiles(program: Program, sched: Schedule, config: EngineConfig) -> lis
                              f"{config.weight_depth}, quant {config.quant_depth} words) are too small") from None
 
 
-def build(program: Program, sched: Schedule, config: EngineConfig) -> DramProgram:
-    """The command stream of ``program`` scheduled for DRAM mode (``sched`` on ``config``, ``config.dram``)."""
+def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int = 0) -> DramProgram:
+    """The command stream of ``program`` scheduled for DRAM mode (``sched`` on ``config``, ``config.dram``), its
+    regions from DRAM byte address ``base`` on (a multiple of 4 KB: several programs can share one DRAM)."""
+    if base % ALIGN:
+        raise ValueError(f"base must be a multiple of {ALIGN}")
     if not config.dram:
         raise ValueError("build() is for a DRAM-mode engine config")
     plan, v = sched.plan, config.vector
     wb, qb = word_bytes(config, Buffer.WEIGHTS), word_bytes(config, Buffer.QUANT)
     tilings = _layer_tiles(program, sched, config)
     w_bytes, q_bytes, a_bytes = plan.weight_words * wb, plan.quant_words * qb, plan.act_words * v
-    weights, quant = 0, _align(w_bytes)
+    weights, quant = base, base + _align(w_bytes)
     act = _align(quant + q_bytes)
     commands = _align(act + a_bytes)
     traffic = [LayerTraffic(l.name, height=t.height, chunk=t.chunk, order=t.order)
