@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """DRAM mode's board design (issue #19): the DRAM-mode engine alone, as the Verilog top ``fireforge_board``.
 
 ``fireforge generate OUT/ -o RTL/ --board NAME`` on a DRAM-mode compile output (``engine.json`` ``"memory":
@@ -87,6 +88,12 @@ def refuse_dram_flags(compiled: Compiled, board: Board, *, pnr: bool, bitstream:
     if not board.dram_width:
         raise FireforgeError(f"{compiled.out_dir} is a DRAM-mode program and {board.name} has no DRAM; boards "
                              f"with one: {', '.join(_dram_boards())}")
+    cfg = compiled.config
+    if cfg.act_word_bits % board.dram_width:
+        raise FireforgeError(f"{board.name}'s DRAM port is {board.dram_width} bits wide, which does not divide the "
+                             f"activation word of {compiled.out_dir}'s engine ({cfg.act_word_bits} bits at "
+                             f"{cfg.mac_units} MAC units); compile for the board: fireforge compile MODEL -o OUT "
+                             f"--board {board.name}")
 
 
 def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: FitReport, *, clock_mhz, synth: bool,
