@@ -19,6 +19,7 @@ from fireforge.sim import dram_run as runner  # noqa: E402
 from fireforge.sim import golden  # noqa: E402
 from fireforge.sim.dram_hw_run import dram_rtl_run  # noqa: E402
 from fireforge.sw import dram_program  # noqa: E402
+from fireforge.sw.dram_perf import predict_compiled_stream  # noqa: E402
 from fireforge.sw.compile import compile_model  # noqa: E402
 from fireforge.sw.schedule import schedule  # noqa: E402
 
@@ -63,6 +64,10 @@ def test_tiled_network_byte_exact_on_litedram(bypass_dram, stall_seed):
                                                            bypass_dram.dram["bytes_written"])
     assert 0 < hw.compute_cycles < hw.cycles and len(hw.layer_cycles) == len(bypass_dram.layers)
     assert hw.clock_mhz == 50
+    if not stall_seed:      # the cycle model (sw.dram_perf) within 5 % of the simulation
+        pred = predict_compiled_stream(bypass_dram)
+        assert abs(pred.cycles / hw.cycles - 1) < 0.05, (pred.cycles, hw.cycles)
+        assert abs(pred.compute_cycles / hw.compute_cycles - 1) < 0.05, (pred.compute_cycles, hw.compute_cycles)
 
 
 def test_two_programs_back_to_back(bypass_dram, build_model, tmp_path):
