@@ -3,8 +3,8 @@
 Resident mode when the whole program (ROMs and activations) fits the board's block RAM beside the engine: it
 never waits for DRAM, so it is the faster mode wherever it fits. Otherwise DRAM mode, with the buffers
 (activations, weights, requant words) as large as the block RAM left after the engine and the room kept for
-the DRAM controller allows, choosing among the sizes that fit the one whose tiling moves the fewest DRAM
-bytes (ties: the one with fewer blocks). ``simulate --board`` and ``generate --board`` then read this config
+the DRAM controller allows: for each weight / requant size the deepest activation buffer that fits, and of
+those the one the DRAM cycle model (:mod:`fireforge.sw.dram_perf`) predicts fastest. ``simulate --board`` and ``generate --board`` then read this config
 from ``OUT/engine.json``, so the three agree.
 """
 
@@ -25,20 +25,21 @@ __all__ = ["board_config", "DRAM_DESC_DEPTH"]
 DRAM_DESC_DEPTH = 2
 #: candidate buffer depths (words): activation and weight buffers in block-RAM rows, requant words
 _ACT = (2048, 4096, 8192, 12288, 16384, 24576, 32768, 49152, 65536)
-_WEIGHTS = (512, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
-_QUANT = (64, 128, 256, 512)
+_WEIGHTS = (1024, 2048, 4096, 8192)
+_QUANT = (128, 512)
 
 
-def _dram_bytes(program: Program, config: EngineConfig) -> int | None:
-    """DRAM bytes one inference moves with these buffers (None: some layer does not tile into them)."""
-    from fireforge.sw import dram_program
+def _dram_cost(program: Program, config: EngineConfig, board) -> tuple[int, int] | None:
+    """(predicted cycles, DRAM bytes) of one inference with these buffers (None: some layer does not tile)."""
+    from fireforge.sw import dram_perf, dram_program
     from fireforge.sw.schedule import schedule
 
     try:
         dp = dram_program.build(program, schedule(program, config), config)
     except FireforgeError:
         return None
-    return dp.bytes_read + dp.bytes_written
+    bus = dram_perf.BUSES[dram_perf.BOARD_BUS[board.name]]
+    return dram_perf.predict_stream(dp.commands, config, bus).cycles, dp.bytes_read + dp.bytes_written
 
 
 def board_config(program: Program, board_name: str, base: EngineConfig, log=lambda msg: None) -> EngineConfig:
@@ -55,24 +56,28 @@ def board_config(program: Program, board_name: str, base: EngineConfig, log=lamb
     best = None
     for q in _QUANT:
         for w in _WEIGHTS:
+            fitting = None                  # the deepest activation buffer that fits beside these
             for a in _ACT:
                 cfg = replace(dram, act_depth=a, weight_depth=w, quant_depth=q)
                 rep = fit_check(cfg, board, suggest=False)
                 if not rep.fits:
-                    break                   # deeper activation buffers only need more
-                moved = _dram_bytes(program, cfg)
-                if moved is not None:
-                    key = (moved, rep.needs["bram_blocks"])
-                    if best is None or key < best[0]:
-                        best = (key, cfg)
+                    break
+                fitting = (cfg, rep.needs["bram_blocks"])
+            if fitting is None:
+                continue
+            cost = _dram_cost(program, fitting[0], board)
+            if cost is not None:
+                key = (cost[0], fitting[1], cost[1])
+                if best is None or key < best[0]:
+                    best = (key, fitting[0])
     if best is None:
         smallest = replace(dram, act_depth=_ACT[0], weight_depth=_WEIGHTS[0], quant_depth=_QUANT[0])
         rep = fit_check(smallest, board, suggest=False)
         raise FireforgeError(f"DRAM mode on {board.name}: " + (
             f"no buffer sizes tile every layer of this program within the block RAM left beside the engine; "
             f"the smallest buffers: {rep.message()}" if rep.fits else rep.message()))
-    (moved, blocks), cfg = best
+    (cycles, blocks, moved), cfg = best
     log(f"{board.name}: DRAM mode, buffers act {cfg.act_depth} / weights {cfg.weight_depth} / quant "
         f"{cfg.quant_depth} words ({blocks} of {board.bram_blocks} {board.block_name} with the controller's), "
-        f"{moved / 1e6:.2f} MB of DRAM traffic per inference")
+        f"{moved / 1e6:.2f} MB of DRAM traffic and ~{cycles / 1e6:.2f} M cycles per inference (predicted)")
     return cfg

@@ -21,7 +21,7 @@ from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.descriptor import COMMAND_BYTES, Buffer, Op, unpack_command
 from fireforge.sw.perf import engine_timing, layer_cycles
 
-__all__ = ["Bus", "BUSES", "StreamPrediction", "predict_stream", "predict_compiled_stream"]
+__all__ = ["Bus", "BUSES", "BOARD_BUS", "StreamPrediction", "predict_stream", "predict_compiled_stream"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,13 @@ class Bus:
 
 #: ULX3S profile, 16-bit AXI port, one 50 MHz clock: 1.92 B/cycle streaming (96 MB/s, docs/dram.md's table)
 #: both ways; 4 cycles per run is the one fitted term (best of 0..8 over three Verilated networks: within 2.8 %)
-BUSES = {"ulx3s": Bus(1.92, 1.92, 4, 50.0)}
+BUSES = {"ulx3s": Bus(1.92, 1.92, 4, 50.0),
+         # not simulated (docs/dram.md): DDR3 16-bit at 100 MHz 1:4 (peak 400 MB/s), assumed at half its peak
+         "arty": Bus(2.0, 2.0, 4, 100.0),
+         # DDR3 64-bit SODIMM at 125 MHz 1:4 through a 64-bit port: assumed one beat per cycle
+         "kc705": Bus(8.0, 8.0, 4, 100.0)}
+#: the bus each board's DRAM-mode engine sees
+BOARD_BUS = {"ulx3s-85f": "ulx3s", "arty-a7-100": "arty", "kc705": "kc705"}
 
 
 @dataclass

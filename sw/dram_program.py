@@ -35,6 +35,9 @@ __all__ = ["DramMap", "DramProgram", "LayerTraffic", "build", "summary", "tile_d
 
 #: transfers' ``run_words`` and ``runs`` fields are 16 bits
 MAX_RUN = (1 << 16) - 1
+#: what the tiling choice charges per DMA run and per tile, in bytes of traffic: a run costs ~4 bus cycles
+#: beyond its bytes (sw.dram_perf.BUSES), ~8 bytes at 1.92 B/cycle; a tile the core's restart (~30 cycles)
+RUN_BYTES, TILE_BYTES = 8, 60
 #: DRAM regions start on this many bytes (a burst boundary for every supported port)
 ALIGN = 4096
 
@@ -215,7 +218,8 @@ def _layer_tiles(program: Program, sched: Schedule, config: EngineConfig) -> lis
     budget = BufferBudget(input_words=q, weight_words=halves["weights"][1], output_words=q)
     try:
         return plan_tiles(program, sched.descriptors, config, budget,
-                          TilingOptions(fuse_pools=False, squeeze_on_chip=False), max_chunk=halves["quant"][1])
+                          TilingOptions(fuse_pools=False, squeeze_on_chip=False), max_chunk=halves["quant"][1],
+                          run_bytes=RUN_BYTES, tile_bytes=TILE_BYTES)
     except FireforgeError as e:
         raise FireforgeError(f"DRAM mode: {e}; the engine's buffers (act {config.act_depth}, weights "
                              f"{config.weight_depth}, quant {config.quant_depth} words) are too small") from None

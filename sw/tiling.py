@@ -35,7 +35,7 @@ from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxP
 from fireforge.errors import FireforgeError
 
 __all__ = ["BufferBudget", "TilingOptions", "Geometry", "LayerTiling", "band_input_rows", "bands", "chunks",
-           "traffic", "choose", "plan_tiles"]
+           "traffic", "transfer_runs", "choose", "plan_tiles"]
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,27 @@ def traffic(g: Geometry, height: int, chunk: int, order: str, *, vector: int, we
     return weights, maps, out
 
 
+def transfer_runs(g: Geometry, height: int, chunk: int, order: str) -> int:
+    """DMA runs (contiguous pieces) of one layer tiled so: a band of whole pixels is one run per row, a chunk of
+    a pixel's groups one run per pixel — what makes a tiling slow on a bus beyond its bytes."""
+    bs, n_c = bands(g.out_h, height), -(-g.og // chunk)
+    rows = sum(b - a for a, b in (band_input_rows(y0, y1, g) for y0, y1 in bs))
+    split = chunk < g.og
+    loads = rows * g.inputs * (g.in_w if g.depthwise and split else 1)
+    if not g.depthwise and order == "weights" and len(bs) > 1:
+        loads *= n_c
+    stores = g.out_h * n_c * (g.out_w if split else 1)
+    return loads + stores + (n_c * (len(bs) if order == "input" else 1) if g.taps else 0)
+
+
 def choose(g: Geometry, budget: BufferBudget, **kw) -> tuple[int, int, str, tuple[int, int, int]]:
     """The (band height, chunk, order, traffic) with the fewest bytes (ties: the smallest ``tie(height, chunk,
     order)`` if given — the DRAM model passes the time nothing overlaps —, then fewer tiles, taller bands).
-    For a band height the largest chunk that fits is best (traffic never grows with the chunk)."""
+    For a band height the largest chunk that fits is best (traffic never grows with the chunk).
+    ``run_bytes`` / ``tile_bytes``: what a DMA run (:func:`transfer_runs`) and a tile cost, in bytes of traffic
+    (0: bytes alone)."""
     tie = kw.pop("tie", None)
+    run_bytes, tile_bytes = kw.pop("run_bytes", 0), kw.pop("tile_bytes", 0)
     max_chunk = kw.pop("max_chunk", None) or g.og
     fit_kw = {k: kw.pop(k) for k in ("input_resident", "output_resident", "out_halo") if k in kw}
     t_kw = {**kw, "input_resident": fit_kw.get("input_resident", False)}
@@ -150,7 +166,9 @@ def choose(g: Geometry, budget: BufferBudget, **kw) -> tuple[int, int, str, tupl
             continue
         for order in (("weights", "input") if g.taps else ("weights",)):
             t = traffic(g, height, lo, order, **t_kw)
-            key = (sum(t), tie(height, lo, order) if tie else 0, -(-g.out_h // height) * -(-g.og // lo), -height)
+            tiles = -(-g.out_h // height) * -(-g.og // lo)
+            cost = sum(t) + (run_bytes * transfer_runs(g, height, lo, order) if run_bytes else 0) + tile_bytes * tiles
+            key = (cost, tie(height, lo, order) if tie else 0, tiles, -height)
             if best is None or key < best[0]:
                 best = (key, height, lo, order, t)
     if best is None:
@@ -197,7 +215,8 @@ def _fusable(program: Program, layer, readers: dict, writers: dict) -> bool:
 
 
 def plan_tiles(program: Program, descriptors: list[dict], config: EngineConfig, budget: BufferBudget,
-               options: TilingOptions = TilingOptions(), tie=None, max_chunk: int | None = None) -> list[LayerTiling]:
+               options: TilingOptions = TilingOptions(), tie=None, max_chunk: int | None = None,
+               run_bytes: int = 0, tile_bytes: int = 0) -> list[LayerTiling]:
     """Every layer's tiling (program order; ``descriptors``: the schedule's, one per layer; ``max_chunk``: the
     most output groups a chunk may have, e.g. the requant buffer's words)."""
     v = config.vector
@@ -250,6 +269,6 @@ def plan_tiles(program: Program, descriptors: list[dict], config: EngineConfig, 
         p.height, p.chunk, p.order, (p.weight_bytes, p.read_bytes, p.write_bytes) = choose(
             p.geometry, b, vector=v, weight_word_bytes=wbytes, quant_word_bytes=qbytes,
             input_resident=p.input_on_chip, output_resident=p.output_on_chip, out_halo=halo.get(l.name, 0),
-            write_bytes=written.get(l.name), max_chunk=max_chunk,
+            write_bytes=written.get(l.name), max_chunk=max_chunk, run_bytes=run_bytes, tile_bytes=tile_bytes,
             tie=(lambda h, c, o, _l=l, _p=p: tie(_l, _p, h, c, o)) if tie else None)
     return [plans[l.name] for l in program.layers]
