@@ -1,84 +1,99 @@
-"""DRAM-mode performance, PREDICTED by the cycle and traffic model (fireforge.sw.perf / fireforge.sw.tiling):
-nothing here is simulated. SqueezeNet v1.1 and v1.0 at 224x224, 1000 classes, default calibration.
+"""DRAM mode, MEASURED: SqueezeNet v1.1 and v1.0 at 224x224 (1000 classes) compiled with ``--board``, run on the
+Verilated DRAM-mode engine and LiteDRAM's real controller (the ULX3S SDR profile at 50 MHz and at 100 MHz,
+engine and controller on one clock), every layer checked against the golden model; beside it the DRAM cycle
+model's prediction (fireforge.sw.dram_perf) and the resident engine's cycles (fireforge.sw.perf: exact on the
+resident engine). The Arty's DDR3 profile is generated, not simulated: its rows are predictions (assumed bus).
 
-    python benchmarks/dram.py [--versions v1_1 v1_0] [--mac-units 64 256] [--clock-mhz 100]
+    python benchmarks/dram.py [--versions v1_1 v1_0] [--mac-units 64 256] [--profiles ulx3s ulx3s-100]
 
-The compute part of the model is exact against Verilator on the resident engine (tests/test_perf.py); the
-DRAM part (tiling, transfers at a profile's bandwidth, double buffering) is a model of an engine not built yet.
+Several minutes: one Verilator build per engine config (~1-2 min), then ~20-60 s per simulated inference.
 """
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 
+from fireforge.core.compiled import Compiled
 from fireforge.core.config import EngineConfig
+from fireforge.errors import FireforgeError
 from fireforge.models.squeezenet import build_squeezenet
+from fireforge.sim import golden
+from fireforge.sim.dram_hw_run import dram_rtl_run
+from fireforge.sim.hw_run import ideal_cycles
 from fireforge.sw.compile import compile_model
-from fireforge.sw.perf import predict_dram, predict_program
-from fireforge.sw.tiling import BufferBudget, TilingOptions
-
-#: engine clock 100 MHz; DRAM bytes per engine cycle = MB/s / 100
-PROFILES = [
-    ("ulx3s-50", 96.0, "ULX3S SDR SDRAM at 50 MHz, 16-bit AXI port: 96 MB/s measured (docs/dram.md)"),
-    ("ulx3s-100", 192.0, "ULX3S SDRAM at 100 MHz: ASSUMED 2x the 50 MHz measurement (not measured)"),
-    ("arty", 800.0, "Arty A7 DDR3L-800 x16 (1.6 GB/s peak): ASSUMED 50 % of peak, 800 MB/s (not measured; "
-                    "the ULX3S port reached 66-96 % of its peak, DDR3 adds row misses and turnarounds)"),
-]
+from fireforge.sw.dram_perf import BUSES, predict_compiled_stream
+from fireforge.sw.perf import predict_program
 
 
-def budget(mac_units: int) -> BufferBudget:
-    """A ULX3S-plausible budget (DP16KD as 512 x 36): 208 blocks, ~20 for the DRAM controller, the rest for the
-    engine's buffers and FIFOs. 64 MACs: weights 2 x 512 words x 512 bits (30 blocks), input 16384 x 64 bits
-    (64 blocks, 128 KB), output 8192 x 64 bits (32 blocks, 64 KB): 126 blocks. 256 MACs: weights 2 x 256 words
-    x 2048 bits (57 blocks), input 8192 x 128 bits (64 blocks), output 4096 x 128 bits (32 blocks): 153."""
-    return BufferBudget(16384, 512, 8192) if mac_units == 64 else BufferBudget(8192, 256, 4096)
-
-
-BUDGET_BLOCKS = {64: 126, 256: 153}
+def _row(label, c: Compiled, cycles, pred, clock_mhz, wall, mism, stall):
+    d = c.dram
+    w = sum(l["weight_bytes"] for l in d["layers"]) / 1e6
+    maps_r = sum(l["read_bytes"] for l in d["layers"]) / 1e6
+    maps_w = d["bytes_written"] / 1e6
+    ideal = sum(ideal_cycles(c.program, l, c.config) for l in c.program.layers)
+    cyc = "-" if cycles is None else f"{cycles:,}"
+    err = "-" if cycles is None else f"{pred / cycles - 1:+.1%}"
+    used = cycles or pred
+    return (f"| {label} | {cyc} | {pred:,} ({err}) | {ideal / used:.1%} | {w:.2f} / {maps_r:.2f} / {maps_w:.2f} "
+            f"| {'-' if stall is None else f'{stall / used:.0%}'} | {clock_mhz * 1e6 / used:.1f} at {clock_mhz:g} MHz "
+            f"| {100e6 / used:.1f} | {'-' if wall is None else f'{wall:.1f}'} | {'-' if mism is None else mism} |")
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser()
     ap.add_argument("--versions", nargs="+", default=["v1_1", "v1_0"])
-    ap.add_argument("--mac-units", type=int, nargs="+", default=[64, 256])
-    ap.add_argument("--clock-mhz", type=float, default=100.0)
+    ap.add_argument("--mac-units", nargs="+", type=int, default=[64, 256])
+    ap.add_argument("--profiles", nargs="+", default=["ulx3s", "ulx3s-100"])
     args = ap.parse_args()
-    print("PREDICTION (cycle + traffic model, not a simulation); engine clock", args.clock_mhz, "MHz")
-    for name, mbs, why in PROFILES:
-        print(f"  {name}: {why}")
-    for m in args.mac_units:
-        b = budget(m)
-        print(f"  budget {m} MACs: input {b.input_words} words, weights 2 x {b.weight_words} words, output "
-              f"{b.output_words} words (~{BUDGET_BLOCKS[m]} DP16KD of 188 left after ~20 for the controller)")
-    print()
-    head = (f"| model | MACs | profile | options | cycles | util | weights MB | maps read MB | maps written MB "
-            f"| memory-bound layers | fps |")
-    print(head)
-    print("|---" * (head.count("|") - 1) + "|")
+    print("| model, MACs, board / profile | cycles (Verilator) | predicted (error) | util | weights / maps read / "
+          "written MB | memory stalls | fps (clock) | fps at 100 MHz | Verilator s | mismatches |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
         for version in args.versions:
-            onnx.save(build_squeezenet(version, input_size=224), tmp / "m.onnx")
-            program = compile_model(tmp / "m.onnx", tmp / "out", config=EngineConfig(mac_units=64),
-                                    check=False, force=True).program
-            for m in args.mac_units:
-                cfg = EngineConfig(mac_units=m)
-                res = predict_program(program, cfg)
-                print(f"| {version} | {m} | resident (all on chip) | - | {res.cycles:,} | {res.utilization:.1%} "
-                      f"| - | - | - | - | {args.clock_mhz * 1e6 / res.cycles:.1f} |")
-                for pname, mbs, _ in PROFILES:
-                    opts = [("fused+squeeze", TilingOptions())]
-                    if pname == "ulx3s-50":
-                        opts.append(("no fusion", TilingOptions(fuse_pools=False, squeeze_on_chip=False)))
-                    for oname, o in opts:
-                        p = predict_dram(program, cfg, budget(m), mbs / args.clock_mhz, o)
-                        mem = [l for l in p.layers if l.memory_bound]
-                        print(f"| {version} | {m} | {pname} | {oname} | {p.cycles:,} | {p.utilization:.1%} "
-                              f"| {p.total('weight_bytes') / 1e6:.2f} | {p.total('read_bytes') / 1e6:.2f} "
-                              f"| {p.total('write_bytes') / 1e6:.2f} | {len(mem)} of "
-                              f"{sum(1 for l in p.layers if l.tiling.height)} | {p.fps(args.clock_mhz):.1f} |")
+            model = Path(tmp) / f"{version}.onnx"
+            onnx.save(build_squeezenet(version), model)
+            x = np.random.default_rng(7).standard_normal((1, 3, 224, 224)).astype(np.float32)
+            for macs in args.mac_units:
+                res = predict_program(Compiled.of(_compile(model, tmp, version, macs, None)).program,
+                                      EngineConfig(mac_units=macs)).cycles
+                print(f"| {version}, {macs}, resident (all on chip) | - | {res:,} (exact model) | | - | - | - "
+                      f"| {100e6 / res:.1f} | - | - |")
+                for board, profiles in (("ulx3s-85f", args.profiles), ("arty-a7-100", ["arty"])):
+                    try:
+                        out = _compile(model, tmp, version, macs, board)
+                    except FireforgeError as e:
+                        print(f"| {version}, {macs}, {board} | does not compile: {e} |")
+                        continue
+                    c = Compiled.load(out)
+                    if not c.config.dram:
+                        print(f"| {version}, {macs}, {board}: resident (fits on chip) |")
+                        continue
+                    for prof in profiles:
+                        pred = predict_compiled_stream(c, BUSES["ulx3s" if prof.startswith("ulx3s") else prof]).cycles
+                        if prof == "arty":
+                            print(_row(f"{version}, {macs}, {board} (predicted)", c, None, pred, 100.0, None, None,
+                                       None))
+                            continue
+                        t0 = time.time()
+                        hw = dram_rtl_run(c, x, profile=prof)
+                        wall = time.time() - t0
+                        g = golden.run(c.program, x)
+                        mism = sum(int(np.count_nonzero(hw.layer_outputs[k] != g.layer_outputs[k]))
+                                   for k in g.layer_outputs)
+                        print(_row(f"{version}, {macs}, {board} / {prof}", c, hw.cycles, pred, hw.clock_mhz,
+                                   hw.sim_seconds, mism, hw.stall_cycles), f"(wall {wall:.0f} s incl. build)",
+                              flush=True)
+
+
+def _compile(model, tmp, version, macs, board):
+    out = Path(tmp) / f"{version}-{macs}-{board}"
+    if not (out / "manifest.json").exists():
+        compile_model(model, out, config=EngineConfig(mac_units=macs), board=board)
+    return out
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ class DramHwResult:
 
 def dram_rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant=None, runs: int = 1,
                  stall_seed: int = 0, stall_pct: int = 0, build_root: Path | None = None,
-                 timeout_s: float | None = None, max_cycles: int | None = None) -> DramHwResult:
+                 timeout_s: float | None = None, max_cycles: int | None = None,
+                 profile: str = runner.PROFILE) -> DramHwResult:
     """One float input (NCHW, batch 1) through a DRAM-mode program on the simulated ULX3S profile; ``runs``
     back-to-back runs of the same program; ``stall_seed`` / ``stall_pct``: random stalls on the AXI port."""
     compiled = Compiled.of(compiled)
@@ -58,7 +59,7 @@ def dram_rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant=None
     image, program, dump = runner.program_image(compiled, x)
     res = runner.dram_run(image, program * runs, config=compiled.config, variant=variant, dump=dump,
                           stall_seed=stall_seed, stall_pct=stall_pct, build_root=build_root, timeout_s=timeout_s,
-                          max_cycles=max_cycles)
+                          max_cycles=max_cycles, profile=profile)
     bad = [i for i, r in enumerate(res.runs) if r.error]
     if bad:
         raise FireforgeError(f"the DRAM-mode engine reported an error in run {bad[0]} (an AXI error response or a "
@@ -73,5 +74,5 @@ def dram_rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant=None
                         dram_bytes_read=first.bytes_read, dram_bytes_written=first.bytes_written,
                         layer_cycles=[int(c) for c in layer_cycles], layer_outputs=outputs,
                         output=read_tensor(compiled.output_layout, words, v),
-                        clock_mhz=litedram.PROFILES[runner.PROFILE].clock_mhz, sim_seconds=res.run_seconds,
+                        clock_mhz=litedram.PROFILES[profile].clock_mhz, sim_seconds=res.run_seconds,
                         build_dir=res.model)

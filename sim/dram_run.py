@@ -63,13 +63,13 @@ class DramRunResult:
 
 
 def build_model(config, *, variant=None, build_root: Path | None = None, engine=None,
-                max_burst: int = 64, outstanding: int = 2, tag: str | None = None):
+                max_burst: int = 64, outstanding: int = 2, tag: str | None = None, profile: str = PROFILE):
     """``(core, model dir, toplevel)`` of the bench for *config* (generated and Verilated once per content)."""
     from fireforge.sim import dram_top
     from fireforge.sim.hw_run import default_build_root
 
     root = Path(build_root) if build_root is not None else default_build_root()
-    core = litedram.generate(PROFILE, axi_data_width=DATA_WIDTH, axi_id_width=ID_WIDTH, build_root=root)
+    core = litedram.generate(profile, axi_data_width=DATA_WIDTH, axi_id_width=ID_WIDTH, build_root=root)
     model, top = dram_top.build(config, core, root, variant=variant, engine=engine, max_burst=max_burst,
                                 outstanding=outstanding, tag=tag)
     return core, model, top
@@ -78,7 +78,8 @@ def build_model(config, *, variant=None, build_root: Path | None = None, engine=
 def dram_run(image: dict[int, bytes], runs: list[tuple[int, int]], *, config, variant=None,
              dump: tuple[int, int], stall_seed: int = 0, stall_pct: int = 0, build_root: Path | None = None,
              timeout_s: float | None = None, max_cycles: int | None = None, engine=None,
-             max_burst: int = 64, outstanding: int = 2, tag: str | None = None) -> DramRunResult:
+             max_burst: int = 64, outstanding: int = 2, tag: str | None = None,
+             profile: str = PROFILE) -> DramRunResult:
     """Simulate the DRAM-mode engine for *config* on the ULX3S LiteDRAM ``--sim`` core.
 
     *image*: DRAM byte address → bytes, preloaded by backdoor (the rest of the DRAM is 0; a partly covered
@@ -97,14 +98,14 @@ def dram_run(image: dict[int, bytes], runs: list[tuple[int, int]], *, config, va
         raise ValueError("dram_run needs at least one run")
     if not 0 <= stall_pct < 100:
         raise ValueError(f"stall_pct must be 0..99, not {stall_pct!r}")
-    size = litedram.PROFILES[PROFILE].size_bytes
+    size = litedram.PROFILES[profile].size_bytes
     if not 0 <= dump[0] < dump[1] <= size:
         raise ValueError(f"dump range [{dump[0]:#x}, {dump[1]:#x}) empty or outside the DRAM ({size:#x} bytes)")
     import time
 
     t0 = time.time()
     core, model, top = build_model(config, variant=variant, build_root=build_root, engine=engine,
-                                   max_burst=max_burst, outstanding=outstanding, tag=tag)
+                                   max_burst=max_burst, outstanding=outstanding, tag=tag, profile=profile)
     info = build_info(model)
     built_now = info.get("built_at", 0.0) >= t0
     g = litedram.dram_geometry(core)

@@ -144,6 +144,11 @@ PROFILES: dict[str, DramProfile] = {
     "ulx3s": DramProfile(name="ulx3s", memtype="SDR", sdram_module="MT48LC16M16", sdram_module_nb=2,
                          sdram_phy="GENSDRPHY", sys_clk_freq=50e6,
                          board_keys={"device": "LFE5U-85F-6BG381C"}),
+    # the same chip and PHY with the controller (and, in the simulation, the engine) at 100 MHz: the
+    # MT48LC16M16A2-75 runs CL2 up to 100 MHz; LiteDRAM's ULX3S example runs 50 MHz
+    "ulx3s-100": DramProfile(name="ulx3s-100", memtype="SDR", sdram_module="MT48LC16M16", sdram_module_nb=2,
+                             sdram_phy="GENSDRPHY", sys_clk_freq=100e6,
+                             board_keys={"device": "LFE5U-85F-6BG381C"}),
     "arty": DramProfile(name="arty", memtype="DDR3", sdram_module="MT41K128M16", sdram_module_nb=2,
                         sdram_phy="A7DDRPHY", sys_clk_freq=100e6,
                         board_keys={"speedgrade": -1, "cmd_latency": 0, "sdram_rank_nb": 1,
