@@ -59,6 +59,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
 
     board = get_board(board)
     rtl_dir = Path(rtl_dir)
+    _check_tool_flags(board, pnr, bitstream)
     compiled = Compiled.of(out_dir)
     if compiled.config.dram:
         refuse_dram_flags(compiled, board, pnr=pnr, bitstream=bitstream, act_memory=act_memory)
@@ -70,7 +71,6 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
             clock_plan(board, clock_mhz)        # the same checks of --clock as the resident top's
         return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, synth=synth, force=force,
                                    tool_timeout_s=tool_timeout_s, log=log)
-    _check_tool_flags(board, pnr, bitstream)
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit
     else:
