@@ -26,25 +26,19 @@ import numpy as np
 
 from fireforge.core.config import EngineConfig
 from fireforge.core.descriptor import COMMAND_BYTES, Buffer, Op, pack, pack_transfer
-from fireforge.core.program import AddLayer, ConvLayer, Program
+from fireforge.core.program import AddLayer, ConvLayer, MaxPoolLayer, Program
 from fireforge.errors import FireforgeError
+from fireforge.sw.dram_emit import Emitter, tile_descriptor, word_bytes
 from fireforge.sw.schedule import Schedule
 from fireforge.sw.tiling import BufferBudget, LayerTiling, TilingOptions, band_input_rows, plan_tiles
 
 __all__ = ["DramMap", "DramProgram", "LayerTraffic", "build", "summary", "tile_descriptor", "buffer_halves", "word_bytes"]
 
-#: transfers' ``run_words`` and ``runs`` fields are 16 bits
-MAX_RUN = (1 << 16) - 1
 #: what the tiling choice charges per DMA run and per tile, in bytes of traffic: a run costs ~4 bus cycles
 #: beyond its bytes (sw.dram_perf.BUSES), ~8 bytes at 1.92 B/cycle; a tile the core's restart (~30 cycles)
 RUN_BYTES, TILE_BYTES = 8, 60
 #: DRAM regions start on this many bytes (a burst boundary for every supported port)
 ALIGN = 4096
-
-
-def word_bytes(config: EngineConfig, buffer: Buffer) -> int:
-    return {Buffer.ACT: config.act_word_bits, Buffer.WEIGHTS: config.weight_word_bits,
-            Buffer.QUANT: config.quant_word_bits}[buffer] // 8
 
 
 def _align(n: int) -> int:
@@ -81,6 +75,7 @@ class LayerTraffic:
     height: int = 0
     chunk: int = 0
     order: str = "-"
+    fused_into: str | None = None    # a writer of a max pool's input, computed into the buffer the pool reads
 
     @property
     def dram_bytes_read(self) -> int:
@@ -120,98 +115,6 @@ def buffer_halves(config: EngineConfig) -> dict[str, list[int]]:
             "quant": [0, config.quant_depth // 2]}
 
 
-def tile_descriptor(d: dict, rows: tuple[int, int], band: tuple[int, int], chunk: tuple[int, int], *,
-                    in_groups: int, in_addr: int, in_b_addr: int | None, out_addr: int,
-                    weight_addr: int, quant_addr: int) -> dict:
-    """Layer descriptor ``d`` (addresses in DRAM words) as the tile computing output rows ``band`` × output
-    groups ``chunk`` from input rows ``rows`` held at ``in_addr`` (``in_groups`` words per pixel; an add's
-    second input at ``in_b_addr``), writing ``band`` × ``chunk`` words at ``out_addr`` (pitch: the chunk)."""
-    (r0, r1), (oy0, oy1), (og0, og1) = rows, band, chunk
-    pad_t = d["pad_t"] + r0 - oy0 * d["stride_h"]
-    if not 0 <= pad_t < 16:
-        raise AssertionError(f"tile rows {rows} for band {band}: pad_t {pad_t}")
-    w, g = d["in_w"], in_groups
-    t = {**d, "in_h": r1 - r0, "out_h": oy1 - oy0, "pad_t": pad_t, "og_count": og1 - og0,
-         "win_addr0": in_addr - (pad_t * w + d["pad_l"]) * g, "row_step": d["stride_h"] * w * g,
-         "pix_step": d["stride_w"] * g, "ky_step": w * g, "kx_step": g, "out_addr": out_addr, "out_pitch": og1 - og0}
-    if d["op"] == Op.CONV:
-        t.update(weight_addr=weight_addr, quant_addr=quant_addr)
-    if d["op"] == Op.ADD:
-        t["kx_step"] = in_b_addr - in_addr
-    return t
-
-
-class _Emitter:
-    """Commands in order, with the ``wait`` flags and the delayed STOREs of the module docstring."""
-
-    def __init__(self, config: EngineConfig, dmap: DramMap, traffic: list[LayerTraffic]):
-        self.config, self.map, self.traffic = config, dmap, traffic
-        self.commands: list[dict] = []
-        self.running: dict[Buffer, list[tuple[int, int]]] = {}   # buffer words the running tile uses
-        self.pending: tuple[list[dict], tuple[int, int]] | None = None    # a STORE not yet emitted, its DRAM range
-
-    def _busy(self, buffer: Buffer, lo: int, hi: int) -> bool:
-        return any(a < hi and lo < b for a, b in self.running.get(buffer, ()))
-
-    def _transfers(self, op: Op, buffer: Buffer, dram_addr: int, run_words: int, runs: int, stride: int,
-                   buf_addr: int, layer: int, mark: bool = False) -> list[dict]:
-        """One transfer, split where its runs exceed the 16-bit fields (a long contiguous run becomes runs)."""
-        wb = word_bytes(self.config, buffer)
-        if runs == 1 and run_words > MAX_RUN:       # contiguous: cut into runs of equal length
-            n = next(k for k in range(MAX_RUN, 0, -1) if run_words % k == 0 and run_words // k <= MAX_RUN)
-            run_words, runs, stride = n, run_words // n, n * wb
-        out = []
-        for r0 in range(0, runs, MAX_RUN):
-            k = min(MAX_RUN, runs - r0)
-            out.append({"op": op, "buffer": buffer, "dram_addr": dram_addr + r0 * stride, "dram_stride": stride,
-                        "run_words": run_words, "runs": k, "buf_addr": buf_addr + r0 * run_words})
-        if mark:
-            out[-1]["mark"] = 1
-        nbytes = run_words * runs * wb
-        t = self.traffic[layer]
-        if op == Op.STORE:
-            t.write_bytes += nbytes
-        elif buffer == Buffer.ACT:
-            t.read_bytes += nbytes
-        else:
-            t.weight_bytes += nbytes
-        return out
-
-    def _emit(self, cmds: list[dict]) -> None:
-        for c in cmds:
-            c["wait"] = int(self._busy(c["buffer"], c["buf_addr"], c["buf_addr"] + c["run_words"] * c["runs"]))
-            self.commands.append(c)
-
-    def load(self, buffer: Buffer, dram_addr: int, run_words: int, runs: int, stride: int, buf_addr: int,
-             layer: int) -> None:
-        lo = dram_addr
-        hi = dram_addr + (runs - 1) * stride + run_words * word_bytes(self.config, buffer)
-        if self.pending is not None and self.pending[1][0] < hi and lo < self.pending[1][1]:
-            self.flush()
-        self._emit(self._transfers(Op.LOAD, buffer, dram_addr, run_words, runs, stride, buf_addr, layer))
-
-    def compute(self, desc: dict, uses: dict[Buffer, list[tuple[int, int]]]) -> None:
-        self.commands.append(desc)
-        self.running = uses
-        if self.pending is not None:            # the previous tile's store overlaps this tile
-            self.flush()
-
-    def store(self, dram_addr: int, run_words: int, runs: int, stride: int, buf_addr: int, layer: int,
-              mark: bool) -> None:
-        cmds = self._transfers(Op.STORE, Buffer.ACT, dram_addr, run_words, runs, stride, buf_addr, layer, mark)
-        hi = dram_addr + (runs - 1) * stride + run_words * self.config.vector
-        self.pending = (cmds, (dram_addr, hi))
-
-    def flush(self) -> None:
-        if self.pending is not None:
-            cmds, self.pending = self.pending[0], None
-            self._emit(cmds)
-
-    def end(self) -> None:
-        self.flush()
-        self.commands.append({"op": Op.END})
-
-
 def _layer_tiles(program: Program, sched: Schedule, config: EngineConfig) -> list[LayerTiling]:
     halves = buffer_halves(config)
     q = halves["in"][1]
@@ -225,9 +128,184 @@ def _layer_tiles(program: Program, sched: Schedule, config: EngineConfig) -> lis
                              f"{config.weight_depth}, quant {config.quant_depth} words) are too small") from None
 
 
-def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int = 0) -> DramProgram:
+@dataclass
+class _Fused:
+    """A max pool done straight from the buffer: its input's writers (consecutive layers right before it)
+    compute bands of that tensor into the middle of ACT, the pool reads them there, only pooled words are
+    stored. ``height``: pooled rows per band."""
+    writers: list
+    pool: object
+    height: int
+
+
+def _fusable_pools(program: Program, plan, config: EngineConfig, tilings) -> dict[str, _Fused]:
+    """Max pools whose input only they read, written by the convs / adds right before them, whose bands fit:
+    by the index of their first writer."""
+    halves = buffer_halves(config)
+    mid_words, out_words = halves["out"][1] - halves["out"][0], (halves["out"][1] - halves["out"][0]) // 2
+    readers: dict[str, list] = {}
+    for l in program.layers:
+        for x in set(l.inputs):
+            readers.setdefault(x, []).append(l)
+    fused, index = {}, {l.name: i for i, l in enumerate(program.layers)}
+    for i, pool in enumerate(program.layers):
+        if not isinstance(pool, MaxPoolLayer):
+            continue
+        t = pool.input
+        writers = [l for l in program.layers if l.output == t]
+        first = index[writers[0].name] if writers else i
+        if (t in (program.input, program.output) or readers[t] != [pool]
+                or not all(isinstance(w, (ConvLayer, AddLayer)) for w in writers)
+                or [index[w.name] for w in writers] != list(range(first, i))):
+            continue
+        src, g = plan.layouts[t], tilings[i].geometry
+        best = 0
+        for h in range(1, g.out_h + 1):
+            t_bands = [band_input_rows(y, min(y + h, g.out_h), g) for y in range(0, g.out_h, h)]
+            need = [max(b - a for a, b in t_bands) * src.width * src.groups <= mid_words,
+                    h * g.out_w * src.groups <= out_words]
+            for w in writers:
+                tw = tilings[index[w.name]]
+                gw = tw.geometry
+                rows = max(b - a for a, b in (band_input_rows(t0, t1, gw) for t0, t1 in t_bands))
+                per_pixel = gw.in_groups if not gw.depthwise else tw.chunk * gw.inputs
+                need.append(rows * gw.in_w * per_pixel <= halves["in"][1])
+            if not all(need):
+                break
+            best = h
+        if best:
+            fused[writers[0].name] = _Fused(writers, pool, best)
+    return fused
+
+
+class _Builder:
+    """The tile loop: loads (unless a half already holds them), the tile, its store."""
+
+    def __init__(self, program: Program, sched: Schedule, config: EngineConfig, em: Emitter):
+        self.program, self.sched, self.config, self.em = program, sched, config, em
+        self.plan, self.v = sched.plan, config.vector
+        self.halves = buffer_halves(config)
+        self.held = {"in": [None, None], "weights": [None, None]}
+        self.in_half = self.w_half = self.out_half = 1
+        self.index = {l.name: i for i, l in enumerate(program.layers)}
+
+    def _inputs(self, layer, rows, gi0, gi1) -> tuple[int, int, int]:
+        """Load input rows ``rows`` × groups ``[gi0, gi1)`` of the layer's input(s) into an input half (unless
+        one holds them); returns (address, words per input, inputs)."""
+        em, plan, v, i = self.em, self.plan, self.v, self.index[layer.name]
+        srcs = [plan.layouts[x] for x in ([layer.input_a, layer.input_b] if isinstance(layer, AddLayer)
+                                          else [layer.inputs[0]])]
+        (r0, r1), g_all, w_in = rows, srcs[0].groups, srcs[0].width
+        gin = gi1 - gi0
+        words = (r1 - r0) * w_in * gin
+        key = (tuple(x.name for x in srcs), r0, r1, gi0, gi1)
+        if key in self.held["in"]:
+            self.in_half = self.held["in"].index(key)
+        else:
+            self.in_half = 1 - self.in_half
+            self.held["in"][self.in_half] = key
+            for s, src in enumerate(srcs):
+                first = em.map.act + (src.addr + r0 * w_in * g_all + gi0) * v
+                to = self.halves["in"][self.in_half] + s * words
+                if gin == g_all:
+                    em.load(Buffer.ACT, first, w_in * g_all, r1 - r0, w_in * g_all * v, to, i)
+                else:
+                    em.load(Buffer.ACT, first, gin, (r1 - r0) * w_in, g_all * v, to, i)
+        return self.halves["in"][self.in_half], words, len(srcs)
+
+    def _weights(self, layer, d, og0, og1) -> tuple[int, int]:
+        em, i, taps = self.em, self.index[layer.name], d["taps"]
+        wb, qb = word_bytes(self.config, Buffer.WEIGHTS), word_bytes(self.config, Buffer.QUANT)
+        key = (layer.name, og0, og1)
+        if key in self.held["weights"]:
+            self.w_half = self.held["weights"].index(key)
+        else:
+            self.w_half = 1 - self.w_half
+            self.held["weights"][self.w_half] = key
+            em.load(Buffer.WEIGHTS, em.map.weights + (d["weight_addr"] + og0 * taps) * wb, (og1 - og0) * taps, 1,
+                    (og1 - og0) * taps * wb, self.halves["weights"][self.w_half], i)
+            em.load(Buffer.QUANT, em.map.quant + (d["quant_addr"] + og0) * qb, og1 - og0, 1, (og1 - og0) * qb,
+                    self.halves["quant"][self.w_half], i)
+        return self.halves["weights"][self.w_half], self.halves["quant"][self.w_half]
+
+    def tile(self, layer, d, geometry, band, chunk, *, out_addr, out_pitch=None, source=None) -> None:
+        """One tile: its loads (``source``: (address, groups) of an input already in ACT, nothing loaded), then
+        the tile computing ``band`` × ``chunk`` into ``out_addr``."""
+        (oy0, oy1), (og0, og1) = band, chunk
+        self.em.traffic[self.index[layer.name]].tiles += 1
+        rows = band_input_rows(oy0, oy1, geometry)
+        conv = isinstance(layer, ConvLayer)
+        g_all = self.plan.layouts[layer.inputs[0]].groups
+        gi0, gi1 = (0, g_all) if conv else (og0, og1)
+        if source is None:
+            in_addr, in_words, n_in = self._inputs(layer, rows, gi0, gi1)
+            gin = gi1 - gi0
+        else:
+            (in_addr, gin), n_in = source, 1
+            in_words = (rows[1] - rows[0]) * d["in_w"] * gin
+        uses = {Buffer.ACT: [(in_addr, in_addr + in_words * n_in)]}
+        w_addr = q_addr = 0
+        if conv:
+            w_addr, q_addr = self._weights(layer, d, og0, og1)
+            uses[Buffer.WEIGHTS] = [(w_addr, w_addr + (og1 - og0) * d["taps"])]
+            uses[Buffer.QUANT] = [(q_addr, q_addr + og1 - og0)]
+        pitch = og1 - og0 if out_pitch is None else out_pitch
+        out_words = (oy1 - oy0) * d["out_w"] * pitch
+        uses[Buffer.ACT].append((out_addr, out_addr + out_words))
+        desc = tile_descriptor(d, rows, band, chunk, in_groups=gin, in_addr=in_addr,
+                               in_b_addr=in_addr + in_words if n_in == 2 else None, out_addr=out_addr,
+                               weight_addr=w_addr, quant_addr=q_addr, out_pitch=out_pitch)
+        self.em.compute(desc, uses, (out_addr, out_addr + out_words))
+
+    def store(self, layer, d, band, chunk, out_addr, last: bool) -> None:
+        """The tile's output (``band`` × ``chunk``, pitch the chunk, at ``out_addr``) to its tensor in DRAM."""
+        dst, v = self.plan.layouts[layer.output], self.v
+        (oy0, oy1), (og0, og1) = band, chunk
+        n, pitch = og1 - og0, dst.groups
+        first = self.em.map.act + (dst.addr + oy0 * dst.width * pitch + (d["out_addr"] - dst.addr) + og0) * v
+        i = self.index[layer.name]
+        if n == pitch:
+            self.em.store(first, dst.width * pitch, oy1 - oy0, dst.width * pitch * v, out_addr, i, last)
+        else:
+            self.em.store(first, n, (oy1 - oy0) * dst.width, pitch * v, out_addr, i, last)
+
+    def layer(self, layer, d, tiling) -> None:
+        tiles = tiling.tiles()
+        for k, (band, chunk) in enumerate(tiles):
+            self.out_half = 1 - self.out_half
+            out_addr = self.halves["out"][self.out_half]
+            self.tile(layer, d, tiling.geometry, band, chunk, out_addr=out_addr)
+            self.store(layer, d, band, chunk, out_addr, k == len(tiles) - 1)
+
+    def fused(self, f: _Fused, descriptors: dict, tilings: dict) -> None:
+        """Per band of pooled rows: the writers' tiles of the rows it needs into the middle of ACT (whole
+        pixels: every writer's groups at its offset), then the pool from there, then its store."""
+        mid, out_q = self.halves["out"][0], self.halves["out"][1] - self.halves["out"][0]
+        pool, dp, gp = f.pool, descriptors[f.pool.name], tilings[f.pool.name].geometry
+        t = self.plan.layouts[pool.input]
+        bands = [(y, min(y + f.height, gp.out_h)) for y in range(0, gp.out_h, f.height)]
+        for k, band in enumerate(bands):
+            r0, r1 = band_input_rows(*band, gp)
+            for w in f.writers:
+                dw, tw = descriptors[w.name], tilings[w.name]
+                goff = dw["out_addr"] - t.addr
+                for og0 in range(0, tw.geometry.og, tw.chunk):
+                    og1 = min(og0 + tw.chunk, tw.geometry.og)
+                    self.tile(w, dw, tw.geometry, (r0, r1), (og0, og1), out_addr=mid + goff + og0,
+                              out_pitch=t.groups)
+            self.out_half = 1 - self.out_half
+            out_addr = mid + out_q + self.out_half * (out_q // 2)
+            self.tile(pool, dp, gp, band, (0, t.groups), out_addr=out_addr, source=(mid, t.groups))
+            self.store(pool, dp, band, (0, t.groups), out_addr, k == len(bands) - 1)
+        for w in f.writers:
+            self.em.traffic[self.index[w.name]].fused_into = pool.name
+
+
+def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int = 0,
+          fuse_pools: bool = True) -> DramProgram:
     """The command stream of ``program`` scheduled for DRAM mode (``sched`` on ``config``, ``config.dram``), its
-    regions from DRAM byte address ``base`` on (a multiple of 4 KB: several programs can share one DRAM)."""
+    regions from DRAM byte address ``base`` on (a multiple of 4 KB: several programs can share one DRAM);
+    ``fuse_pools``: max pools read their input from the buffer where its writers computed it."""
     if base % ALIGN:
         raise ValueError(f"base must be a multiple of {ALIGN}")
     if not config.dram:
@@ -241,72 +319,23 @@ def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int 
     commands = _align(act + a_bytes)
     traffic = [LayerTraffic(l.name, height=t.height, chunk=t.chunk, order=t.order)
                for l, t in zip(program.layers, tilings)]
-    em = _Emitter(config, DramMap(weights, quant, act, commands, w_bytes, q_bytes, a_bytes, 0), traffic)
-    halves = buffer_halves(config)
-    held = {"in": [None, None], "weights": [None, None]}
-    in_half = w_half = out_half = 1
-    for i, (layer, d, tiling) in enumerate(zip(program.layers, sched.descriptors, tilings)):
-        conv = isinstance(layer, ConvLayer)
-        srcs = [plan.layouts[x] for x in ([layer.input_a, layer.input_b] if isinstance(layer, AddLayer)
-                                          else [layer.inputs[0]])]
-        dst = plan.layouts[layer.output]
-        goff = d["out_addr"] - dst.addr
-        tiles = tiling.tiles()
-        for k, ((oy0, oy1), (og0, og1)) in enumerate(tiles):
-            traffic[i].tiles += 1
-            chunk = og1 - og0
-            r0, r1 = band_input_rows(oy0, oy1, tiling.geometry)
-            g_all = srcs[0].groups
-            gi0, gi1 = (0, g_all) if conv else (og0, og1)
-            gin, w_in = gi1 - gi0, srcs[0].width
-            in_words = (r1 - r0) * w_in * gin
-            key = (layer.inputs[0], tuple(x.name for x in srcs), r0, r1, gi0, gi1)
-            if key in held["in"]:
-                in_half = held["in"].index(key)
-            else:
-                in_half = 1 - in_half
-                held["in"][in_half] = key
-                for s, src in enumerate(srcs):
-                    base = em.map.act + (src.addr + r0 * w_in * g_all + gi0) * v
-                    if gin == g_all:
-                        em.load(Buffer.ACT, base, w_in * g_all, r1 - r0, w_in * g_all * v,
-                                halves["in"][in_half] + s * in_words, i)
-                    else:
-                        em.load(Buffer.ACT, base, gin, (r1 - r0) * w_in, g_all * v,
-                                halves["in"][in_half] + s * in_words, i)
-            in_addr = halves["in"][in_half]
-            uses = {Buffer.ACT: [(in_addr, in_addr + in_words * len(srcs))]}
-            w_addr = q_addr = 0
-            if conv:
-                taps = d["taps"]
-                wkey = (layer.name, og0, og1)
-                if wkey in held["weights"]:
-                    w_half = held["weights"].index(wkey)
-                else:
-                    w_half = 1 - w_half
-                    held["weights"][w_half] = wkey
-                    em.load(Buffer.WEIGHTS, weights + (d["weight_addr"] + og0 * taps) * wb, chunk * taps, 1,
-                            chunk * taps * wb, halves["weights"][w_half], i)
-                    em.load(Buffer.QUANT, quant + (d["quant_addr"] + og0) * qb, chunk, 1, chunk * qb,
-                            halves["quant"][w_half], i)
-                w_addr, q_addr = halves["weights"][w_half], halves["quant"][w_half]
-                uses[Buffer.WEIGHTS] = [(w_addr, w_addr + chunk * taps)]
-                uses[Buffer.QUANT] = [(q_addr, q_addr + chunk)]
-            out_half = 1 - out_half
-            out_addr = halves["out"][out_half]
-            out_words = (oy1 - oy0) * dst.width * chunk
-            uses[Buffer.ACT].append((out_addr, out_addr + out_words))
-            desc = tile_descriptor(d, (r0, r1), (oy0, oy1), (og0, og1), in_groups=gin, in_addr=in_addr,
-                                   in_b_addr=in_addr + in_words if len(srcs) == 2 else None, out_addr=out_addr,
-                                   weight_addr=w_addr, quant_addr=q_addr)
-            em.compute(desc, uses)
-            pitch = dst.groups
-            first = em.map.act + (dst.addr + oy0 * dst.width * pitch + goff + og0) * v
-            last = k == len(tiles) - 1
-            if chunk == pitch:
-                em.store(first, dst.width * pitch, oy1 - oy0, dst.width * pitch * v, out_addr, i, last)
-            else:
-                em.store(first, chunk, (oy1 - oy0) * dst.width, pitch * v, out_addr, i, last)
+    em = Emitter(config, DramMap(weights, quant, act, commands, w_bytes, q_bytes, a_bytes, 0), traffic)
+    b = _Builder(program, sched, config, em)
+    fused = _fusable_pools(program, plan, config, tilings) if fuse_pools else {}
+    descs = {l.name: d for l, d in zip(program.layers, sched.descriptors)}
+    by_name = {l.name: t for l, t in zip(program.layers, tilings)}
+    skip = set()
+    for layer, d, tiling in zip(program.layers, sched.descriptors, tilings):
+        if layer.name in skip:
+            continue
+        f = fused.get(layer.name)
+        if f is not None:
+            b.fused(f, descs, by_name)
+            skip.update(w.name for w in f.writers)
+            skip.add(f.pool.name)
+            traffic[b.index[f.pool.name]].height = f.height
+            continue
+        b.layer(layer, d, tiling)
     em.end()
     dmap = DramMap(weights, quant, act, commands, w_bytes, q_bytes, a_bytes, len(em.commands))
     return DramProgram(dmap, em.commands, traffic)

@@ -27,6 +27,10 @@ from fireforge.sw.schedule import schedule  # noqa: E402
 TINY = EngineConfig(mac_units=16, memory="dram", act_depth=2048, weight_depth=1024, quant_depth=16, desc_depth=2)
 
 
+#: buffers where the max pools' input bands fit: the pools read their input where its writers computed it
+FUSING = EngineConfig(mac_units=16, memory="dram", act_depth=8192, weight_depth=1024, quant_depth=16, desc_depth=2)
+
+
 @pytest.fixture(scope="module")
 def bypass_dram(build_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("dram_mode") / "out"
@@ -68,6 +72,25 @@ def test_tiled_network_byte_exact_on_litedram(bypass_dram, stall_seed):
         pred = predict_compiled_stream(bypass_dram)
         assert abs(pred.cycles / hw.cycles - 1) < 0.05, (pred.cycles, hw.cycles)
         assert abs(pred.compute_cycles / hw.compute_cycles - 1) < 0.05, (pred.compute_cycles, hw.compute_cycles)
+
+
+def test_fused_pools_byte_exact_on_litedram(build_model, tmp_path):
+    """Max pools fed from the buffer (their input never goes to DRAM): every stored layer byte-exact, the fused
+    writers' layers reported as not kept, and less DRAM traffic than without fusion."""
+    out = tmp_path / "out"
+    compile_model(build_model("v1_1", input_size=48, classes=10, bypass="complex"), out, config=FUSING)
+    c = Compiled.load(out)
+    fused = [l["name"] for l in c.dram["layers"] if l["fused_into"]]
+    assert fused == ["conv1", "fire3/bypass_add", "fire5/bypass_add"]
+    x = _x(c, 9)
+    hw = dram_rtl_run(c, x)
+    assert set(hw.layer_outputs) == {l.name for l in c.layers} - set(fused)
+    want = golden.run(c.program, x).layer_outputs
+    assert {k: int(np.count_nonzero(v != want[k])) for k, v in hw.layer_outputs.items() if np.any(v != want[k])} == {}
+    assert (hw.dram_bytes_read, hw.dram_bytes_written) == (c.dram["bytes_read"], c.dram["bytes_written"])
+    unfused = dram_program.build(c.program, schedule(c.program, c.config), c.config, fuse_pools=False)
+    assert unfused.bytes_read + unfused.bytes_written > c.dram["bytes_read"] + c.dram["bytes_written"]
+    assert [t is None for t in hw.layer_cycles] == [l["fused_into"] is not None for l in c.dram["layers"]]
 
 
 def test_two_programs_back_to_back(bypass_dram, build_model, tmp_path):

@@ -46,7 +46,13 @@ def test_stream_computes_what_the_layers_compute(bypass_program, depths):
     sched, dp, want, init = _run(bypass_program, config)
     got = dram_twin.run_stream(dp, config, init)
     assert len(want) == sum(t.words for t in sched.plan.layouts.values())      # every word of every tensor
-    assert [w for w in want if got.get(w) != want[w]] == []
+    # every word of every tensor, but those a fused max pool read straight from the buffer (never stored)
+    fused = {l.name for l in dp.layers if l.fused_into}
+    unstored = {x.output for x in bypass_program.layers if x.name in fused}
+    skip = {w for name in unstored for lay in [sched.plan.layouts[name]] for w in range(lay.addr, lay.addr + lay.words)}
+    assert bool(fused) == (depths[0] > 2048)        # the tiny buffers hold no pool's band of its input
+    assert [w for w in want if w not in skip and got.get(w) != want[w]] == []
+    assert not any(w in got for w in skip)
     if depths[0] == 2048:          # really tiled: bands and chunks
         by = {l.name: l for l in dp.layers}
         assert by["conv1"].tiles > 1 and by["pool1"].tiles > 1
