@@ -125,3 +125,21 @@ def test_two_programs_back_to_back(bypass_dram, build_model, tmp_path):
              for e in fire.layers}
     assert _mismatches(fire, got_b, xb) == {}
     assert any(c["op"] == Op.LOAD for c in dp.commands) and t_in.height == 12
+
+
+@pytest.mark.slow
+def test_v1_1_224_on_the_ulx3s(build_model, tmp_path):
+    """The real thing (--runslow, ~1-2 min): v1.1 at 224x224, 1000 classes, compiled for the ULX3S (DRAM mode,
+    the board's buffers), every stored layer byte-exact on the DRAM-mode engine and LiteDRAM's controller, the
+    traffic and the cycle model as the compiler says."""
+    out = tmp_path / "out"
+    compile_model(build_model("v1_1"), out, board="ulx3s-85f")
+    c = Compiled.load(out)
+    assert c.config.dram and c.board == "ulx3s-85f"
+    x = _x(c, 7)
+    hw = dram_rtl_run(c, x)
+    want = golden.run(c.program, x).layer_outputs
+    assert {k: int(np.count_nonzero(v != want[k])) for k, v in hw.layer_outputs.items() if np.any(v != want[k])} == {}
+    assert (hw.dram_bytes_read, hw.dram_bytes_written) == (c.dram["bytes_read"], c.dram["bytes_written"])
+    assert hw.dram_bytes_read > 1_235_496            # every weight came from DRAM
+    assert abs(predict_compiled_stream(c).cycles / hw.cycles - 1) < 0.05
