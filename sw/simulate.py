@@ -97,6 +97,9 @@ def simulate(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVa
     program, config = compiled.program, compiled.config
     g = golden.run(program, x)
     if config.dram:
+        if board is not None:               # the engine as that board builds it (products, multipliers)
+            from fireforge.hw.board.catalogue import get_board
+            variant = BuildVariant.for_family(get_board(board).family)
         hw = dram_rtl_run(compiled, x, variant=variant, stall_seed=stall_seed, stall_pct=30 if stall_seed else 0,
                           build_root=build_root)
     else:
