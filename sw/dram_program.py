@@ -30,7 +30,8 @@ from fireforge.core.program import AddLayer, ConvLayer, MaxPoolLayer, Program
 from fireforge.errors import FireforgeError
 from fireforge.sw.dram_emit import Emitter, tile_descriptor, word_bytes
 from fireforge.sw.schedule import Schedule
-from fireforge.sw.tiling import BufferBudget, LayerTiling, TilingOptions, band_input_rows, plan_tiles
+from fireforge.sw.tiling import (BufferBudget, LayerTiling, TilingOptions, band_input_rows, fits, plan_tiles, traffic,
+                                 transfer_runs)
 
 __all__ = ["DramMap", "DramProgram", "LayerTraffic", "build", "summary", "tile_descriptor", "buffer_halves", "word_bytes"]
 
@@ -128,6 +129,34 @@ def _layer_tiles(program: Program, sched: Schedule, config: EngineConfig) -> lis
                              f"{config.weight_depth}, quant {config.quant_depth} words) are too small") from None
 
 
+def _widen(config: EngineConfig, tilings: list[LayerTiling]) -> set[str]:
+    """Layers better run as one band whose input fills both input halves (it never changes, so it needs no
+    double buffering): a conv cut into bands only because its input did not fit one half re-reads all its
+    weights per band (v1.1's conv10 at 224: 0.5 MB). Their tilings are changed; returns their names."""
+    halves = buffer_halves(config)
+    q = halves["in"][1]
+    wide_budget = BufferBudget(input_words=2 * q, weight_words=halves["weights"][1], output_words=q)
+    kw = dict(vector=config.vector, weight_word_bytes=config.weight_word_bits // 8,
+              quant_word_bytes=config.quant_word_bits // 8)
+
+    def cost(g, height, chunk, order):
+        tiles = -(-g.out_h // height) * -(-g.og // chunk)
+        return (sum(traffic(g, height, chunk, order, **kw)) + RUN_BYTES * transfer_runs(g, height, chunk, order)
+                + TILE_BYTES * tiles)
+    wide = set()
+    for t in tilings:
+        g = t.geometry
+        if not t.height or t.height >= g.out_h or not g.taps:
+            continue
+        chunk = max((c for c in range(1, min(g.og, halves["quant"][1]) + 1)
+                     if fits(g, g.out_h, c, wide_budget)), default=0)
+        if chunk and cost(g, g.out_h, chunk, "input") < cost(g, t.height, t.chunk, t.order):
+            t.height, t.chunk, t.order = g.out_h, chunk, "input"
+            t.weight_bytes, t.read_bytes, t.write_bytes = traffic(g, g.out_h, chunk, "input", **kw)
+            wide.add(t.name)
+    return wide
+
+
 @dataclass
 class _Fused:
     """A max pool done straight from the buffer: its input's writers (consecutive layers right before it)
@@ -188,10 +217,12 @@ class _Builder:
         self.held = {"in": [None, None], "weights": [None, None]}
         self.in_half = self.w_half = self.out_half = 1
         self.index = {l.name: i for i, l in enumerate(program.layers)}
+        self.wide: set[str] = set()
+        self.wide_held = False              # the band in input half 0 spans both halves
 
     def _inputs(self, layer, rows, gi0, gi1) -> tuple[int, int, int]:
         """Load input rows ``rows`` × groups ``[gi0, gi1)`` of the layer's input(s) into an input half (unless
-        one holds them); returns (address, words per input, inputs)."""
+        one holds them; a widened layer: across both halves); returns (address, words per input, inputs)."""
         em, plan, v, i = self.em, self.plan, self.v, self.index[layer.name]
         srcs = [plan.layouts[x] for x in ([layer.input_a, layer.input_b] if isinstance(layer, AddLayer)
                                           else [layer.inputs[0]])]
@@ -202,8 +233,14 @@ class _Builder:
         if key in self.held["in"]:
             self.in_half = self.held["in"].index(key)
         else:
-            self.in_half = 1 - self.in_half
+            wide = layer.name in self.wide
+            self.in_half = 0 if wide else 1 - self.in_half
+            if self.wide_held and not wide:     # half 1's words belong to the wide band in half 0 as well
+                self.held["in"][0] = None
             self.held["in"][self.in_half] = key
+            if wide:
+                self.held["in"][1] = None
+            self.wide_held = wide
             for s, src in enumerate(srcs):
                 first = em.map.act + (src.addr + r0 * w_in * g_all + gi0) * v
                 to = self.halves["in"][self.in_half] + s * words
@@ -321,6 +358,10 @@ def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int 
                for l, t in zip(program.layers, tilings)]
     em = Emitter(config, DramMap(weights, quant, act, commands, w_bytes, q_bytes, a_bytes, 0), traffic)
     b = _Builder(program, sched, config, em)
+    b.wide = _widen(config, tilings)
+    for t in traffic:
+        lt = next(x for x in tilings if x.name == t.name)
+        t.height, t.chunk, t.order = lt.height, lt.chunk, lt.order
     fused = _fusable_pools(program, plan, config, tilings) if fuse_pools else {}
     descs = {l.name: d for l, d in zip(program.layers, sched.descriptors)}
     by_name = {l.name: t for l, t in zip(program.layers, tilings)}
