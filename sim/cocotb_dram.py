@@ -8,7 +8,7 @@
    ``done`` awaited; the engine's counters read (``cycles``, ``compute_cycles``, ``bytes_read``,
    ``bytes_written``, ``error``) and the ``cycles`` value at each ``layer_done`` pulse kept;
 3. the DRAM's contents are dumped by the core's ``final`` block when the simulation ends (plusargs
-   ``+dram_dump_*``, see :func:`fireforge.sim.litedram.backdoor_plusargs`): that is after the last run.
+   ``+dram_dump_*``, see :func:`fireforge.sim.litedram_backdoor.backdoor_plusargs`): that is after the last run.
 
 Environment
 -----------

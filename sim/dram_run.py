@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fireforge.sim import litedram
+from fireforge.sim import litedram_backdoor as backdoor
 
 __all__ = ["DramRun", "DramRunResult", "dram_run", "build_model", "program_image", "act_words", "PROFILE",
            "DATA_WIDTH", "ID_WIDTH"]
@@ -108,11 +109,11 @@ def dram_run(image: dict[int, bytes], runs: list[tuple[int, int]], *, config, va
                                    max_burst=max_burst, outstanding=outstanding, tag=tag, profile=profile)
     info = build_info(model)
     built_now = info.get("built_at", 0.0) >= t0
-    g = litedram.dram_geometry(core)
+    g = backdoor.dram_geometry(core)
     lo, hi = dump
     with run_dir(build_root, "dram-run-") as tmp:
-        init = litedram.write_dram_image(image, tmp / "init", g)
-        plus, dump_files = litedram.backdoor_plusargs(g, init, (tmp / "dump", lo, hi))
+        init = backdoor.write_dram_image(image, tmp / "init", g)
+        plus, dump_files = backdoor.backdoor_plusargs(g, init, (tmp / "dump", lo, hi))
         (tmp / "dump").mkdir()
         spec = {"runs": [[int(a), int(n)] for a, n in runs], "stall_seed": int(stall_seed) & 0xFFFF_FFFF,
                 "stall_pct": int(stall_pct)}
@@ -122,7 +123,7 @@ def dram_run(image: dict[int, bytes], runs: list[tuple[int, int]], *, config, va
             env["FF_MAX_CYCLES"] = int(max_cycles)
         res = verilator.run(model, top, "fireforge.sim.cocotb_dram", plusargs=plus, test_dir=tmp / "sim",
                             timeout_s=timeout_s, extra_env=env)
-        data = litedram.read_dram_dump(dump_files, lo, hi, g)
+        data = backdoor.read_dram_dump(dump_files, lo, hi, g)
     out = [DramRun(program_addr=int(a), program_commands=int(n), **r) for (a, n), r in zip(runs, res["runs"])]
     return DramRunResult(runs=out, dump=data, dump_range=(lo, hi), init_cycles=res["init_cycles"],
                          stalls=res["stalls"], run_seconds=res["run_seconds"],

@@ -9,7 +9,7 @@
 * :class:`~fireforge.sim.axi_staller.AxiStaller` between the engine and the core: random valid / ready
   gating on every channel (``stall_seed`` / ``stall_pct`` ports, 0 = wires; no rebuild to change them);
 * ``ff_litedram_sim`` (:func:`fireforge.sim.litedram.write_sim_top`) as an ``Instance``, built from the
-  **backdoor** copy of the core (:func:`fireforge.sim.litedram.write_backdoor_core`): the chip's bank arrays
+  **backdoor** copy of the core (:func:`fireforge.sim.backdoor.write_backdoor_core`): the chip's bank arrays
   are preloaded by ``$readmemh`` and dumped by ``$writememh`` in a ``final`` block (plusargs);
 * :class:`~fireforge.hw.dram.init_sequencer.DramInitSequencer` on the core's ``wb_ctrl``, fed with
   :func:`~fireforge.sim.litedram.init_sequence` (``seq_done`` / ``seq_error``), as the board top will.
@@ -31,6 +31,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fireforge.sim import litedram
+from fireforge.sim import litedram_backdoor as backdoor
 
 __all__ = ["DramSimTop", "TOP", "ENGINE_PORTS", "build"]
 
@@ -144,7 +145,7 @@ def build(config, core: litedram.LiteDRAMCore, build_root: Path, *, variant=None
     from fireforge.sim import verilator as V
 
     variant = variant or BuildVariant()
-    patched = litedram.write_backdoor_core(core)
+    patched = backdoor.write_backdoor_core(core)
     sim_top = litedram.write_sim_top(core)
     top = DramSimTop(config, core, variant=variant, engine=engine, max_burst=max_burst, outstanding=outstanding)
     if tag is None:

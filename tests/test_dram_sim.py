@@ -15,6 +15,7 @@ pytest.importorskip("litedram")
 pytest.importorskip("cocotbext.axi")
 
 from fireforge.sim import litedram, verilator  # noqa: E402
+from fireforge.sim import litedram_backdoor as backdoor  # noqa: E402
 from fireforge.sim.hw_run import default_build_root, run_dir  # noqa: E402
 
 AXI_DATA_WIDTH = 16     # the engine's port on the ULX3S (docs/dram.md: the native width)
@@ -27,12 +28,12 @@ def core():
 
 @pytest.fixture(scope="module")
 def geometry(core):
-    return litedram.dram_geometry(core)
+    return backdoor.dram_geometry(core)
 
 
 @pytest.fixture(scope="module")
 def backdoor_model(core):
-    patched = litedram.write_backdoor_core(core)
+    patched = backdoor.write_backdoor_core(core)
     top = litedram.write_sim_top(core)
     return verilator.build([patched, top], litedram.SIM_TOP, default_build_root() / "verilator", clock="gpi")
 
@@ -43,30 +44,30 @@ def test_geometry_and_mapping(core, geometry):
     assert (g.word_bytes, g.col_bits, g.bank_bits, g.row_bits) == (2, 9, 2, 13)
     assert g.arrays == ("mem", "mem_1", "mem_2", "mem_3") and g.depth == 1 << 22
     assert g.size_bytes == core.profile.size_bytes == 32 << 20
-    assert litedram.dram_location(g, 0) == (0, 0, 0)
-    assert litedram.dram_location(g, 1) == (0, 0, 1)
-    assert litedram.dram_location(g, 1022) == (0, 511, 0)
-    assert litedram.dram_location(g, 1024) == (1, 0, 0)
-    assert litedram.dram_location(g, 4096) == (0, 512, 0)
-    assert litedram.dram_location(g, (32 << 20) - 1) == (3, (1 << 22) - 1, 1)
+    assert backdoor.dram_location(g, 0) == (0, 0, 0)
+    assert backdoor.dram_location(g, 1) == (0, 0, 1)
+    assert backdoor.dram_location(g, 1022) == (0, 511, 0)
+    assert backdoor.dram_location(g, 1024) == (1, 0, 0)
+    assert backdoor.dram_location(g, 4096) == (0, 512, 0)
+    assert backdoor.dram_location(g, (32 << 20) - 1) == (3, (1 << 22) - 1, 1)
     rng = random.Random(3)
     for _ in range(1000):
         a = rng.randrange(g.size_bytes)
-        assert litedram.dram_byte_address(g, *litedram.dram_location(g, a)) == a
-    assert litedram.dump_index_range(g, 4096, 4097) == (512, 1023)
-    assert litedram.dump_index_range(g, 4095, 8193) == (0, 1535)
+        assert backdoor.dram_byte_address(g, *backdoor.dram_location(g, a)) == a
+    assert backdoor.dump_index_range(g, 4096, 4097) == (512, 1023)
+    assert backdoor.dump_index_range(g, 4095, 8193) == (0, 1535)
 
 
 def test_image_files(geometry, tmp_path):
     """Sparse per-bank hex: @index records, partial words zero-filled, later entries win."""
     g = geometry
-    files = litedram.write_dram_image({1: b"\xaa\xbb\xcc", 1024: b"\x11\x22", 2: b"\xdd"}, tmp_path, g)
+    files = backdoor.write_dram_image({1: b"\xaa\xbb\xcc", 1024: b"\x11\x22", 2: b"\xdd"}, tmp_path, g)
     assert sorted(files) == [0, 1]
     assert files[0].read_text() == "@0\naa00\nccdd\n"      # bytes 0..3: 00 aa dd(wins over bb) cc
     assert files[1].read_text() == "@0\n2211\n"
-    assert litedram.write_dram_image({}, tmp_path / "none", g) == {}
+    assert backdoor.write_dram_image({}, tmp_path / "none", g) == {}
     with pytest.raises(ValueError, match="outside"):
-        litedram.write_dram_image({(32 << 20) - 1: b"12"}, tmp_path, g)
+        backdoor.write_dram_image({(32 << 20) - 1: b"12"}, tmp_path, g)
 
 
 def _regions(rng, size, n, max_len, avoid=()):
@@ -84,7 +85,7 @@ def _regions(rng, size, n, max_len, avoid=()):
 def test_backdoor_against_axi(core, geometry, backdoor_model):
     """Preload random bytes by backdoor and read them over AXI (AxiMaster); write random bytes over AXI and
     dump (the core's ``final`` block): both byte-exact, at random addresses across all banks and rows, so the
-    mapping of :func:`litedram.dram_location` is the controller's."""
+    mapping of :func:`backdoor.dram_location` is the controller's."""
     g = geometry
     rng = random.Random(11)
     reads = _regions(rng, g.size_bytes, 24, 600)                     # anywhere in the 32 MB
@@ -98,14 +99,14 @@ def test_backdoor_against_axi(core, geometry, backdoor_model):
     writes.append((a + n // 2, n // 4 + 1))
     wdata = {a: bytes(rng.getrandbits(8) for _ in range(n)) for a, n in writes}
     with run_dir(None, "dram-backdoor-") as tmp:
-        init = litedram.write_dram_image(image, tmp / "init", g)
-        plus, dumps = litedram.backdoor_plusargs(g, init, (tmp, *window))
+        init = backdoor.write_dram_image(image, tmp / "init", g)
+        plus, dumps = backdoor.backdoor_plusargs(g, init, (tmp, *window))
         spec = {"reads": reads, "writes": [[a, d.hex()] for a, d in wdata.items()]}
         (tmp / "spec.json").write_text(json.dumps(spec))
         res = verilator.run(backdoor_model, litedram.SIM_TOP, "support.cocotb_dram_backdoor", plusargs=plus,
                             test_dir=tmp / "sim", timeout_s=300, extra_env={"FF_BACKDOOR": tmp / "spec.json"})
         assert all(dumps[b].is_file() for b in dumps), "the final block did not run"
-        dumped = litedram.read_dram_dump(dumps, *window, g)
+        dumped = backdoor.read_dram_dump(dumps, *window, g)
     for (a, n), got in zip(reads, res["reads"]):
         assert bytes.fromhex(got) == image[a], f"backdoor preload at {a:#x} read back wrong over AXI"
     expected = bytearray(window[1] - window[0])

@@ -1,5 +1,5 @@
 """cocotb test: the LiteDRAM backdoor against the AXI port (``ff_litedram_sim`` built from
-:func:`fireforge.sim.litedram.write_backdoor_core`). The chip was preloaded by ``$readmemh`` (plusargs); this
+:func:`fireforge.sim.litedram_backdoor.write_backdoor_core`). The chip was preloaded by ``$readmemh`` (plusargs); this
 test only opens the port (``init_done = 1`` on ``wb_ctrl``, all SDRAMPHYModel needs), reads the regions of
 ``reads`` over AXI with cocotbext-axi's ``AxiMaster`` and writes ``writes``; the dump happens in the core's
 ``final`` block when the simulation ends, and the pytest side compares it.
