@@ -82,8 +82,8 @@ def main():
                         hw = dram_rtl_run(c, x, profile=prof)
                         wall = time.time() - t0
                         g = golden.run(c.program, x)
-                        mism = sum(int(np.count_nonzero(hw.layer_outputs[k] != g.layer_outputs[k]))
-                                   for k in g.layer_outputs)
+                        mism = sum(int(np.count_nonzero(v != g.layer_outputs[k]))     # every stored layer
+                                   for k, v in hw.layer_outputs.items())
                         print(_row(f"{version}, {macs}, {board} / {prof}", c, hw.cycles, pred, hw.clock_mhz,
                                    hw.sim_seconds, mism, hw.stall_cycles), f"(wall {wall:.0f} s incl. build)",
                               flush=True)
