@@ -136,3 +136,20 @@ def test_valid_edges_and_defaults_are_unchanged(compiled, tmp_path, capsys):
 def test_help_still_exits_zero(capsys):
     assert run_cli(["compile", "--help"], capsys)[0] == 0
     assert run_cli(["--help"], capsys)[0] == 0
+
+
+def test_board_choices_refused_in_one_line(compiled, tmp_path, capsys):
+    """compile --board with an unknown board; simulate of a DRAM-mode OUT without its board, or with another."""
+    refuse(capsys, ["compile", compiled["model"], "-o", tmp_path / "out", "--board", "nosuch"], "nosuch",
+           "ulx3s-85f", where=tmp_path)
+    dram = tmp_path / "dram"
+    config = tmp_path / "dram.json"
+    config.write_text('{"mac_units": 16, "memory": "dram", "act_depth": 2048, "weight_depth": 1024, '
+                      '"quant_depth": 16, "desc_depth": 2}')
+    assert main(["compile", str(compiled["model"]), "-o", str(dram), "--config", str(config)]) == 0
+    capsys.readouterr()
+    refuse(capsys, ["simulate", dram, "--input", compiled["input"]], "DRAM mode", "--board", where=tmp_path)
+    refuse(capsys, ["simulate", dram, "--input", compiled["input"], "--board", "arty-a7-100"], "arty-a7-100",
+           "not simulated", where=tmp_path)
+    refuse(capsys, ["generate", dram, "-o", tmp_path / "rtl", "--board", "ulx3s-85f", "--pnr"], "--pnr", "#20",
+           where=tmp_path)
