@@ -52,6 +52,7 @@ class EngineTiming:
     quant_latency: int
     tap_to_write: int
     lead: int
+    pool: int = 0                   # what a fused max pool (pool_en) adds to tap_to_write
     read_latency: int = ACT_RAM_LATENCY
     reads_in_flight: int = 16
     write_depth: int = WRITE_DEPTH
@@ -77,7 +78,7 @@ def engine_timing(config: EngineConfig, variant: BuildVariant | None = None, *,
                                                         config.act_depth) else config, variant)
     lat = eng.latency
     return EngineTiming(eng.rom_latency, eng.parts["quant_fetch"].latency, lat["tap_to_write"], lat["lead"],
-                        read_latency, variant.reads_in_flight, WRITE_DEPTH)
+                        lat["pool"], read_latency, variant.reads_in_flight, WRITE_DEPTH)
 
 
 def layer_taps(d: dict) -> int:
@@ -110,7 +111,7 @@ def layer_cycles(d: dict, t: EngineTiming, *, groups: int | None = None, taps: i
     groups = d["og_count"] if groups is None else groups
     taps = layer_taps(d) if taps is None else taps
     run = -(-taps // 1) if tap_throughput(d, t) == 1.0 else int(-(-taps // tap_throughput(d, t)))
-    return t.layer_overhead + groups * (t.group_overhead + run)
+    return t.layer_overhead + groups * (t.group_overhead + (t.pool if d.get("pool_en") else 0) + run)
 
 
 @dataclass
@@ -145,8 +146,15 @@ def predict_compiled(compiled) -> Prediction:
     """:func:`predict` for a :class:`~fireforge.core.compiled.Compiled` (or an ``OUT/`` path)."""
     c = Compiled.of(compiled)
     layers = {l.name: l for l in c.program.layers}
-    return predict([e.descriptor for e in c.layers], c.config, names=[e.name for e in c.layers],
-                   ideal=[ideal_cycles(c.program, layers[e.name], c.config) for e in c.layers])
+    rom = c.rom_layers          # a fused pool has no descriptor: its writer's computes it
+    descs = [_rom_descriptor(e, c.layers) for e in rom]
+    return predict(descs, c.config, names=[e.name for e in rom],
+                   ideal=[ideal_cycles(c.program, layers[e.name], c.config) for e in rom])
+
+
+def _rom_descriptor(entry, entries) -> dict:
+    """The descriptor the ROM holds for ``entry`` (the manifest keeps a fused writer's with the pool fields)."""
+    return entry.descriptor
 
 
 def predict_program(program, config: EngineConfig, variant: BuildVariant | None = None) -> Prediction:
@@ -155,8 +163,9 @@ def predict_program(program, config: EngineConfig, variant: BuildVariant | None 
     from fireforge.sim.hw_run import ideal_cycles
     from fireforge.sw.schedule import schedule
     sched = schedule(program, planned_config(program, config))
-    return predict(sched.descriptors, sched.config, variant, names=[l.name for l in program.layers],
-                   ideal=[ideal_cycles(program, l, config) for l in program.layers])
+    layers = {l.name: l for l in program.layers}
+    return predict(sched.rom_descriptors, sched.config, variant, names=sched.rom_names,
+                   ideal=[ideal_cycles(program, layers[n], config) for n in sched.rom_names])
 
 
 # -- DRAM mode ------------------------------------------------------------------------------------------------

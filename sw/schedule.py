@@ -1,9 +1,13 @@
 """Schedule a program for one engine: one descriptor per layer, on the memory plan of
-:func:`fireforge.core.layout.plan_memory` (tensor layouts, activation addresses, ROM offsets)."""
+:func:`fireforge.core.layout.plan_memory` (tensor layouts, activation addresses, ROM offsets).
+
+Resident mode fuses a max pool into the layer that writes its input (:func:`fuse_pools`): the writer's
+descriptor then computes the pool in its output path (:mod:`fireforge.hw.engine.pool`) and writes the pool's
+destination; its own output is never stored, and the pool has no descriptor in the ROM."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -13,9 +17,10 @@ from fireforge.core.layout import MemoryPlan, TensorLayout, plan_memory
 from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
 from fireforge.errors import FireforgeError
 from fireforge.hw.add_requant import add_constants_supported
+from fireforge.hw.engine.pool import fusable
 from fireforge.sim import requant
 
-__all__ = ["Schedule", "schedule"]
+__all__ = ["Schedule", "schedule", "fuse_pools"]
 
 
 @dataclass
@@ -25,6 +30,18 @@ class Schedule:
     config: EngineConfig
     plan: MemoryPlan
     descriptors: list[dict]      # descriptor fields per layer, in program order (END not included)
+    fused: dict[str, str] = field(default_factory=dict)    # max pool -> the layer whose descriptor computes it
+
+    @property
+    def rom_descriptors(self) -> list[dict]:
+        """The descriptors the engine runs, in order: every layer's but a fused pool's."""
+        return [d for d, l in zip(self.descriptors, self._names) if l not in self.fused]
+
+    @property
+    def rom_names(self) -> list[str]:
+        return [n for n in self._names if n not in self.fused]
+
+    _names: list = field(default_factory=list, repr=False)
 
     @property
     def layouts(self) -> dict[str, TensorLayout]:
@@ -119,8 +136,53 @@ def _descriptor(program: Program, plan: MemoryPlan, layer) -> dict:
     return d
 
 
-def schedule(program: Program, config: EngineConfig) -> Schedule:
+def _overlap(a: TensorLayout, b: TensorLayout) -> bool:
+    return a.addr < b.addr + b.words and b.addr < a.addr + a.words
+
+
+def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict]) -> dict[str, str]:
+    """Fuse every max pool that can be into its input's writer (in place: the writer's descriptor gets the
+    pool's fields and destination); returns pool -> writer.
+
+    A pool is fused when its input has one writer, a CONV or an ADD right before it in program order, writing
+    all of it, that nothing else reads (nor is it the program's output), and its geometry fits the pool stage
+    (:func:`fireforge.hw.engine.pool.fusable`); its destination must not overlap what the writer reads (the
+    memory plan may reuse a dead input's words for the pool's output). A pool after a concat (two writers) is
+    not fused (yet)."""
+    index = {l.name: i for i, l in enumerate(program.layers)}
+    fused = {}
+    for i, pool in enumerate(program.layers):
+        if not isinstance(pool, MaxPoolLayer) or pool.lut is not None or i == 0:
+            continue
+        src = pool.input
+        writers = [l for l in program.layers if l.output == src]
+        readers = [l for l in program.layers if src in l.inputs]
+        if len(writers) != 1 or readers != [pool] or src == program.output:
+            continue
+        w = writers[0]
+        if index[w.name] != i - 1 or not isinstance(w, (ConvLayer, AddLayer)) or w.lut is not None:
+            continue
+        if w.out_channel_offset or plan.out_groups(w) != plan.layouts[src].groups:
+            continue
+        dp, dw = descriptors[i], descriptors[i - 1]
+        t_in, t_out = program.tensors[src], program.tensors[pool.output]
+        if fusable(t_in.height, t_in.width, t_out.height, t_out.width, pool.kernel, pool.stride, pool.pads):
+            continue
+        dst = plan.layouts[pool.output]
+        if any(_overlap(dst, plan.layouts[x]) for x in w.inputs):
+            continue
+        dw.update(pool_en=1, pool_k=pool.kernel[0], pool_s=pool.stride[0], pool_pad_t=pool.pads[0],
+                  pool_pad_l=pool.pads[1], pool_out_h=t_out.height, pool_out_w=t_out.width,
+                  out_addr=dp["out_addr"], out_pitch=dp["out_pitch"])
+        fused[pool.name] = w.name
+    return fused
+
+
+def schedule(program: Program, config: EngineConfig, *, fuse: bool = True) -> Schedule:
     """Plan memory for ``config`` and describe every layer (DRAM mode: every tensor its own DRAM words, and the
-    descriptors address DRAM; :mod:`fireforge.sw.dram_program` tiles them into the buffers)."""
+    descriptors address DRAM; :mod:`fireforge.sw.dram_program` tiles them into the buffers). Resident mode
+    fuses max pools into their writers unless ``fuse=False``."""
     plan = plan_memory(program, config.vector, reuse=not config.dram)
-    return Schedule(config, plan, [_descriptor(program, plan, layer) for layer in program.layers])
+    descriptors = [_descriptor(program, plan, layer) for layer in program.layers]
+    fused = fuse_pools(program, plan, descriptors) if fuse and not config.dram else {}
+    return Schedule(config, plan, descriptors, fused, [l.name for l in program.layers])
