@@ -161,5 +161,7 @@ def _layer_entry(program: Program, plan, layer, index: int, descriptor: dict, sc
         "macs": program.macs(layer),
         "weight_offset": plan.weight_offsets.get(layer.name, -1), "quant_offset": plan.quant_offsets.get(layer.name, -1),
         "descriptor": {k: (v.name if isinstance(v, Op) else v) for k, v in descriptor.items()},
-        "fused_with": sched.fused.get(layer.name) or next((p for p, w in sched.fused.items() if w == layer.name), None),
+        # a fused pool: its last writer (its result is complete when that one's descriptor ends); a writer: its pool
+        "fused_with": sched.fused[layer.name][-1] if layer.name in sched.fused else
+        next((p for p, ws in sched.fused.items() if layer.name in ws), None),
     }

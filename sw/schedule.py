@@ -30,7 +30,7 @@ class Schedule:
     config: EngineConfig
     plan: MemoryPlan
     descriptors: list[dict]      # descriptor fields per layer, in program order (END not included)
-    fused: dict[str, str] = field(default_factory=dict)    # max pool -> the layer whose descriptor computes it
+    fused: dict[str, tuple] = field(default_factory=dict)  # max pool -> the layers whose descriptors compute it
 
     @property
     def rom_descriptors(self) -> list[dict]:
@@ -140,15 +140,16 @@ def _overlap(a: TensorLayout, b: TensorLayout) -> bool:
     return a.addr < b.addr + b.words and b.addr < a.addr + a.words
 
 
-def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict]) -> dict[str, str]:
-    """Fuse every max pool that can be into its input's writer (in place: the writer's descriptor gets the
-    pool's fields and destination); returns pool -> writer.
+def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict], *, check_overlap: bool = True
+               ) -> dict[str, tuple]:
+    """Fuse every max pool that can be into its input's writers (in place: each writer's descriptor gets the
+    pool's fields and destination); returns pool -> its writers, in program order.
 
-    A pool is fused when its input has one writer, a CONV or an ADD right before it in program order, writing
-    all of it, that nothing else reads (nor is it the program's output), and its geometry fits the pool stage
-    (:func:`fireforge.hw.engine.pool.fusable`); its destination must not overlap what the writer reads (the
-    memory plan may reuse a dead input's words for the pool's output). A pool after a concat (two writers) is
-    not fused (yet)."""
+    A pool is fused when the writers of its input (one, or a concat's: a max pool is per channel, so the pool
+    of a concat is the concat of its slices' pools) are CONV or ADD layers right before it in program order,
+    nothing else reads the input (nor is it the program's output), and its geometry fits the pool stage
+    (:func:`fireforge.hw.engine.pool.fusable`). The pool's destination must not overlap what the writers read
+    (the memory plan may reuse a dead input's words for the pool's output)."""
     index = {l.name: i for i, l in enumerate(program.layers)}
     fused = {}
     for i, pool in enumerate(program.layers):
@@ -157,24 +158,29 @@ def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict]) -> d
         src = pool.input
         writers = [l for l in program.layers if l.output == src]
         readers = [l for l in program.layers if src in l.inputs]
-        if len(writers) != 1 or readers != [pool] or src == program.output:
+        if not writers or readers != [pool] or src == program.output:
             continue
-        w = writers[0]
-        if index[w.name] != i - 1 or not isinstance(w, (ConvLayer, AddLayer)) or w.lut is not None:
+        n = len(writers)
+        if (sorted(index[w.name] for w in writers) != list(range(i - n, i))
+                or not all(isinstance(w, (ConvLayer, AddLayer)) and w.lut is None for w in writers)):
             continue
-        if w.out_channel_offset or plan.out_groups(w) != plan.layouts[src].groups:
+        spans = sorted((plan.group_offsets[w.name], plan.out_groups(w)) for w in writers)
+        if [s[0] for s in spans] != [sum(c for _, c in spans[:k]) for k in range(n)] or \
+                sum(c for _, c in spans) != plan.layouts[src].groups:
             continue
-        dp, dw = descriptors[i], descriptors[i - 1]
+        dp = descriptors[i]
         t_in, t_out = program.tensors[src], program.tensors[pool.output]
         if fusable(t_in.height, t_in.width, t_out.height, t_out.width, pool.kernel, pool.stride, pool.pads):
             continue
         dst = plan.layouts[pool.output]
-        if any(_overlap(dst, plan.layouts[x]) for x in w.inputs):
+        if check_overlap and any(_overlap(dst, plan.layouts[x]) for w in writers for x in w.inputs):
             continue
-        dw.update(pool_en=1, pool_k=pool.kernel[0], pool_s=pool.stride[0], pool_pad_t=pool.pads[0],
-                  pool_pad_l=pool.pads[1], pool_out_h=t_out.height, pool_out_w=t_out.width,
-                  out_addr=dp["out_addr"], out_pitch=dp["out_pitch"])
-        fused[pool.name] = w.name
+        for w in writers:
+            descriptors[index[w.name]].update(
+                pool_en=1, pool_k=pool.kernel[0], pool_s=pool.stride[0], pool_pad_t=pool.pads[0],
+                pool_pad_l=pool.pads[1], pool_out_h=t_out.height, pool_out_w=t_out.width,
+                out_addr=dp["out_addr"] + plan.group_offsets[w.name], out_pitch=dp["out_pitch"])
+        fused[pool.name] = tuple(w.name for w in sorted(writers, key=lambda w: index[w.name]))
     return fused
 
 
@@ -184,5 +190,17 @@ def schedule(program: Program, config: EngineConfig, *, fuse: bool = True) -> Sc
     fuses max pools into their writers unless ``fuse=False``."""
     plan = plan_memory(program, config.vector, reuse=not config.dram)
     descriptors = [_descriptor(program, plan, layer) for layer in program.layers]
-    fused = fuse_pools(program, plan, descriptors) if fuse and not config.dram else {}
+    fused = {}
+    if fuse and not config.dram:
+        # the pools that can be fused, then the memory planned for them (their inputs are never stored, their
+        # outputs live from their writers on), then the fusion on that plan
+        layers = {l.name: l for l in program.layers}
+        index = {l.name: i for i, l in enumerate(program.layers)}
+        cands = fuse_pools(program, plan, [dict(d) for d in descriptors], check_overlap=False)
+        if cands:
+            plan = plan_memory(program, config.vector, fused={layers[p].input: min(index[w] for w in ws)
+                                                               for p, ws in cands.items()})
+            descriptors = [_descriptor(program, plan, layer) for layer in program.layers]
+        fused = fuse_pools(program, plan, descriptors)
+        assert fused == cands, (fused, cands)
     return Schedule(config, plan, descriptors, fused, [l.name for l in program.layers])

@@ -140,13 +140,20 @@ def _plan_layouts(program: Program, vector: int, im2col: ConvLayer | None):
     return layouts, goff
 
 
-def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool = True) -> int:
+def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool = True,
+             fused: dict[str, int] | None = None) -> int:
     """First-fit addresses over live ranges (``reuse=False``: every tensor its own words, as in DRAM, where
-    every layer's result stays for the check); returns the activation words needed."""
+    every layer's result stays for the check); returns the activation words needed.
+
+    ``fused``: a fused max pool's input tensor -> the index of its first writer (fireforge.sw.schedule.fuse_pools):
+    that tensor is never stored (it gets address 0 and no words), and the pool's output is live from the writer
+    on (the writers write it while they still read their inputs)."""
+    fused = fused or {}
+    pool_out = {l.output: fused[l.input] for l in program.layers if l.kind == "maxpool" and l.input in fused}
     first: dict[str, int] = {program.input: -1}
     last: dict[str, int] = {}
     for i, layer in enumerate(program.layers):
-        first.setdefault(layer.output, i)
+        first.setdefault(layer.output, pool_out.get(layer.output, i))
         for x in layer.inputs:
             last[x] = i
     end = len(program.layers)
@@ -156,6 +163,9 @@ def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool 
     top = 0
     for name in sorted(first, key=lambda n: first[n]):
         lay = layouts[name]
+        if name in fused:
+            lay.addr = 0
+            continue
         live = (first[name], last.get(name, first[name]))
         busy = sorted((a, a + w) for a, w, f, l in placed if not (l < live[0] or live[1] < f))
         addr = 0 if reuse else top
@@ -177,12 +187,13 @@ def conv_taps(layer: ConvLayer, plan_layouts: dict[str, TensorLayout], packed: C
     return kh * kw * plan_layouts[layer.input].groups
 
 
-def plan_memory(program: Program, vector: int, *, reuse: bool = True) -> MemoryPlan:
+def plan_memory(program: Program, vector: int, *, reuse: bool = True, fused: dict[str, int] | None = None
+                ) -> MemoryPlan:
     """Layouts, activation addresses and ROM word counts of ``program`` on an engine of ``vector`` lanes
-    (``reuse``: see :func:`allocate`)."""
+    (``reuse``, ``fused``: see :func:`allocate`)."""
     packed = im2col_conv(program, vector)
     layouts, goff = _plan_layouts(program, vector, packed)
-    act_words = allocate(program, layouts, reuse=reuse)
+    act_words = allocate(program, layouts, reuse=reuse, fused=fused)
     weight_words = quant_words = 0
     w_off, q_off = {}, {}
     for layer in program.layers:
