@@ -12,7 +12,8 @@ and the drain after a group's last tap is ``tap_to_write`` (:attr:`fireforge.hw.
 taken from an engine object that is constructed, never elaborated) plus the ``drained`` register plus
 :data:`DRAIN_EXTRA`. So a layer takes ``rom_latency + 3 + og_count · (quant_latency + tap_to_write + 2 +
 DRAIN_EXTRA + taps)`` cycles (the first one less: the start pulse), and the run ``rom_latency + 3`` more
-(the END descriptor). Padding taps, pools, adds (two taps per output) and GAP (the whole map per output)
+(the END descriptor); a layer with a fused max pool (``pool_en``) adds the pool stage's latency to every
+group's drain. Padding taps, pools, adds (two taps per output) and GAP (the whole map per output)
 follow the same nest. ``DRAIN_EXTRA`` (6 cycles) is the one calibrated term: what Verilator shows beyond
 ``Engine.latency``'s padding-only measurement; it is the same at 16 and 64 MAC units.
 

@@ -33,8 +33,8 @@ from fireforge.hw.engine.ports import OUT_ADDR_BITS, act_word
 
 __all__ = ["PoolStage", "POOL_LINE", "MAX_POOL_KERNEL", "fusable", "ref_pool_stage"]
 
-#: words of each line buffer: the widest pooled row a fused pool may have
-POOL_LINE = 128
+#: words of each line buffer: the widest pooled row a fused pool may have (SqueezeNet at 224: 55)
+POOL_LINE = 64
 #: the largest fused kernel (two rows and two columns are kept)
 MAX_POOL_KERNEL = 3
 _COORD = signed(14)
