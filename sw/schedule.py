@@ -17,7 +17,6 @@ from fireforge.core.layout import MemoryPlan, TensorLayout, plan_memory
 from fireforge.core.program import AddLayer, ConvLayer, GlobalAvgPoolLayer, MaxPoolLayer, Program
 from fireforge.errors import FireforgeError
 from fireforge.hw.add_requant import add_constants_supported
-from fireforge.hw.engine.pool import fusable
 from fireforge.sim import requant
 
 __all__ = ["Schedule", "schedule", "fuse_pools"]
@@ -140,67 +139,30 @@ def _overlap(a: TensorLayout, b: TensorLayout) -> bool:
     return a.addr < b.addr + b.words and b.addr < a.addr + a.words
 
 
-def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict], *, check_overlap: bool = True
-               ) -> dict[str, tuple]:
-    """Fuse every max pool that can be into its input's writers (in place: each writer's descriptor gets the
-    pool's fields and destination); returns pool -> its writers, in program order.
-
-    A pool is fused when the writers of its input (one, or a concat's: a max pool is per channel, so the pool
-    of a concat is the concat of its slices' pools) are CONV or ADD layers right before it in program order,
-    nothing else reads the input (nor is it the program's output), and its geometry fits the pool stage
-    (:func:`fireforge.hw.engine.pool.fusable`). The pool's destination must not overlap what the writers read
-    (the memory plan may reuse a dead input's words for the pool's output)."""
+def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict]) -> dict[str, tuple]:
+    """The pools the memory plan was made for (:attr:`MemoryPlan.fused`, :func:`fireforge.core.fusion.pool_writers`)
+    fused into their writers' descriptors, in place: each writer gets the pool's fields, and its ``out_addr``
+    / ``out_pitch`` become the pool's destination at the writer's group offset. Returns pool -> writers."""
     index = {l.name: i for i, l in enumerate(program.layers)}
-    fused = {}
-    for i, pool in enumerate(program.layers):
-        if not isinstance(pool, MaxPoolLayer) or pool.lut is not None or i == 0:
-            continue
-        src = pool.input
-        writers = [l for l in program.layers if l.output == src]
-        readers = [l for l in program.layers if src in l.inputs]
-        if not writers or readers != [pool] or src == program.output:
-            continue
-        n = len(writers)
-        if (sorted(index[w.name] for w in writers) != list(range(i - n, i))
-                or not all(isinstance(w, (ConvLayer, AddLayer)) and w.lut is None for w in writers)):
-            continue
-        spans = sorted((plan.group_offsets[w.name], plan.out_groups(w)) for w in writers)
-        if [s[0] for s in spans] != [sum(c for _, c in spans[:k]) for k in range(n)] or \
-                sum(c for _, c in spans) != plan.layouts[src].groups:
-            continue
-        dp = descriptors[i]
-        t_in, t_out = program.tensors[src], program.tensors[pool.output]
-        if fusable(t_in.height, t_in.width, t_out.height, t_out.width, pool.kernel, pool.stride, pool.pads):
-            continue
-        dst = plan.layouts[pool.output]
-        if check_overlap and any(_overlap(dst, plan.layouts[x]) for w in writers for x in w.inputs):
-            continue
+    layers = {l.name: l for l in program.layers}
+    for name, writers in plan.fused.items():
+        pool, dp = layers[name], descriptors[index[name]]
+        t_out, dst = program.tensors[pool.output], plan.layouts[pool.output]
+        # the plan keeps the pool's output live from its first writer on: it never overlaps what they read
+        assert not any(_overlap(dst, plan.layouts[x]) for w in writers for x in layers[w].inputs), name
         for w in writers:
-            descriptors[index[w.name]].update(
+            descriptors[index[w]].update(
                 pool_en=1, pool_k=pool.kernel[0], pool_s=pool.stride[0], pool_pad_t=pool.pads[0],
                 pool_pad_l=pool.pads[1], pool_out_h=t_out.height, pool_out_w=t_out.width,
-                out_addr=dp["out_addr"] + plan.group_offsets[w.name], out_pitch=dp["out_pitch"])
-        fused[pool.name] = tuple(w.name for w in sorted(writers, key=lambda w: index[w.name]))
-    return fused
+                out_addr=dp["out_addr"] + plan.group_offsets[w], out_pitch=dp["out_pitch"])
+    return dict(plan.fused)
 
 
 def schedule(program: Program, config: EngineConfig, *, fuse: bool = True) -> Schedule:
     """Plan memory for ``config`` and describe every layer (DRAM mode: every tensor its own DRAM words, and the
     descriptors address DRAM; :mod:`fireforge.sw.dram_program` tiles them into the buffers). Resident mode
     fuses max pools into their writers unless ``fuse=False``."""
-    plan = plan_memory(program, config.vector, reuse=not config.dram)
+    plan = plan_memory(program, config.vector, reuse=not config.dram, fuse_pools=fuse and not config.dram)
     descriptors = [_descriptor(program, plan, layer) for layer in program.layers]
-    fused = {}
-    if fuse and not config.dram:
-        # the pools that can be fused, then the memory planned for them (their inputs are never stored, their
-        # outputs live from their writers on), then the fusion on that plan
-        layers = {l.name: l for l in program.layers}
-        index = {l.name: i for i, l in enumerate(program.layers)}
-        cands = fuse_pools(program, plan, [dict(d) for d in descriptors], check_overlap=False)
-        if cands:
-            plan = plan_memory(program, config.vector, fused={layers[p].input: min(index[w] for w in ws)
-                                                               for p, ws in cands.items()})
-            descriptors = [_descriptor(program, plan, layer) for layer in program.layers]
-        fused = fuse_pools(program, plan, descriptors)
-        assert fused == cands, (fused, cands)
+    fused = fuse_pools(program, plan, descriptors)
     return Schedule(config, plan, descriptors, fused, [l.name for l in program.layers])

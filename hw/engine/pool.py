@@ -16,7 +16,7 @@ Taps outside the map (padding, ceil-mode edges) are masked to 0, which never win
 max pool with −inf). Every input word leaves as exactly one of: a pooled word (``o``) or a drop
 (:attr:`PoolStage.dropped`), :attr:`latency` cycles later; the engine retires both, so the write credit
 stays exact and the write rate only drops. The compiler fuses only pools where every column and row ends
-at most one window (:func:`fusable`): at most one pooled word per input word.
+at most one window (:func:`fireforge.core.fusion.fusable`): at most one pooled word per input word.
 """
 
 from __future__ import annotations
@@ -27,41 +27,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fireforge.core.descriptor import DESCRIPTOR
+from fireforge.core.fusion import MAX_POOL_KERNEL, POOL_LINE, fusable
 from fireforge.hw.engine.lanes import write_record
 from fireforge.hw.engine.needs import report
 from fireforge.hw.engine.ports import OUT_ADDR_BITS, act_word
 
 __all__ = ["PoolStage", "POOL_LINE", "MAX_POOL_KERNEL", "fusable", "ref_pool_stage"]
 
-#: words of each line buffer: the widest pooled row a fused pool may have (SqueezeNet at 224: 55)
-POOL_LINE = 64
-#: the largest fused kernel (two rows and two columns are kept)
-MAX_POOL_KERNEL = 3
 _COORD = signed(14)
-
-
-def _ends(n_in: int, n_out: int, k: int, s: int, pad: int) -> list[int]:
-    return [min(s * p - pad + k - 1, n_in - 1) for p in range(n_out)]
-
-
-def fusable(in_h: int, in_w: int, out_h: int, out_w: int, kernel, stride, pads) -> str | None:
-    """Why a max pool of this geometry cannot be fused (None: it can)."""
-    kh, kw = kernel
-    sh, sw = stride
-    if kh != kw or sh != sw:
-        return "not square"
-    k, s = kh, sh
-    if not (1 <= k <= MAX_POOL_KERNEL and 1 <= s <= 3):
-        return f"kernel {k} / stride {s} outside 1..{MAX_POOL_KERNEL} / 1..3"
-    if any(not 0 <= p < k for p in pads) or max(pads[0], pads[1]) > 3:
-        return f"pads {pads}"
-    if out_w > POOL_LINE:
-        return f"pooled width {out_w} > {POOL_LINE}"
-    for n_in, n_out, pad in ((in_h, out_h, pads[0]), (in_w, out_w, pads[1])):
-        ends = _ends(n_in, n_out, k, s, pad)
-        if any(b <= a for a, b in zip(ends, ends[1:])) or any(s * p - pad > n_in - 1 for p in range(n_out)):
-            return "a row or column ends two windows"
-    return None
 
 
 class PoolStage(wiring.Component):
