@@ -58,8 +58,9 @@ class PoolStage(wiring.Component):
         An input word left without a write (``pool_en``), :attr:`latency` cycles after it came.
     """
 
-    #: with ``pool_en``: the horizontal registers, the line buffers' read, the vertical max's register
-    latency = 3
+    #: with ``pool_en``: the word and its window flags, the horizontal max, the line buffers' read, the
+    #: previous rows' words, the vertical max
+    latency = 5
 
     def __init__(self, *, vector: int):
         self.vector = vector
@@ -90,10 +91,12 @@ class PoolStage(wiring.Component):
                 m.d.comb += out[lane].eq(best)
             return out
 
-        # -- stage 0: position, horizontal window ----------------------------------------------------------
+        # -- stage 0: the word's position (registers only: each window's last column / row is a register
+        # beside its start, so the compares in front of the counters are equalities of registers) ----------
         ox, oy = Signal(12, name="pool_ox"), Signal(12, name="pool_oy")
         px, py = Signal(12, name="pool_px"), Signal(12, name="pool_py")
         hs, vs = Signal(_COORD, name="pool_hs"), Signal(_COORD, name="pool_vs")   # window start column / row
+        he, ve = Signal(_COORD, name="pool_he"), Signal(_COORD, name="pool_ve")   # its last (unclipped)
         slot = Signal(name="pool_slot")
         ptr = Signal(OUT_ADDR_BITS, name="pool_ptr")
         p1, p2 = Signal(word, name="pool_p1"), Signal(word, name="pool_p2")
@@ -103,39 +106,54 @@ class PoolStage(wiring.Component):
         last_col, last_row = Signal(), Signal()
         h_emit, v_emit = Signal(), Signal()
         m.d.comb += [last_col.eq(ox == d.out_w - 1), last_row.eq(oy == d.out_h - 1),
-                     h_emit.eq((px < d.pool_out_w) & ((ox == hs + k - 1) | last_col)),
-                     v_emit.eq((py < d.pool_out_h) & ((oy == vs + k - 1) | last_row))]
-        h = vmax((x, 1), (p1, (k >= 2) & (ox >= 1) & (ox - 1 >= hs)), (p2, (k == 3) & (ox >= 2) & (ox - 2 >= hs)))
+                     h_emit.eq((px < d.pool_out_w) & ((ox == he) | last_col)),
+                     v_emit.eq((py < d.pool_out_h) & ((oy == ve) | last_row))]
         emit = h_emit & v_emit
         with m.If(go):
             m.d.sync += [p1.eq(x), p2.eq(p1)]
             with m.If(emit):
                 m.d.sync += ptr.eq(ptr + d.out_pitch)
             with m.If(last_col):
-                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l)]
+                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l), he.eq(k - 1 - d.pool_pad_l)]
                 with m.If(last_row):
-                    m.d.sync += [oy.eq(0), py.eq(0), vs.eq(-d.pool_pad_t), slot.eq(0)]
+                    m.d.sync += [oy.eq(0), py.eq(0), vs.eq(-d.pool_pad_t), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0)]
                 with m.Else():
                     m.d.sync += [oy.eq(oy + 1), slot.eq(Mux(k == 3, ~slot, 0))]
                     with m.If(v_emit):
-                        m.d.sync += [py.eq(py + 1), vs.eq(vs + s)]
+                        m.d.sync += [py.eq(py + 1), vs.eq(vs + s), ve.eq(ve + s)]
             with m.Else():
                 m.d.sync += ox.eq(ox + 1)
                 with m.If(h_emit):
-                    m.d.sync += [px.eq(px + 1), hs.eq(hs + s)]
+                    m.d.sync += [px.eq(px + 1), hs.eq(hs + s), he.eq(he + s)]
         with m.If(self.restart):
             m.d.sync += [ox.eq(0), oy.eq(0), px.eq(0), py.eq(0), hs.eq(-d.pool_pad_l), vs.eq(-d.pool_pad_t),
-                         slot.eq(0), ptr.eq(d.out_addr + self.og)]
+                         he.eq(k - 1 - d.pool_pad_l), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0),
+                         ptr.eq(d.out_addr + self.og)]
 
-        # -- stage 1: the line buffers (read the previous rows at px, write this row's result over the oldest)
+        # -- stage A: the word, the two before it in the row, and which of them are in the window --------
+        flags = ("valid", "h", "emit", "inc1", "inc2", "vinc1", "vinc2", "slot", "k3")
+        a = {n: Signal(name=f"pool_a_{n}") for n in flags}
+        a_x, a_p1, a_p2 = (Signal(word, name=f"pool_a_{n}", reset_less=True) for n in ("x", "p1", "p2"))
+        a_px = Signal(12, name="pool_a_px")
+        a_addr = Signal(OUT_ADDR_BITS, name="pool_a_addr")
+        m.d.sync += [a["valid"].eq(go), a["h"].eq(h_emit), a["emit"].eq(emit),
+                     a["inc1"].eq((k >= 2) & (ox >= 1) & (ox - 1 >= hs)),
+                     a["inc2"].eq((k == 3) & (ox >= 2) & (ox - 2 >= hs)),
+                     a["vinc1"].eq((k >= 2) & (oy >= 1) & (oy - 1 >= vs)),
+                     a["vinc2"].eq((k == 3) & (oy >= 2) & (oy - 2 >= vs)),
+                     a["slot"].eq(slot), a["k3"].eq(k == 3),
+                     a_x.eq(x), a_p1.eq(p1), a_p2.eq(p2), a_px.eq(px), a_addr.eq(ptr)]
+
+        # -- stage 1: the horizontal max; the line buffers (read the previous rows at px, write this row's
+        # result over the oldest) ---------------------------------------------------------------------------
         s1 = {n: Signal(name=f"pool_s1_{n}") for n in ("valid", "h", "emit", "inc1", "inc2", "slot", "k3")}
         s1_x = Signal(word, name="pool_s1_x", reset_less=True)
         s1_px = Signal(12, name="pool_s1_px")
         s1_addr = Signal(OUT_ADDR_BITS, name="pool_s1_addr")
-        m.d.sync += [s1["valid"].eq(go), s1["h"].eq(h_emit), s1["emit"].eq(emit),
-                     s1["inc1"].eq((k >= 2) & (oy >= 1) & (oy - 1 >= vs)),
-                     s1["inc2"].eq((k == 3) & (oy >= 2) & (oy - 2 >= vs)),
-                     s1["slot"].eq(slot), s1["k3"].eq(k == 3), s1_x.eq(h), s1_px.eq(px), s1_addr.eq(ptr)]
+        m.d.sync += [s1["valid"].eq(a["valid"]), s1["h"].eq(a["h"]), s1["emit"].eq(a["emit"]),
+                     s1["inc1"].eq(a["vinc1"]), s1["inc2"].eq(a["vinc2"]), s1["slot"].eq(a["slot"]),
+                     s1["k3"].eq(a["k3"]), s1_x.eq(vmax((a_x, 1), (a_p1, a["inc1"]), (a_p2, a["inc2"]))),
+                     s1_px.eq(a_px), s1_addr.eq(a_addr)]
         rows = []
         for r in range(2):
             m.submodules[f"pool_line{r}"] = mem = Memory(shape=8 * v, depth=POOL_LINE, init=[])
@@ -144,7 +162,7 @@ class PoolStage(wiring.Component):
                          wp.en.eq(s1["valid"] & s1["h"] & (s1["slot"] == r)), rp.addr.eq(s1_px), rp.en.eq(1)]
             rows.append(data.View(word, rp.data))
 
-        # -- stage 2: the vertical max (the read data arrive with these registers) -------------------------
+        # -- stage 2: the previous rows' words in the window (the read data arrive with these registers) ---
         s2 = {n: Signal(name=f"pool_s2_{n}") for n in ("valid", "emit", "inc1", "inc2", "slot", "k3")}
         s2_x = Signal(word, name="pool_s2_x", reset_less=True)
         s2_addr = Signal(OUT_ADDR_BITS, name="pool_s2_addr")
@@ -153,16 +171,19 @@ class PoolStage(wiring.Component):
         other = Signal(word)    # row oy − 1 (k = 3)
         m.d.comb += [cur.eq(Mux(s2["slot"], rows[1].as_value(), rows[0].as_value())),
                      other.eq(Mux(s2["slot"], rows[0].as_value(), rows[1].as_value()))]
-        prev1 = Signal(word)
-        m.d.comb += prev1.eq(Mux(s2["k3"], other.as_value(), cur.as_value()))
-        pooled = vmax((s2_x, 1), (prev1, s2["inc1"]), (cur, s2["inc2"]))
+        s3_v1, s3_v2, s3_x = (Signal(word, name=f"pool_s3_{n}", reset_less=True) for n in ("v1", "v2", "x"))
+        s3_valid, s3_emit = Signal(name="pool_s3_valid"), Signal(name="pool_s3_emit")
+        s3_addr = Signal(OUT_ADDR_BITS, name="pool_s3_addr")
+        m.d.sync += [s3_v1.eq(Mux(s2["inc1"], Mux(s2["k3"], other.as_value(), cur.as_value()), 0)),
+                     s3_v2.eq(Mux(s2["inc2"], cur.as_value(), 0)), s3_x.eq(s2_x),
+                     s3_valid.eq(s2["valid"]), s3_emit.eq(s2["emit"]), s3_addr.eq(s2_addr)]
 
-        # -- stage 3: the output register ------------------------------------------------------------------
+        # -- stage 3: the vertical max, the output register ------------------------------------------------
         o_valid, o_drop = Signal(name="pool_o_valid"), Signal(name="pool_o_drop")
         o_data = Signal(word, name="pool_o_data", reset_less=True)
         o_addr = Signal(OUT_ADDR_BITS, name="pool_o_addr")
-        m.d.sync += [o_valid.eq(s2["valid"] & s2["emit"]), o_drop.eq(s2["valid"] & ~s2["emit"]),
-                     o_data.eq(pooled), o_addr.eq(s2_addr)]
+        m.d.sync += [o_valid.eq(s3_valid & s3_emit), o_drop.eq(s3_valid & ~s3_emit),
+                     o_data.eq(vmax((s3_x, 1), (s3_v1, 1), (s3_v2, 1))), o_addr.eq(s3_addr)]
         with m.If(d.pool_en):
             m.d.comb += [self.o.valid.eq(o_valid), self.o.p.data.eq(o_data), self.o.p.addr.eq(o_addr),
                          self.dropped.eq(o_drop)]
