@@ -26,8 +26,9 @@ __all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES",
            "rebuild_hint", "image_names"]
 
 #: the manifest format this code reads (written by fireforge.sw.images); 2: no concat tables, descriptors
-#: without the lut fields, checksums of every file
-MANIFEST_VERSION = 2
+#: without the lut fields, checksums of every file; 3: descriptors with the fused max pool's fields (471 bits),
+#: layers' ``fused_with`` (a fused pool has no descriptor)
+MANIFEST_VERSION = 3
 #: the ROM images every compile writes, by manifest key
 IMAGE_NAMES = ("weights", "quant", "descriptors")
 #: the images a DRAM-mode compile adds (the command stream the engine fetches from DRAM)
