@@ -159,7 +159,7 @@ def cmd_compare(args) -> int:
     if args.hw:
         from fireforge.sw.simulate import progress_bar
 
-        bar = progress_bar(len(compiled.layers), sys.stderr)
+        bar = progress_bar(len(compiled.rom_layers), sys.stderr)
     result = cmp_mod.compare(compiled, x, hw=args.hw, progress=bar)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -188,7 +188,7 @@ def cmd_simulate(args) -> int:
                              f"{compiled.board or 'NAME'}")
     _log(f"building or reusing the Verilated engine, then running {len(compiled.layers)} layers"
          + (" on the DRAM-mode engine and LiteDRAM's controller" if compiled.config.dram else ""))
-    bar = None if compiled.config.dram else sim_mod.progress_bar(len(compiled.layers), sys.stderr)
+    bar = None if compiled.config.dram else sim_mod.progress_bar(len(compiled.rom_layers), sys.stderr)
     rep = sim_mod.simulate(compiled, x, variant=variant, dump_layers=args.dump_layers, stall_seed=args.stall_seed,
                            read_latency=args.read_latency, progress=bar, board=args.board)
     print(json.dumps(rep.to_json()) if args.json else sim_mod.format_report(rep))

@@ -57,8 +57,8 @@ def run_dir(build_root: Path | None, prefix: str) -> Iterator[Path]:
 class HwResult:
     cycles: int                                   # engine cycle counter, start to done (first run)
     runs: list[int]                               # cycles of each back-to-back run
-    layer_cycles: list[int]                       # cycles spent in each layer (first run)
-    layer_outputs: dict[str, np.ndarray] = field(default_factory=dict)   # every layer's own result
+    layer_cycles: list[int]                       # cycles spent in each descriptor (first run; compiled.rom_layers)
+    layer_outputs: dict[str, np.ndarray] = field(default_factory=dict)   # every stored layer's own result
     output: np.ndarray | None = None              # the program's output tensor
     sim_seconds: float = 0.0
     build_dir: Path | None = None
@@ -139,14 +139,17 @@ def _simulate(build_dir: Path, tmp: Path, plusargs: dict, env: dict, timeout_s: 
 
 
 def _layer_outputs(compiled: Compiled, tmp: Path, final: np.ndarray, dump_layers: bool) -> dict[str, np.ndarray]:
-    """Every layer's own result from its snapshot (``dump_layers``), else the last layer's from the final memory."""
+    """Every stored layer's own result from its descriptor's snapshot (``dump_layers``), else the last layer's
+    from the final memory (a fused pool's writer stores nothing of its own: it is left out)."""
     v, depth = compiled.vector, compiled.config.act_depth
     if not dump_layers:
         last = compiled.layers[-1]
         return {last.name: read_layer_result(last.descriptor, compiled.layer_channel_index(last), final, v)}
     outputs = {}
-    for i, entry in enumerate(compiled.layers):
-        snap = hexfile.read_words(tmp / f"layer.{i}.hex", v, depth)
+    for entry in compiled.layers:
+        if not entry.stored:
+            continue
+        snap = hexfile.read_words(tmp / f"layer.{compiled.slot(entry)}.hex", v, depth)
         outputs[entry.name] = read_layer_result(entry.descriptor, compiled.layer_channel_index(entry), snap, v)
     return outputs
 
@@ -194,7 +197,7 @@ def rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVar
         final = hexfile.read_words(tmp / "act_final.hex", v, depth)
         outputs = _layer_outputs(compiled, tmp, final, dump_layers)
         output = read_tensor(compiled.output_layout, final, v)
-    n_layers = len(compiled.layers)
+    n_layers = len(compiled.rom_layers)
     stamps = res.get("layer_cycles") or []
     layer_cycles = list(np.diff([0, *stamps[:n_layers]])) if len(stamps) >= n_layers else []
     return HwResult(cycles=res["cycles"], runs=res["runs"], layer_cycles=[int(c) for c in layer_cycles],

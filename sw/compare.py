@@ -140,9 +140,10 @@ def compare(compiled: Compiled | str | Path, x: np.ndarray, program: Program | N
         mx, mm = diff(mine, theirs)
         row = LayerDiff(layer.name, layer.kind, mine.shape, int(mine.size), mx, mm)
         if hw_res is not None:
-            got = hw_res.layer_outputs[layer.name]
-            row.hw_mismatches = diff(got, mine)[1]
-            row.hw_ort_mismatches = diff(got, theirs)[1]
+            got = hw_res.layer_outputs.get(layer.name)    # None: a fused pool's writer (nothing stored)
+            if got is not None:
+                row.hw_mismatches = diff(got, mine)[1]
+                row.hw_ort_mismatches = diff(got, theirs)[1]
         rows.append(row)
     return Comparison(rows, top5(g.scores()), top5(ort_final), None if hw_res is None else top5(hw_res.output))
 

@@ -78,7 +78,7 @@ def quant_words(layer: ConvLayer, in_zero_point: int, vector: int) -> np.ndarray
 
 def descriptor_words(sched: Schedule) -> np.ndarray:
     nbytes = -(-DESCRIPTOR.size // 8)
-    words = [pack(d, layer=str(i)) for i, d in enumerate(sched.descriptors)] + [pack({"op": Op.END})]
+    words = [pack(d, layer=n) for n, d in zip(sched.rom_names, sched.rom_descriptors)] + [pack({"op": Op.END})]
     return np.array([list(w.to_bytes(nbytes, "little")) for w in words], np.uint8).reshape(len(words), nbytes)
 
 
@@ -107,7 +107,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
     qnt = np.concatenate(q_blocks) if q_blocks else np.zeros((0, v * QUANT_LANE_BYTES), np.uint8)
     desc = descriptor_words(sched)
     plan = sched.plan
-    assert (len(wts), len(qnt), len(desc)) == (plan.weight_words, plan.quant_words, len(program.layers) + 1)
+    assert (len(wts), len(qnt), len(desc)) == (plan.weight_words, plan.quant_words, len(sched.rom_descriptors) + 1)
     # DRAM mode: the depths are the board's buffers, not sized to the program (everything is in DRAM)
     resolved = config.with_add_unit(program.add_layer_names()) if config.dram else planned_config(program, config, plan)
     images = {
@@ -129,7 +129,7 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
                   "shape": [1, *program.tensors[program.input].shape]},
         "output": {"tensor": program.output},
         "images": images,
-        "layers": [_layer_entry(program, plan, layer, i, sched.descriptors[i]) for i, layer in enumerate(program.layers)],
+        "layers": [_layer_entry(program, plan, layer, i, sched.descriptors[i], sched) for i, layer in enumerate(program.layers)],
         "tensors": {name: {"channels": program.tensors[name].channels, **lay.to_dict(),
                            "scale": program.tensors[name].scale, "zero_point": program.tensors[name].zero_point}
                     for name, lay in plan.layouts.items()},
@@ -150,7 +150,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _layer_entry(program: Program, plan, layer, index: int, descriptor: dict) -> dict:
+def _layer_entry(program: Program, plan, layer, index: int, descriptor: dict, sched: Schedule) -> dict:
     t = program.tensors[layer.output]
     conv = isinstance(layer, ConvLayer)
     return {
@@ -161,4 +161,7 @@ def _layer_entry(program: Program, plan, layer, index: int, descriptor: dict) ->
         "macs": program.macs(layer),
         "weight_offset": plan.weight_offsets.get(layer.name, -1), "quant_offset": plan.quant_offsets.get(layer.name, -1),
         "descriptor": {k: (v.name if isinstance(v, Op) else v) for k, v in descriptor.items()},
+        # a fused pool: its last writer (its result is complete when that one's descriptor ends); a writer: its pool
+        "fused_with": sched.fused[layer.name][-1] if layer.name in sched.fused else
+        next((p for p, ws in sched.fused.items() if layer.name in ws), None),
     }

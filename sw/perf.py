@@ -12,7 +12,8 @@ and the drain after a group's last tap is ``tap_to_write`` (:attr:`fireforge.hw.
 taken from an engine object that is constructed, never elaborated) plus the ``drained`` register plus
 :data:`DRAIN_EXTRA`. So a layer takes ``rom_latency + 3 + og_count · (quant_latency + tap_to_write + 2 +
 DRAIN_EXTRA + taps)`` cycles (the first one less: the start pulse), and the run ``rom_latency + 3`` more
-(the END descriptor). Padding taps, pools, adds (two taps per output) and GAP (the whole map per output)
+(the END descriptor); a layer with a fused max pool (``pool_en``) adds the pool stage's latency to every
+group's drain. Padding taps, pools, adds (two taps per output) and GAP (the whole map per output)
 follow the same nest. ``DRAIN_EXTRA`` (6 cycles) is the one calibrated term: what Verilator shows beyond
 ``Engine.latency``'s padding-only measurement; it is the same at 16 and 64 MAC units.
 
@@ -52,6 +53,7 @@ class EngineTiming:
     quant_latency: int
     tap_to_write: int
     lead: int
+    pool: int = 0                   # what a fused max pool (pool_en) adds to tap_to_write
     read_latency: int = ACT_RAM_LATENCY
     reads_in_flight: int = 16
     write_depth: int = WRITE_DEPTH
@@ -77,7 +79,7 @@ def engine_timing(config: EngineConfig, variant: BuildVariant | None = None, *,
                                                         config.act_depth) else config, variant)
     lat = eng.latency
     return EngineTiming(eng.rom_latency, eng.parts["quant_fetch"].latency, lat["tap_to_write"], lat["lead"],
-                        read_latency, variant.reads_in_flight, WRITE_DEPTH)
+                        lat["pool"], read_latency, variant.reads_in_flight, WRITE_DEPTH)
 
 
 def layer_taps(d: dict) -> int:
@@ -110,7 +112,7 @@ def layer_cycles(d: dict, t: EngineTiming, *, groups: int | None = None, taps: i
     groups = d["og_count"] if groups is None else groups
     taps = layer_taps(d) if taps is None else taps
     run = -(-taps // 1) if tap_throughput(d, t) == 1.0 else int(-(-taps // tap_throughput(d, t)))
-    return t.layer_overhead + groups * (t.group_overhead + run)
+    return t.layer_overhead + groups * (t.group_overhead + (t.pool if d.get("pool_en") else 0) + run)
 
 
 @dataclass
@@ -145,8 +147,15 @@ def predict_compiled(compiled) -> Prediction:
     """:func:`predict` for a :class:`~fireforge.core.compiled.Compiled` (or an ``OUT/`` path)."""
     c = Compiled.of(compiled)
     layers = {l.name: l for l in c.program.layers}
-    return predict([e.descriptor for e in c.layers], c.config, names=[e.name for e in c.layers],
-                   ideal=[ideal_cycles(c.program, layers[e.name], c.config) for e in c.layers])
+    rom = c.rom_layers          # a fused pool has no descriptor: its writer's computes it
+    descs = [_rom_descriptor(e, c.layers) for e in rom]
+    return predict(descs, c.config, names=[e.name for e in rom],
+                   ideal=[ideal_cycles(c.program, layers[e.name], c.config) for e in rom])
+
+
+def _rom_descriptor(entry, entries) -> dict:
+    """The descriptor the ROM holds for ``entry`` (the manifest keeps a fused writer's with the pool fields)."""
+    return entry.descriptor
 
 
 def predict_program(program, config: EngineConfig, variant: BuildVariant | None = None) -> Prediction:
@@ -155,8 +164,9 @@ def predict_program(program, config: EngineConfig, variant: BuildVariant | None 
     from fireforge.sim.hw_run import ideal_cycles
     from fireforge.sw.schedule import schedule
     sched = schedule(program, planned_config(program, config))
-    return predict(sched.descriptors, sched.config, variant, names=[l.name for l in program.layers],
-                   ideal=[ideal_cycles(program, l, config) for l in program.layers])
+    layers = {l.name: l for l in program.layers}
+    return predict(sched.rom_descriptors, sched.config, variant, names=sched.rom_names,
+                   ideal=[ideal_cycles(program, layers[n], config) for n in sched.rom_names])
 
 
 # -- DRAM mode ------------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Schedule a program for one engine: one descriptor per layer, on the memory plan of
-:func:`fireforge.core.layout.plan_memory` (tensor layouts, activation addresses, ROM offsets)."""
+:func:`fireforge.core.layout.plan_memory` (tensor layouts, activation addresses, ROM offsets).
+
+Resident mode fuses a max pool into the layer that writes its input (:func:`fuse_pools`): the writer's
+descriptor then computes the pool in its output path (:mod:`fireforge.hw.engine.pool`) and writes the pool's
+destination; its own output is never stored, and the pool has no descriptor in the ROM."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,7 +19,7 @@ from fireforge.errors import FireforgeError
 from fireforge.hw.add_requant import add_constants_supported
 from fireforge.sim import requant
 
-__all__ = ["Schedule", "schedule"]
+__all__ = ["Schedule", "schedule", "fuse_pools"]
 
 
 @dataclass
@@ -25,6 +29,18 @@ class Schedule:
     config: EngineConfig
     plan: MemoryPlan
     descriptors: list[dict]      # descriptor fields per layer, in program order (END not included)
+    fused: dict[str, tuple] = field(default_factory=dict)  # max pool -> the layers whose descriptors compute it
+
+    @property
+    def rom_descriptors(self) -> list[dict]:
+        """The descriptors the engine runs, in order: every layer's but a fused pool's."""
+        return [d for d, l in zip(self.descriptors, self._names) if l not in self.fused]
+
+    @property
+    def rom_names(self) -> list[str]:
+        return [n for n in self._names if n not in self.fused]
+
+    _names: list = field(default_factory=list, repr=False)
 
     @property
     def layouts(self) -> dict[str, TensorLayout]:
@@ -119,8 +135,34 @@ def _descriptor(program: Program, plan: MemoryPlan, layer) -> dict:
     return d
 
 
-def schedule(program: Program, config: EngineConfig) -> Schedule:
+def _overlap(a: TensorLayout, b: TensorLayout) -> bool:
+    return a.addr < b.addr + b.words and b.addr < a.addr + a.words
+
+
+def fuse_pools(program: Program, plan: MemoryPlan, descriptors: list[dict]) -> dict[str, tuple]:
+    """The pools the memory plan was made for (:attr:`MemoryPlan.fused`, :func:`fireforge.core.fusion.pool_writers`)
+    fused into their writers' descriptors, in place: each writer gets the pool's fields, and its ``out_addr``
+    / ``out_pitch`` become the pool's destination at the writer's group offset. Returns pool -> writers."""
+    index = {l.name: i for i, l in enumerate(program.layers)}
+    layers = {l.name: l for l in program.layers}
+    for name, writers in plan.fused.items():
+        pool, dp = layers[name], descriptors[index[name]]
+        t_out, dst = program.tensors[pool.output], plan.layouts[pool.output]
+        # the plan keeps the pool's output live from its first writer on: it never overlaps what they read
+        assert not any(_overlap(dst, plan.layouts[x]) for w in writers for x in layers[w].inputs), name
+        for w in writers:
+            descriptors[index[w]].update(
+                pool_en=1, pool_k=pool.kernel[0], pool_s=pool.stride[0], pool_pad_t=pool.pads[0],
+                pool_pad_l=pool.pads[1], pool_out_h=t_out.height, pool_out_w=t_out.width,
+                out_addr=dp["out_addr"] + plan.group_offsets[w], out_pitch=dp["out_pitch"])
+    return dict(plan.fused)
+
+
+def schedule(program: Program, config: EngineConfig, *, fuse: bool = True) -> Schedule:
     """Plan memory for ``config`` and describe every layer (DRAM mode: every tensor its own DRAM words, and the
-    descriptors address DRAM; :mod:`fireforge.sw.dram_program` tiles them into the buffers)."""
-    plan = plan_memory(program, config.vector, reuse=not config.dram)
-    return Schedule(config, plan, [_descriptor(program, plan, layer) for layer in program.layers])
+    descriptors address DRAM; :mod:`fireforge.sw.dram_program` tiles them into the buffers). Resident mode
+    fuses max pools into their writers unless ``fuse=False``."""
+    plan = plan_memory(program, config.vector, reuse=not config.dram, fuse_pools=fuse and not config.dram)
+    descriptors = [_descriptor(program, plan, layer) for layer in program.layers]
+    fused = fuse_pools(program, plan, descriptors)
+    return Schedule(config, plan, descriptors, fused, [l.name for l in program.layers])

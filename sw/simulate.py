@@ -111,7 +111,9 @@ def simulate(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVa
         mine = g.layer_outputs[layer.name]
         got = hw.layer_outputs.get(layer.name)
         mism = None if got is None else diff(got, mine)[1]
-        cycles = hw.layer_cycles[i] if i < len(hw.layer_cycles) else None
+        entry = compiled.layers[i]      # a fused pool's cycles are its writer's (one descriptor computes both)
+        slot = i if config.dram else compiled.slot(entry) if entry.in_rom else None
+        cycles = hw.layer_cycles[slot] if slot is not None and slot < len(hw.layer_cycles) else None
         t = traffic.get(layer.name, {})
         rows.append(LayerReport(layer.name, layer.kind, cycles, ideal_cycles(program, layer, config), mism,
                                 int(mine.size), t.get("dram_bytes_read"), t.get("write_bytes")))

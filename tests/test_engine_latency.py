@@ -18,15 +18,15 @@ def _config(mac_units=4) -> EngineConfig:
                         add_unit=False)
 
 
-def _measure(variant: BuildVariant, rom_latency: int) -> dict:
+def _measure(variant: BuildVariant, rom_latency: int, pool: dict | None = None) -> dict:
     """Run a two-output max pool whose taps are all padding (no read waits on the memory) and END; the cycles
     of: the descriptor's arrival, the first tap issued, the first tap at the MAC array's output, the first
-    write offered, the writes, done."""
+    write offered, the writes, done. ``pool``: descriptor fields of a pool fused into its output path."""
     eng = Engine(_config(), variant, rom_latency=rom_latency)
     p = eng.parts
     descs = [pack({"op": Op.MAXPOOL, "pad_en": 1, "depthwise": 1, "og_count": 1, "out_h": 1, "out_w": 2,
                    "kernel_h": 1, "kernel_w": 1, "g_count": 1, "in_h": 0, "in_w": 4, "stride_h": 1,
-                   "stride_w": 1, "taps": 1, "out_addr": 5, "out_pitch": 1}), pack({"op": Op.END})]
+                   "stride_w": 1, "taps": 1, "out_addr": 5, "out_pitch": 1, **(pool or {})}), pack({"op": Op.END})]
     marks, writes = {}, []
 
     def mark(name, cycle, cond):
@@ -69,12 +69,20 @@ def test_engine_latency_is_the_sum_of_its_parts(variant, rom_latency):
     assert r["writes"] == [(5, 0), (6, 0)] and "done" in marks      # padding reads 0 in a max pool
 
 
+def test_fused_pool_adds_its_latency():
+    """A 1x1 pool fused into the output path (every word a pooled word) writes ``pool`` cycles later."""
+    r = _measure(BuildVariant(), 6, {"pool_en": 1, "pool_k": 1, "pool_s": 1, "pool_out_h": 1, "pool_out_w": 2})
+    marks, latency = r["marks"], r["latency"]
+    assert marks["write"] - marks["tap"] == latency["tap_to_write"] + latency["pool"]
+    assert r["writes"] == [(5, 0), (6, 0)] and "done" in marks
+
+
 def test_engine_latency_at_64_macs():
     """The 64-MAC engine (ULX3S): 22 cycles from a descriptor to its first tap at the accumulator (7 of the
     sequencer, the AGU's go, 2 of the tap FIFO, 8 of the weight ROM's pipeline, 4 of the MAC array)."""
     cfg = EngineConfig(mac_units=64, weight_depth=512, quant_depth=64, desc_depth=32, act_depth=1024)
-    assert Engine(cfg).latency == {"lead": 22, "tap_to_write": 42}
-    assert Engine(cfg, BuildVariant(mac_products="lut")).latency == {"lead": 23, "tap_to_write": 43}
+    assert Engine(cfg).latency == {"lead": 22, "tap_to_write": 42, "pool": 5}
+    assert Engine(cfg, BuildVariant(mac_products="lut")).latency == {"lead": 23, "tap_to_write": 43, "pool": 5}
 
 
 def test_op_select_margin_is_checked():

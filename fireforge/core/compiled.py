@@ -26,8 +26,9 @@ __all__ = ["Compiled", "Image", "LayerEntry", "MANIFEST_VERSION", "IMAGE_NAMES",
            "rebuild_hint", "image_names"]
 
 #: the manifest format this code reads (written by fireforge.sw.images); 2: no concat tables, descriptors
-#: without the lut fields, checksums of every file
-MANIFEST_VERSION = 2
+#: without the lut fields, checksums of every file; 3: descriptors with the fused max pool's fields (471 bits),
+#: layers' ``fused_with`` (a fused pool has no descriptor)
+MANIFEST_VERSION = 3
 #: the ROM images every compile writes, by manifest key
 IMAGE_NAMES = ("weights", "quant", "descriptors")
 #: the images a DRAM-mode compile adds (the command stream the engine fetches from DRAM)
@@ -68,6 +69,20 @@ class LayerEntry:
     weight_offset: int
     quant_offset: int
     descriptor: dict
+    #: a max pool fused into its writer (resident mode, fireforge.sw.schedule.fuse_pools): on the pool, the
+    #: writer whose descriptor computes it (the pool has none in the ROM; ``descriptor`` is where its result
+    #: is); on the writer, the pool (its own output is never stored)
+    fused_with: str | None = None
+
+    @property
+    def in_rom(self) -> bool:
+        """The layer has a descriptor of its own in the descriptor ROM (every layer but a fused pool)."""
+        return not (self.fused_with and self.kind == "maxpool")
+
+    @property
+    def stored(self) -> bool:
+        """The layer's own result is written to the activation memory (not a fused pool's writer's)."""
+        return not (self.fused_with and self.kind != "maxpool")
 
 
 @dataclass
@@ -116,6 +131,16 @@ class Compiled:
         return np.asarray(self.tensors[layer.inputs[0]].channel_index)
 
     @property
+    def rom_layers(self) -> list[LayerEntry]:
+        """The layers with a descriptor in the ROM, in ROM order (a fused pool is computed by its writer's)."""
+        return [e for e in self.layers if e.in_rom]
+
+    def slot(self, entry: LayerEntry) -> int:
+        """The ROM index of the descriptor that writes ``entry``'s result (a fused pool: its writer's)."""
+        name = entry.fused_with if not entry.in_rom else entry.name
+        return next(i for i, e in enumerate(self.rom_layers) if e.name == name)
+
+    @property
     def rebuild_hint(self) -> str:
         """What to tell a user whose ``OUT/`` no longer matches what a consumer needs."""
         return rebuild_hint(self.out_dir, self.manifest)
@@ -146,10 +171,11 @@ class Compiled:
         except FireforgeError as e:
             raise check.fail(f"is damaged: {e}") from None
         _check_engine_json(out_dir / "engine.json", manifest["engine"], hint)
-        _check_images(images, config, len(manifest["layers"]), check)
+        _check_images(images, config, sum(1 for e in manifest["layers"]
+                                          if not (e.get("fused_with") and e.get("kind") == "maxpool")), check)
         program = Program.load(out_dir, hint=hint)
         tensors = {name: TensorLayout.from_dict(name, d) for name, d in manifest["tensors"].items()}
-        layers = [LayerEntry(**{k: e[k] for k in LayerEntry.__dataclass_fields__}) for e in manifest["layers"]]
+        layers = [LayerEntry(**{k: e.get(k) for k in LayerEntry.__dataclass_fields__}) for e in manifest["layers"]]
         _check_agreement(program, config, tensors, layers, check)
         return cls(out_dir, program, config, images, tensors, layers, manifest)
 
@@ -254,7 +280,7 @@ def _check_manifest(m: dict, check: _Check) -> None:
         check.that(isinstance(digest, str), f"is damaged: files {name} is not a sha256")
     for i, e in enumerate(m["layers"]):
         check.that(isinstance(e, dict), f"is damaged: layers[{i}] is not a JSON object")
-        missing = [k for k in LayerEntry.__dataclass_fields__ if k not in e]
+        missing = [k for k in LayerEntry.__dataclass_fields__ if k not in e and k != "fused_with"]
         check.that(not missing, f"is damaged: layers[{i}] has no \"{missing[0] if missing else ''}\"")
         check.that(e["index"] == i, f"is damaged: layers[{i}] has index {e['index']!r}")
         for key in ("name", "kind", "unit", "onnx_node", "output"):

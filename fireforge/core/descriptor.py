@@ -64,6 +64,12 @@ DESCRIPTOR = data.StructLayout({
     "mult_a": 24, "shift_a": 8,   # ADD: input A's multiplier; GAP: the averaging multiplier
     "mult_b": 24, "shift_b": 8,   # ADD: input B's multiplier
     "aux": 32,            # ADD/GAP: extra term of the requant (see fireforge.sim.requant)
+    # a max pool fused into this CONV / ADD's output path (fireforge.hw.engine.pool): its output words are not
+    # written; the pooled words go to out_addr / out_pitch (the pool's destination) instead
+    "pool_en": 1,
+    "pool_k": 2, "pool_s": 2,         # square kernel 1..3, stride 1..3
+    "pool_pad_t": 2, "pool_pad_l": 2,
+    "pool_out_h": 12, "pool_out_w": 12,
 })
 
 

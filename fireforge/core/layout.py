@@ -14,11 +14,12 @@ are the codec the simulator and the host link use to write inputs and read resul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fireforge.core.config import EngineConfig, channel_groups
+from fireforge.core.fusion import pool_writers
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
 
@@ -65,6 +66,7 @@ class MemoryPlan:
     weight_offsets: dict[str, int]   # conv layer -> first weight word
     quant_offsets: dict[str, int]
     vector: int
+    fused: dict[str, tuple] = field(default_factory=dict)   # max pool -> its writers (fireforge.core.fusion)
 
     def out_groups(self, layer) -> int:
         """Channel groups a layer produces."""
@@ -140,13 +142,20 @@ def _plan_layouts(program: Program, vector: int, im2col: ConvLayer | None):
     return layouts, goff
 
 
-def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool = True) -> int:
+def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool = True,
+             fused: dict[str, int] | None = None) -> int:
     """First-fit addresses over live ranges (``reuse=False``: every tensor its own words, as in DRAM, where
-    every layer's result stays for the check); returns the activation words needed."""
+    every layer's result stays for the check); returns the activation words needed.
+
+    ``fused``: a fused max pool's input tensor -> the index of its first writer (fireforge.sw.schedule.fuse_pools):
+    that tensor is never stored (it gets address 0 and no words), and the pool's output is live from the writer
+    on (the writers write it while they still read their inputs)."""
+    fused = fused or {}
+    pool_out = {l.output: fused[l.input] for l in program.layers if l.kind == "maxpool" and l.input in fused}
     first: dict[str, int] = {program.input: -1}
     last: dict[str, int] = {}
     for i, layer in enumerate(program.layers):
-        first.setdefault(layer.output, i)
+        first.setdefault(layer.output, pool_out.get(layer.output, i))
         for x in layer.inputs:
             last[x] = i
     end = len(program.layers)
@@ -156,6 +165,9 @@ def allocate(program: Program, layouts: dict[str, TensorLayout], *, reuse: bool 
     top = 0
     for name in sorted(first, key=lambda n: first[n]):
         lay = layouts[name]
+        if name in fused:
+            lay.addr = 0
+            continue
         live = (first[name], last.get(name, first[name]))
         busy = sorted((a, a + w) for a, w, f, l in placed if not (l < live[0] or live[1] < f))
         addr = 0 if reuse else top
@@ -177,12 +189,20 @@ def conv_taps(layer: ConvLayer, plan_layouts: dict[str, TensorLayout], packed: C
     return kh * kw * plan_layouts[layer.input].groups
 
 
-def plan_memory(program: Program, vector: int, *, reuse: bool = True) -> MemoryPlan:
+def plan_memory(program: Program, vector: int, *, reuse: bool = True, fuse_pools: bool = False) -> MemoryPlan:
     """Layouts, activation addresses and ROM word counts of ``program`` on an engine of ``vector`` lanes
-    (``reuse``: see :func:`allocate`)."""
+    (``reuse``: see :func:`allocate`; ``fuse_pools``: plan for the max pools the resident engine fuses into
+    their writers, :attr:`MemoryPlan.fused`)."""
     packed = im2col_conv(program, vector)
     layouts, goff = _plan_layouts(program, vector, packed)
-    act_words = allocate(program, layouts, reuse=reuse)
+    fused = {}
+    if fuse_pools:
+        fused = pool_writers(program, goff, lambda l: result_groups(l, layouts, vector)[0],
+                             {n: lay.groups for n, lay in layouts.items()})
+    index = {l.name: i for i, l in enumerate(program.layers)}
+    pools = {l.name: l for l in program.layers}
+    act_words = allocate(program, layouts, reuse=reuse,
+                         fused={pools[p].input: index[ws[0]] for p, ws in fused.items()})
     weight_words = quant_words = 0
     w_off, q_off = {}, {}
     for layer in program.layers:
@@ -191,14 +211,14 @@ def plan_memory(program: Program, vector: int, *, reuse: bool = True) -> MemoryP
             w_off[layer.name], q_off[layer.name] = weight_words, quant_words
             weight_words += og * conv_taps(layer, layouts, packed)
             quant_words += og
-    return MemoryPlan(layouts, goff, packed, act_words, weight_words, quant_words, w_off, q_off, vector)
+    return MemoryPlan(layouts, goff, packed, act_words, weight_words, quant_words, w_off, q_off, vector, fused)
 
 
 def planned_config(program: Program, config: EngineConfig, plan: MemoryPlan | None = None) -> EngineConfig:
     """``config`` with the automatic depths resolved for ``program`` (the ROM and buffer depths of its memory
     plan; descriptors: one per layer and the end marker) and ``add_unit`` resolved for its Add layers: what
     ``fireforge compile`` writes, and what the board fit check assumes for another MAC count or model."""
-    plan = plan or plan_memory(program, config.vector)
+    plan = plan or plan_memory(program, config.vector, fuse_pools=not config.dram)
     return config.with_depths(weight_depth=plan.weight_words, quant_depth=plan.quant_words,
                               desc_depth=len(program.layers) + 1, act_depth=plan.act_words
                               ).with_add_unit(program.add_layer_names())

@@ -82,8 +82,8 @@ class AddressGenerator(wiring.Component):
         One tap per cycle while ``ready``; ``valid`` comes from a register (see :attr:`latency`).
     tap_level : In(range(read_depth + 1))
         Taps in the tap FIFO.
-    retire : In(1)
-        One result left the engine.
+    retire : In(range(3))
+        Results that left the engine this cycle (a word written, a word a fused pool absorbed).
     """
 
     #: cycles from ``run`` to the first tap offered (the ``go`` register)
@@ -98,7 +98,7 @@ class AddressGenerator(wiring.Component):
         super().__init__({
             "desc": In(DESCRIPTOR), "control": In(AguControl()),
             "taps": Out(stream.Signature(tap_request(addr_bits))),
-            "tap_level": In(range(read_depth + 1)), "retire": In(1),
+            "tap_level": In(range(read_depth + 1)), "retire": In(range(3)),
         })
 
     def elaborate(self, platform):

@@ -5,7 +5,8 @@ Every layer is one loop nest (see :mod:`fireforge.core.descriptor`). The engine 
 joined by streams (:mod:`amaranth.lib.stream`); what travels with a tap rides in its payload::
 
     Sequencer ──control──▶ AddressGenerator ──taps──▶ ActivationFetch ──joined──▶ WeightFetch ──operands──▶
-    MacArray ──▶ Accumulator ──results──▶ LaneRequantizers ──words──▶ WriteQueue ──▶ activation write port
+    MacArray ──▶ Accumulator ──results──▶ LaneRequantizers ──words──▶ PoolStage ──▶ WriteQueue ──▶ activation
+    write port      (PoolStage: a fused max pool, a wire unless the descriptor's pool_en; resident engines only)
 
     Sequencer: descriptor ROM, FSM, group pacing      ActivationFetch: reads, tap / response FIFOs, join
     QuantFetch: an output group's requant word        WeightFetch: weight ROM, per-lane activation copies
@@ -37,6 +38,7 @@ from fireforge.hw.engine.agu import AddressGenerator
 from fireforge.hw.engine.fetch import ActivationFetch
 from fireforge.hw.engine.lanes import LaneRequantizers
 from fireforge.hw.engine.needs import total
+from fireforge.hw.engine.pool import PoolStage
 from fireforge.hw.engine.ports import ActMemoryPort, RomPort, bits_for
 from fireforge.hw.engine.quant import QuantFetch
 from fireforge.hw.engine.sequencer import LayerFields, Sequencer
@@ -126,6 +128,7 @@ class Engine(wiring.Component):
             "mac": mac,
             "acc": Accumulator(vector=v, sum_width=mac.sum_width),
             "lanes": LaneRequantizers(vector=v, add_unit=cfg.has_add_unit, multipliers=variant.multipliers),
+            **({"pool": PoolStage(vector=v)} if not cfg.dram else {}),
             "writes": WriteQueue(vector=v, addr_bits=addr_bits, depth=WRITE_DEPTH),
         }
 
@@ -139,11 +142,14 @@ class Engine(wiring.Component):
             ``go``, the tap FIFO, the weight ROM's pipeline, the MAC array.
         ``tap_to_write``
             Cycles from a tap issued to its output word offered to the write port, at the earliest.
+        ``pool``
+            Cycles a layer with a fused max pool (``pool_en``) adds to ``tap_to_write``: the pool stage's.
         """
         p = self.parts
         to_acc = p["fetch"].latency + p["weights"].latency + p["mac"].latency
         return {"lead": p["sequencer"].latency + p["agu"].latency + to_acc,
-                "tap_to_write": to_acc + p["acc"].latency + p["lanes"].latency + p["writes"].latency}
+                "tap_to_write": to_acc + p["acc"].latency + p["lanes"].latency + p["writes"].latency,
+                "pool": p["pool"].latency if "pool" in p else 0}
 
     def _check_margins(self):
         """The per-lane descriptor copies (:class:`LayerFields`) follow a new descriptor a few cycles late; the
@@ -174,6 +180,7 @@ class Engine(wiring.Component):
             "mac_array": MacArray.needs(vector=v, products=variant.mac_products),
             "lane_requantizers": LaneRequantizers.needs(vector=v, add_unit=config.has_add_unit,
                                                         multipliers=variant.multipliers),
+            **({"pool_stage": PoolStage.needs(vector=v)} if not config.dram else {}),
             "write_queue": WriteQueue.needs(vector=v, addr_bits=addr_bits, depth=WRITE_DEPTH),
         }
         return {**total(*parts.values()), "parts": parts}
@@ -196,7 +203,7 @@ class Engine(wiring.Component):
         # the descriptor and its per-lane copies; the AGU's commands and credits
         desc = seq.desc
         m.d.comb += [p["layer_fields"].desc.eq(desc), agu.desc.eq(desc),
-                     agu.tap_level.eq(fetch.level), agu.retire.eq(writes.retire),
+                     agu.tap_level.eq(fetch.level),
                      fetch.pad_value.eq(Mux(desc.op == Op.CONV, desc.in_zp, 0))]
         wiring.connect(m, seq.agu, agu.control)
         wiring.connect(m, seq.quant, p["quant_fetch"].request)
@@ -212,5 +219,15 @@ class Engine(wiring.Component):
             m.d.comb += [lane_input.fields.eq(p["layer_fields"].fields), lane_input.quant.eq(p["quant_fetch"].quant)]
         m.d.comb += acc.ops.eq(p["layer_fields"].ops)
         wiring.connect(m, acc.o, lanes.i)
-        wiring.connect(m, lanes.o, writes.i)
+        # the fused pool: restarted with every output group (the pipeline has drained by then); a word it
+        # absorbs without a write retires as a written one does
+        if "pool" in p:
+            pool = p["pool"]
+            m.d.comb += [pool.desc.eq(desc), pool.restart.eq(seq.agu.group), pool.og.eq(agu.control.og),
+                         agu.retire.eq(writes.retire + pool.dropped)]
+            wiring.connect(m, lanes.o, pool.i)
+            wiring.connect(m, pool.o, writes.i)
+        else:       # DRAM mode fuses its pools through the buffer (fireforge.sw.dram_program): no pool stage
+            m.d.comb += agu.retire.eq(writes.retire)
+            wiring.connect(m, lanes.o, writes.i)
         return m

@@ -1,0 +1,217 @@
+"""The pool stage: a max pool fused into the output path of the layer that produces its input.
+
+Between the lane requantizers and the write queue. With the descriptor's ``pool_en`` off it is a wire (no
+latency); with it on, the layer's output words (per output group, in raster order ``oy``, ``ox`` over the
+conv's ``out_h`` × ``out_w``) are not written: each is absorbed into the pooled map (``pool_out_h`` ×
+``pool_out_w``, kernel ``pool_k`` square, stride ``pool_s``, pads ``pool_pad_t`` / ``pool_pad_l``), and a pooled
+word goes to ``out_addr + og + (py·pool_out_w + px)·out_pitch`` when its window's last word has arrived::
+
+    horizontal: the last k − 1 words of the row (two registers) and the window's start column: a word that
+                ends window px (its last column, or the row's last: ceil mode) yields the window's max
+    vertical:   a line buffer of the last k − 1 rows' horizontal results (two memories of POOL_LINE words,
+                a ring: the current row overwrites the oldest as it reads it), so a horizontal result in
+                the row that ends window py (its last row, or the map's last) yields the pooled word
+
+Taps outside the map (padding, ceil-mode edges) are masked to 0, which never wins a max (uint8; ONNX pads a
+max pool with −inf). Every input word leaves as exactly one of: a pooled word (``o``) or a drop
+(:attr:`PoolStage.dropped`), :attr:`latency` cycles later; the engine retires both, so the write credit
+stays exact and the write rate only drops. The compiler fuses only pools where every column and row ends
+at most one window (:func:`fireforge.core.fusion.fusable`): at most one pooled word per input word.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from fireforge.core.descriptor import DESCRIPTOR
+from fireforge.core.fusion import MAX_POOL_KERNEL, POOL_LINE, fusable
+from fireforge.hw.engine.lanes import write_record
+from fireforge.hw.engine.needs import report
+from fireforge.hw.engine.ports import OUT_ADDR_BITS, act_word
+
+__all__ = ["PoolStage", "POOL_LINE", "MAX_POOL_KERNEL", "fusable", "ref_pool_stage"]
+
+_COORD = signed(14)
+
+
+class PoolStage(wiring.Component):
+    """Parameters
+    ----------
+    vector : int
+        Lanes.
+
+    Members
+    -------
+    desc : In(DESCRIPTOR)
+        The current layer's descriptor (``pool_*``, ``out_h``, ``out_w``, ``out_addr``, ``out_pitch``).
+    restart : In(1)
+        A new output group ``og`` starts (the stage is empty: the previous group has drained).
+    og : In(10)
+    i : In(stream.Signature(write_record(vector), always_ready=True))
+        The lanes' output words.
+    o : Out(stream.Signature(write_record(vector), always_ready=True))
+        ``i`` itself without ``pool_en``; else the pooled words, :attr:`latency` cycles after their last input.
+    dropped : Out(1)
+        An input word left without a write (``pool_en``), :attr:`latency` cycles after it came.
+    """
+
+    #: with ``pool_en``: the word and its window flags, the horizontal max, the line buffers' read, the
+    #: previous rows' words, the vertical max
+    latency = 5
+
+    def __init__(self, *, vector: int):
+        self.vector = vector
+        super().__init__({"desc": In(DESCRIPTOR), "restart": In(1), "og": In(10),
+                          "i": In(stream.Signature(write_record(vector), always_ready=True)),
+                          "o": Out(stream.Signature(write_record(vector), always_ready=True)),
+                          "dropped": Out(1)})
+
+    @classmethod
+    def needs(cls, *, vector: int) -> dict:
+        """Resource report (:mod:`fireforge.hw.engine.needs`): the two line buffers."""
+        return report(memories=[(8 * vector, POOL_LINE)] * 2)
+
+    def elaborate(self, platform):
+        m = Module()
+        v, d, i = self.vector, self.desc, self.i
+        word = act_word(v)
+        k, s = d.pool_k, d.pool_s
+
+        def vmax(*pairs):
+            """Per lane: the max of the words whose mask is on (0 when none)."""
+            out = Signal(word)
+            for lane in range(v):
+                best = None
+                for x, on in pairs:
+                    b = Mux(on, x[lane], 0)
+                    best = b if best is None else Mux(b > best, b, best)
+                m.d.comb += out[lane].eq(best)
+            return out
+
+        # -- stage 0: the word's position (registers only: each window's last column / row is a register
+        # beside its start, so the compares in front of the counters are equalities of registers) ----------
+        ox, oy = Signal(12, name="pool_ox"), Signal(12, name="pool_oy")
+        px, py = Signal(12, name="pool_px"), Signal(12, name="pool_py")
+        hs, vs = Signal(_COORD, name="pool_hs"), Signal(_COORD, name="pool_vs")   # window start column / row
+        he, ve = Signal(_COORD, name="pool_he"), Signal(_COORD, name="pool_ve")   # its last (unclipped)
+        slot = Signal(name="pool_slot")
+        ptr = Signal(OUT_ADDR_BITS, name="pool_ptr")
+        p1, p2 = Signal(word, name="pool_p1"), Signal(word, name="pool_p2")
+        x = i.p.data
+        go = Signal()
+        m.d.comb += go.eq(i.valid & d.pool_en)
+        last_col, last_row = Signal(), Signal()
+        h_emit, v_emit = Signal(), Signal()
+        m.d.comb += [last_col.eq(ox == d.out_w - 1), last_row.eq(oy == d.out_h - 1),
+                     h_emit.eq((px < d.pool_out_w) & ((ox == he) | last_col)),
+                     v_emit.eq((py < d.pool_out_h) & ((oy == ve) | last_row))]
+        emit = h_emit & v_emit
+        with m.If(go):
+            m.d.sync += [p1.eq(x), p2.eq(p1)]
+            with m.If(emit):
+                m.d.sync += ptr.eq(ptr + d.out_pitch)
+            with m.If(last_col):
+                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l), he.eq(k - 1 - d.pool_pad_l)]
+                with m.If(last_row):
+                    m.d.sync += [oy.eq(0), py.eq(0), vs.eq(-d.pool_pad_t), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0)]
+                with m.Else():
+                    m.d.sync += [oy.eq(oy + 1), slot.eq(Mux(k == 3, ~slot, 0))]
+                    with m.If(v_emit):
+                        m.d.sync += [py.eq(py + 1), vs.eq(vs + s), ve.eq(ve + s)]
+            with m.Else():
+                m.d.sync += ox.eq(ox + 1)
+                with m.If(h_emit):
+                    m.d.sync += [px.eq(px + 1), hs.eq(hs + s), he.eq(he + s)]
+        with m.If(self.restart):
+            m.d.sync += [ox.eq(0), oy.eq(0), px.eq(0), py.eq(0), hs.eq(-d.pool_pad_l), vs.eq(-d.pool_pad_t),
+                         he.eq(k - 1 - d.pool_pad_l), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0),
+                         ptr.eq(d.out_addr + self.og)]
+
+        # -- stage A: the word, the two before it in the row, and which of them are in the window --------
+        flags = ("valid", "h", "emit", "inc1", "inc2", "vinc1", "vinc2", "slot", "k3")
+        a = {n: Signal(name=f"pool_a_{n}") for n in flags}
+        a_x, a_p1, a_p2 = (Signal(word, name=f"pool_a_{n}", reset_less=True) for n in ("x", "p1", "p2"))
+        a_px = Signal(12, name="pool_a_px")
+        a_addr = Signal(OUT_ADDR_BITS, name="pool_a_addr")
+        m.d.sync += [a["valid"].eq(go), a["h"].eq(h_emit), a["emit"].eq(emit),
+                     a["inc1"].eq((k >= 2) & (ox >= 1) & (ox - 1 >= hs)),
+                     a["inc2"].eq((k == 3) & (ox >= 2) & (ox - 2 >= hs)),
+                     a["vinc1"].eq((k >= 2) & (oy >= 1) & (oy - 1 >= vs)),
+                     a["vinc2"].eq((k == 3) & (oy >= 2) & (oy - 2 >= vs)),
+                     a["slot"].eq(slot), a["k3"].eq(k == 3),
+                     a_x.eq(x), a_p1.eq(p1), a_p2.eq(p2), a_px.eq(px), a_addr.eq(ptr)]
+
+        # -- stage 1: the horizontal max; the line buffers (read the previous rows at px, write this row's
+        # result over the oldest) ---------------------------------------------------------------------------
+        s1 = {n: Signal(name=f"pool_s1_{n}") for n in ("valid", "h", "emit", "inc1", "inc2", "slot", "k3")}
+        s1_x = Signal(word, name="pool_s1_x", reset_less=True)
+        s1_px = Signal(12, name="pool_s1_px")
+        s1_addr = Signal(OUT_ADDR_BITS, name="pool_s1_addr")
+        m.d.sync += [s1["valid"].eq(a["valid"]), s1["h"].eq(a["h"]), s1["emit"].eq(a["emit"]),
+                     s1["inc1"].eq(a["vinc1"]), s1["inc2"].eq(a["vinc2"]), s1["slot"].eq(a["slot"]),
+                     s1["k3"].eq(a["k3"]), s1_x.eq(vmax((a_x, 1), (a_p1, a["inc1"]), (a_p2, a["inc2"]))),
+                     s1_px.eq(a_px), s1_addr.eq(a_addr)]
+        rows = []
+        for r in range(2):
+            m.submodules[f"pool_line{r}"] = mem = Memory(shape=8 * v, depth=POOL_LINE, init=[])
+            wp, rp = mem.write_port(), mem.read_port(domain="sync")
+            m.d.comb += [wp.addr.eq(s1_px), wp.data.eq(s1_x.as_value()),
+                         wp.en.eq(s1["valid"] & s1["h"] & (s1["slot"] == r)), rp.addr.eq(s1_px), rp.en.eq(1)]
+            rows.append(data.View(word, rp.data))
+
+        # -- stage 2: the previous rows' words in the window (the read data arrive with these registers) ---
+        s2 = {n: Signal(name=f"pool_s2_{n}") for n in ("valid", "emit", "inc1", "inc2", "slot", "k3")}
+        s2_x = Signal(word, name="pool_s2_x", reset_less=True)
+        s2_addr = Signal(OUT_ADDR_BITS, name="pool_s2_addr")
+        m.d.sync += [*(s2[n].eq(s1[n]) for n in s2), s2_x.eq(s1_x), s2_addr.eq(s1_addr)]
+        cur = Signal(word)      # the slot this row overwrote: row oy − 2 (k = 3) or oy − 1 (k = 2)
+        other = Signal(word)    # row oy − 1 (k = 3)
+        m.d.comb += [cur.eq(Mux(s2["slot"], rows[1].as_value(), rows[0].as_value())),
+                     other.eq(Mux(s2["slot"], rows[0].as_value(), rows[1].as_value()))]
+        s3_v1, s3_v2, s3_x = (Signal(word, name=f"pool_s3_{n}", reset_less=True) for n in ("v1", "v2", "x"))
+        s3_valid, s3_emit = Signal(name="pool_s3_valid"), Signal(name="pool_s3_emit")
+        s3_addr = Signal(OUT_ADDR_BITS, name="pool_s3_addr")
+        m.d.sync += [s3_v1.eq(Mux(s2["inc1"], Mux(s2["k3"], other.as_value(), cur.as_value()), 0)),
+                     s3_v2.eq(Mux(s2["inc2"], cur.as_value(), 0)), s3_x.eq(s2_x),
+                     s3_valid.eq(s2["valid"]), s3_emit.eq(s2["emit"]), s3_addr.eq(s2_addr)]
+
+        # -- stage 3: the vertical max, the output register ------------------------------------------------
+        o_valid, o_drop = Signal(name="pool_o_valid"), Signal(name="pool_o_drop")
+        o_data = Signal(word, name="pool_o_data", reset_less=True)
+        o_addr = Signal(OUT_ADDR_BITS, name="pool_o_addr")
+        m.d.sync += [o_valid.eq(s3_valid & s3_emit), o_drop.eq(s3_valid & ~s3_emit),
+                     o_data.eq(vmax((s3_x, 1), (s3_v1, 1), (s3_v2, 1))), o_addr.eq(s3_addr)]
+        with m.If(d.pool_en):
+            m.d.comb += [self.o.valid.eq(o_valid), self.o.p.data.eq(o_data), self.o.p.addr.eq(o_addr),
+                         self.dropped.eq(o_drop)]
+        with m.Else():
+            m.d.comb += [self.o.valid.eq(i.valid), self.o.p.eq(i.p)]
+        return m
+
+
+def ref_pool_stage(desc: dict, words: list[tuple[int, list[int]]]) -> list[tuple[int, list[int]]]:
+    """What the stage writes for one layer's output words ``(addr, bytes)`` in their order (all output groups,
+    each in raster order): the pooled words ``(addr, bytes)`` in the order written (numpy-free twin)."""
+    if not desc.get("pool_en"):
+        return list(words)
+    h, w = desc["out_h"], desc["out_w"]
+    ph, pw, k, s = desc["pool_out_h"], desc["pool_out_w"], desc["pool_k"], desc["pool_s"]
+    pt, pl = desc["pool_pad_t"], desc["pool_pad_l"]
+    n = h * w
+    assert len(words) % n == 0
+    out = []
+    for og in range(len(words) // n):
+        grid = [[words[og * n + y * w + xx][1] for xx in range(w)] for y in range(h)]
+        emitted = []
+        for yy in range(ph):
+            for xx in range(pw):
+                ys = range(max(s * yy - pt, 0), min(s * yy - pt + k, h))
+                xs = range(max(s * xx - pl, 0), min(s * xx - pl + k, w))
+                vals = [grid[a][b] for a in ys for b in xs]
+                emitted.append([max(vv[lane] for vv in vals) for lane in range(len(vals[0]))])
+        base = desc["out_addr"] + og
+        out += [((base + j * desc["out_pitch"]) & ((1 << OUT_ADDR_BITS) - 1), e) for j, e in enumerate(emitted)]
+    return out
