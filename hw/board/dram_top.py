@@ -32,11 +32,12 @@ from pathlib import Path
 
 from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant
-from fireforge.core.outdir import commit_output_dir, prepare_output_dir
+from fireforge.core.outdir import prepare_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import TOP_NAME, Board
 from fireforge.hw.board.fit import FitReport
-from fireforge.hw.board.flow import ecp5_yosys_script, run_tools, xilinx_yosys_script, yowasp_environ
+from fireforge.hw.board.flow import (ecp5_yosys_script, run_tools, write_board_dir, xilinx_yosys_script,
+                                     yowasp_environ)
 
 __all__ = ["ADDR_WIDTH", "ID_WIDTH", "dram_engine", "dram_top_verilog", "dram_board_generate", "refuse_dram_flags",
            "DRAM_CONTROLLER_NOTE"]
@@ -125,8 +126,8 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
                "clock": {"port": "clk", "reset": "rst (synchronous)", "target_mhz": clock_mhz or
                          board.default_clock_mhz, "pll": "not in this top (issue #20)"},
                "host_link": None, "resources_source": "estimate (fit check)", "timings_s": {}}
-    failure = None
-    try:
+
+    def write():
         t0 = time.perf_counter()
         il, text = dram_top_verilog(engine)
         (tmp / f"{TOP_NAME}.v").write_text(text)
@@ -141,22 +142,14 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
         (tmp / "engine.json").write_text(json.dumps(rep.config.to_dict(), indent=1))
         details["timings_s"]["generate"] = round(time.perf_counter() - t0, 2)
         details["files"] = sorted(p.name for p in tmp.iterdir()) + ["board.json"]
-        try:
-            run_tools(board, tmp, env, synth=synth, pnr=False, bitstream=False, hdl_sources=(), report=report,
-                      details=details, timeout_s=tool_timeout_s, log=log)
-        except FireforgeError as e:
-            failure = e
-            details["error"] = str(e)
+
+    def tools():
+        run_tools(board, tmp, env, synth=synth, pnr=False, bitstream=False, hdl_sources=(), report=report,
+                  details=details, timeout_s=tool_timeout_s, log=log)
         if "synth_cells" in details:
             details["synth_bram_blocks"] = {**_bram_blocks(details["synth_cells"], board),
                                             "fit check (engine, without the reserve)": rep.needs["bram_blocks"] - c_blocks}
-        (tmp / "board.json").write_text(json.dumps(details, indent=1, default=str))
-        commit_output_dir(tmp, rtl_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if failure is not None:
-        raise FireforgeError(str(failure).replace(str(tmp), str(rtl_dir)))
+    write_board_dir(tmp, rtl_dir, details, write, tools)
     return report
 
 

@@ -18,6 +18,7 @@ tool times and the designs that needed it: ``docs/boards.md``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from fireforge.core.outdir import commit_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import TOP_NAME, Board
 from fireforge.hw.board.logs import PNR_RESOURCES, parse_nextpnr_log, parse_yosys_stat, synth_resources
@@ -241,3 +243,25 @@ def _place_and_route(board: Board, d: Path, env, *, run: bool, report, details, 
     if cell in util:
         res["bram_bits"] = [util[cell][0] * bits, board.bram_bits]
     details["resources_source"] = f"{board.nextpnr[0]} packed design" + (" (FF: yosys)" if fam == "ice40" else "")
+
+
+def write_board_dir(tmp: Path, rtl_dir: Path, details: dict, design, tools) -> None:
+    """A board directory's one way out: ``design()`` writes the files into ``tmp``, ``tools()`` runs the flow (a
+    tool's FireforgeError is kept: ``board.json`` records it and ``tmp`` is still committed, so its log can be
+    read, then it is raised naming ``rtl_dir``); ``board.json`` from ``details`` last; any other failure removes
+    ``tmp``."""
+    failure = None
+    try:
+        design()
+        try:
+            tools()
+        except FireforgeError as e:
+            failure = e
+            details["error"] = str(e)
+        (tmp / "board.json").write_text(json.dumps(details, indent=1, default=str))
+        commit_output_dir(tmp, rtl_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if failure is not None:
+        raise FireforgeError(str(failure).replace(str(tmp), str(rtl_dir)))

@@ -10,14 +10,14 @@ from pathlib import Path
 from fireforge.core.compiled import Compiled
 from fireforge.core.descriptor import DESCRIPTOR
 from fireforge.core.hexfile import format_words
-from fireforge.core.outdir import commit_output_dir, prepare_output_dir
+from fireforge.core.outdir import prepare_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import BOARDS, DEFAULT_BAUD, ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import clock_plan
 from fireforge.hw.board.dram_top import dram_board_generate, refuse_dram_flags
 from fireforge.hw.board.ecp5_memory import memory_modules
 from fireforge.hw.board.fit import fit_check, require_fit
-from fireforge.hw.board.flow import run_tools, yowasp_environ
+from fireforge.hw.board.flow import run_tools, write_board_dir, yowasp_environ
 from fireforge.hw.board.top import FireforgeBoard
 from fireforge.hw.generate import check_supported
 from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES
@@ -92,8 +92,10 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     details = {**rep.details(), "clock_mhz": clock["mhz"], "board_clock_mhz": clock["board_mhz"],
                "pll": clock["pll"], "baud": baud, "host_link": "UART 8N1, protocol v1 (fireforge.hw.host_link)",
                "resources_source": "estimate (fit check)", "timings_s": {}}
-    failure = None
-    try:
+    design = None
+
+    def write():
+        nonlocal design
         t0 = time.perf_counter()
         design = FireforgeBoard(rep.config, board, clock_mhz=clock["mhz"], baud=baud, act_memory=rep.act_memory,
                                 floorplan=floorplan)
@@ -102,20 +104,12 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
         _write_design(design, compiled, tmp)
         details["timings_s"]["generate"] = round(time.perf_counter() - t0, 2)
         details["files"] = sorted(p.name for p in tmp.iterdir())
-        try:
-            run_tools(board, tmp, env, synth=synth, pnr=pnr, bitstream=bitstream,
-                      hdl_sources=hdl_sources(design.act_memory), report=report, details=details,
-                      timeout_s=tool_timeout_s, log=log)
-        except FireforgeError as e:
-            failure = e
-            details["error"] = str(e)
-        (tmp / "board.json").write_text(json.dumps(details, indent=1, default=str))
-        commit_output_dir(tmp, rtl_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if failure is not None:
-        raise FireforgeError(str(failure).replace(str(tmp), str(rtl_dir)))
+
+    def tools():
+        run_tools(board, tmp, env, synth=synth, pnr=pnr, bitstream=bitstream,
+                  hdl_sources=hdl_sources(design.act_memory), report=report, details=details,
+                  timeout_s=tool_timeout_s, log=log)
+    write_board_dir(tmp, rtl_dir, details, write, tools)
     if report["bitstream"]:
         report["bitstream"] = str(rtl_dir / Path(report["bitstream"]).name)
     return report
