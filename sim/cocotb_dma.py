@@ -28,6 +28,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 from cocotbext.axi.stream import define_stream
 
+from fireforge.sim.verilator_run import write_result
+
 PERIOD_NS = 10
 
 _, DmaTransaction, DmaSource, DmaSink, _ = define_stream("Dma", signals=["payload", "valid", "ready"])
@@ -105,11 +107,6 @@ async def dma(dut):
     reads_b = await tb.reads(spec["reads_b"])
     await ClockCycles(dut.clk, 2)
 
-    path = os.environ.get("FF_RESULT")
-    if path:
-        with open(f"{path}.tmp", "w") as f:
-            json.dump({"reads_a": reads_a, "reads_b": reads_b,
-                       "mem": bytes(tb.ram.read(0, 2 ** spec["addr_width"])).hex(),
-                       "max_reads_in_flight": tb.in_flight["reads"][1],
-                       "max_writes_in_flight": tb.in_flight["writes"][1], "cycles": tb.cycles}, f)
-        os.replace(f"{path}.tmp", path)
+    write_result({"reads_a": reads_a, "reads_b": reads_b, "mem": bytes(tb.ram.read(0, 2 ** spec["addr_width"])).hex(),
+                  "max_reads_in_flight": tb.in_flight["reads"][1], "max_writes_in_flight": tb.in_flight["writes"][1],
+                  "cycles": tb.cycles})

@@ -39,6 +39,8 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 
+from fireforge.sim.verilator_run import write_result
+
 PERIOD_NS = 10
 
 
@@ -55,13 +57,6 @@ def _now() -> int:
     """Clock periods since time 0 (floored: the model's own clock has its rising edges at 5, 15, ... ns)."""
     return int(get_sim_time("ns") // PERIOD_NS)
 
-
-def _write_result(result: dict) -> None:
-    path = os.environ.get("FF_RESULT")
-    if path:
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(f"{path}.tmp", path)
 
 
 async def _await_edge(signal, max_cycles: int, chunk: int, deadline: float | None) -> bool:
@@ -99,7 +94,7 @@ async def dram_engine(dut):
 
     def fail(why: str):
         result["failure"] = why
-        _write_result(result)
+        write_result(result)
         raise AssertionError(why)
 
     if os.environ.get("FF_CLOCK", "gpi") != "hdl":
@@ -146,5 +141,5 @@ async def dram_engine(dut):
     result["stalls"] = _u(dut.stalls)
     result["sim_seconds"] = round(time.perf_counter() - w0, 4)
     result["total_clock_cycles"] = _now()
-    _write_result(result)
+    write_result(result)
     dut._log.info("dram engine: %s", {k: v for k, v in result.items() if k != "runs"})

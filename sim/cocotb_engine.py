@@ -46,7 +46,6 @@ cycles simulated>, "cycles_per_second": ..., "signals": {...}}`` plus, with FF_L
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -54,6 +53,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
+
+from fireforge.sim.verilator_run import write_result
 
 PERIOD_NS = 10
 
@@ -70,15 +71,6 @@ def _has(dut, name: str) -> bool:
         return False
     return True
 
-
-def _write_result(result: dict) -> None:
-    path = os.environ.get("FF_RESULT")
-    if not path:
-        return
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
 
 
 async def _wait_done(dut, max_cycles: int, chunk: int, deadline: float | None) -> bool:
@@ -160,7 +152,7 @@ async def run_engine(dut):
         t_start = get_sim_time("ns")
         t_ref[0] = t_start
         if not await _wait_done(dut, max_cycles, chunk, deadline):
-            _write_result({"error": f"run {r}: done not seen within FF_MAX_CYCLES={max_cycles}",
+            write_result({"error": f"run {r}: done not seen within FF_MAX_CYCLES={max_cycles}",
                            "runs": cycles})
             raise AssertionError(f"run {r}: done did not rise within {max_cycles} cycles")
         # done rose at the edge that ended the run (values read now are post-edge).
@@ -192,5 +184,5 @@ async def run_engine(dut):
     if mark_name:
         result["layer_cycles"] = marks[0] if marks else []
         result["layer_cycles_runs"] = marks
-    _write_result(result)
+    write_result(result)
     dut._log.info("ff engine: %s", result)

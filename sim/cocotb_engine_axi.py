@@ -23,6 +23,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiRam
 
+from fireforge.sim.verilator_run import write_result
+
 PERIOD_NS = 10
 
 
@@ -119,10 +121,6 @@ async def engine_axi(dut):
     result = bus_result(dut, mon, cycles, clock_cycles)
     if spec.get("trace"):
         result["trace"] = mon.trace
-    path = os.environ.get("FF_RESULT")
-    if path:
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(result, f)
-        os.replace(f"{path}.tmp", path)
+    write_result(result)
     dut._log.info("engine over AXI: %d cycles, %d writes, in flight: reads %d writes %d", cycles, len(mon.aw),
                   mon.max_reads, mon.max_writes)

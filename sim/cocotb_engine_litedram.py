@@ -24,16 +24,10 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster
 
 from fireforge.sim.cocotb_engine_axi import Monitor, bus_result, run_until_landed
+from fireforge.sim.verilator_run import write_result
 
 PERIOD_NS = 10
 
-
-def _write(result):
-    path = os.environ.get("FF_RESULT")
-    if path:
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(result, f)
-        os.replace(f"{path}.tmp", path)
 
 
 @cocotb.test()
@@ -55,7 +49,7 @@ async def engine_litedram(dut):
         n += 1
         if int(dut.seq_error.value) or n > 200_000:
             result.update(seq_error=int(dut.seq_error.value), init_cycles=n)
-            _write(result)
+            write_result(result)
             raise AssertionError(f"init sequencer: error {int(dut.seq_error.value)} after {n} cycles")
     result.update(init_cycles=n, init_done=int(dut.init_done.value), init_error=int(dut.init_error.value),
                   seq_error=int(dut.seq_error.value))
@@ -80,6 +74,6 @@ async def engine_litedram(dut):
     with open(spec["final"], "wb") as f:
         f.write(bytes(back))
     result.update(bus_result(dut, mon, cycles, clock_cycles))
-    _write(result)
+    write_result(result)
     dut._log.info("engine on LiteDRAM: init %d cycles, run %d cycles, %d writes", result["init_cycles"], cycles,
                   len(mon.aw))

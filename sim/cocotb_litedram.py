@@ -38,6 +38,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from fireforge.sim.litedram import AXI_PREFIX
+from fireforge.sim.verilator_run import write_result
 
 PERIOD_NS = 10
 
@@ -137,13 +138,6 @@ def _first(watch: AxiWatch, *channels: str) -> int:
     return min(watch.starts[c][0] for c in channels)
 
 
-def _write_result(result: dict) -> None:
-    path = os.environ.get("FF_RESULT")
-    if path:
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(f"{path}.tmp", path)
-
 
 @cocotb.test()
 async def litedram_axi(dut):
@@ -175,7 +169,7 @@ async def litedram_axi(dut):
     result["init_error"] = int(dut.init_error.value)
     result["init_done_readback"] = await wb.read(0)   # ddrctrl_init_done is the first CSR
     if not result["init_done"] or result["init_error"]:
-        _write_result(result)
+        write_result(result)
         raise AssertionError(f"controller not ready after init: {result}")
 
     # -- random transfers, byte-exact -------------------------------------------------------------------------
@@ -244,7 +238,7 @@ async def litedram_axi(dut):
     result["stream_read"] = {"bytes": len(stream), "cycles": watch.rlast_at[-1] - watch.starts["ar"][0],
                              "mismatches": sum(a != b for a, b in zip(back, stream))}
     result["axi_data_width"] = beat
-    _write_result(result)
+    write_result(result)
     bad = [t for t in transfers if t["mismatches"] or t["mismatches_at_end"]]
     assert not bad, f"mismatching transfers: {bad}"
     assert result["burst_read"]["mismatches"] == 0 and result["stream_read"]["mismatches"] == 0

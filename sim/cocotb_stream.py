@@ -25,6 +25,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from fireforge.sim.verilator_run import write_result
+
 PERIOD_NS = 10
 
 
@@ -54,8 +56,4 @@ async def stream(dut):
             handle.value = values[k]
         await FallingEdge(dut.clk)
 
-    path = os.environ.get("FF_RESULT")
-    if path:
-        with open(f"{path}.tmp", "w") as f:
-            json.dump({"outputs": seen, "cycles": cycles}, f)
-        os.replace(f"{path}.tmp", path)
+    write_result({"outputs": seen, "cycles": cycles})

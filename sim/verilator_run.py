@@ -19,7 +19,10 @@ from fireforge.core.tools import verilator_environ
 from fireforge.sim.build_cache import build_info, is_built
 from fireforge.sim.verilator_build import log_excerpt
 
-__all__ = ["run"]
+__all__ = ["run", "write_result", "RESULT_FILE"]
+
+#: the environment variable naming the file a cocotb test writes its JSON result to (set by :func:`run`)
+RESULT_FILE = "FF_RESULT"
 
 #: the HDL's plusarg buffers hold 1024 characters
 _MAX_PLUSARG = 1000
@@ -52,6 +55,17 @@ def _execute_cmds_with_timeout(runner, timeout_s: float | None):
                 raise subprocess.CalledProcessError(rc, cmd)
 
     return execute
+
+
+def write_result(result: dict) -> None:
+    """From inside a cocotb test: its result as JSON in the file ``FF_RESULT`` names (nothing without it),
+    written aside and renamed, so :func:`run` never reads half a file."""
+    path = os.environ.get(RESULT_FILE)
+    if not path:
+        return
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(f"{path}.tmp", path)
 
 
 def _model(build_dir: Path, toplevel: str) -> tuple[str, str]:
@@ -131,7 +145,7 @@ def run(build_dir: Path, toplevel: str, test_module: str = "fireforge.sim.cocotb
         with contextlib.suppress(FileNotFoundError):
             (test_dir / f).unlink()
     plus = _plusargs(plusargs)
-    env = {"FF_RESULT": str(test_dir / "ff_result.json"), "FF_CLOCK": clock}
+    env = {RESULT_FILE: str(test_dir / "ff_result.json"), "FF_CLOCK": clock}
     env.update({k: str(v) for k, v in (extra_env or {}).items()})
 
     t0 = time.perf_counter()
