@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from amaranth import ClockSignal, Instance, Module, Signal
+from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -84,7 +84,6 @@ class DramSimTop(wiring.Component):
 
     def elaborate(self, platform):
         from fireforge.hw.dram.init_sequencer import DramInitSequencer
-        from fireforge.sim.verilog_ports import top_port_decls
 
         m = Module()
         m.submodules.engine = eng = self.engine
@@ -99,25 +98,11 @@ class DramSimTop(wiring.Component):
         m.d.comb += [st.stall_seed.eq(self.stall_seed), st.stall_pct.eq(self.stall_pct), self.stalls.eq(st.stalls),
                      self.seq_done.eq(seq.done), self.seq_error.eq(seq.error)]
 
-        ports = {"i_clk": ClockSignal("sync"), "o_init_done": self.init_done, "o_init_error": self.init_error}
-        for n in ("adr", "dat_w", "sel", "cyc", "stb", "we", "cti", "bte"):
-            ports[f"i_wb_ctrl_{n}"] = getattr(seq.bus, n)
-        for n in ("dat_r", "ack", "err"):
-            ports[f"o_wb_ctrl_{n}"] = getattr(seq.bus, n)
-        core_ports = {name for _, name, _ in top_port_decls([self.core.verilog, self.core.sim_top], litedram.SIM_TOP)}
         down = st.down
-        for n, member in self.axi_sig.members.items():
-            port = f"{litedram.AXI_PREFIX}_{n}"
-            if member.flow == Out:       # master -> core (lock / cache / prot: LiteDRAM may not have them)
-                if port in core_ports:
-                    ports[f"i_{port}"] = getattr(down, n)
-            else:                        # core -> master
-                if port not in core_ports:
-                    raise ValueError(f"the core has no {port}")
-                sig = Signal(member.shape, name=f"core_{n}")
-                ports[f"o_{port}"] = sig
-                m.d.comb += getattr(down, n).eq(sig)
-        m.submodules.dram = Instance(litedram.SIM_TOP, **ports)
+        requests = {n: getattr(down, n) for n, member in self.axi_sig.members.items() if member.flow == Out}
+        m.submodules.dram, responses = litedram.sim_core_instance(
+            self.core, self.axi_sig, requests, seq.bus, init_done=self.init_done, init_error=self.init_error)
+        m.d.comb += [getattr(down, n).eq(sig) for n, sig in responses.items()]
         return m
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth import ClockSignal, Instance, Module, Mux, Signal
+from amaranth import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,32 +65,20 @@ class EngineLiteDRAMTop(wiring.Component):
                      self.cycles.eq(eng.cycles), self.layer_done.eq(eng.layer_done),
                      self.wr_pending.eq(eng.wr_pending), self.wr_count.eq(eng.wr_count),
                      self.axi_error.eq(eng.axi_error), self.seq_done.eq(seq.done), self.seq_error.eq(seq.error)]
-        ports = {"i_clk": ClockSignal("sync"), "o_init_done": self.init_done, "o_init_error": self.init_error}
-        for n in ("adr", "dat_w", "sel", "cyc", "stb", "we", "cti", "bte"):
-            ports[f"i_wb_ctrl_{n}"] = getattr(seq.bus, n)
-        for n in ("dat_r", "ack", "err"):
-            ports[f"o_wb_ctrl_{n}"] = getattr(seq.bus, n)
-        from fireforge.sim.verilog_ports import top_port_decls
-
-        core_ports = {name for _, name, _ in top_port_decls([self.core.verilog, self.core.sim_top], litedram.SIM_TOP)}
         ea, ha = eng.m_axi, self.s_axi
+        requests = {}
         for n, member in self.axi_sig.members.items():
+            m.d.comb += getattr(self, f"m_axi_{n}").eq(getattr(ea, n))
+            if member.flow == Out:       # master -> core: the host's while host is 1
+                requests[n] = Mux(self.host, getattr(ha, n), getattr(ea, n))
+        m.submodules.dram, responses = litedram.sim_core_instance(
+            self.core, self.axi_sig, requests, seq.bus, init_done=self.init_done, init_error=self.init_error)
+        for n, sig in responses.items():  # core -> master: handshakes to the side that owns the port
             e, h = getattr(ea, n), getattr(ha, n)
-            m.d.comb += getattr(self, f"m_axi_{n}").eq(e)
-            port = f"{litedram.AXI_PREFIX}_{n}"
-            if member.flow == Out:       # master -> core
-                if port in core_ports:
-                    ports[f"i_{port}"] = Mux(self.host, h, e)
-            else:                        # core -> master
-                if port not in core_ports:
-                    raise ValueError(f"the core has no {port}")
-                sig = Signal(member.shape, name=f"core_{n}")
-                ports[f"o_{port}"] = sig
-                if n.endswith("valid") or n.endswith("ready"):
-                    m.d.comb += [h.eq(sig & self.host), e.eq(sig & ~self.host)]
-                else:
-                    m.d.comb += [h.eq(sig), e.eq(sig)]
-        m.submodules.dram = Instance(litedram.SIM_TOP, **ports)
+            if n.endswith("valid") or n.endswith("ready"):
+                m.d.comb += [h.eq(sig & self.host), e.eq(sig & ~self.host)]
+            else:
+                m.d.comb += [h.eq(sig), e.eq(sig)]
         return m
 
 

@@ -61,7 +61,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -69,10 +68,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import NamedTuple
 
+from amaranth import ClockSignal, Instance, Signal
+from amaranth.lib.wiring import Out
+
 from fireforge.sim.build_cache import cached_build, build_info
+from fireforge.sim.verilog_ports import top_port_decls
 
 __all__ = ["DramProfile", "PROFILES", "LiteDRAMCore", "WishboneWrite", "core_config", "config_yaml",
-           "generate", "init_sequence", "write_sim_top", "SIM_TOP", "AXI_PREFIX", "DFII_CONTROL_SEL", "DFII_CONTROL_CKE",
+           "generate", "init_sequence", "write_sim_top", "sim_core_instance", "SIM_TOP", "AXI_PREFIX", "DFII_CONTROL_SEL", "DFII_CONTROL_CKE",
            "DFII_CONTROL_ODT", "DFII_CONTROL_RESET_N", "DFII_COMMAND_WRDATA", "DFII_COMMAND_RDDATA"]
 
 #: the user port's signal prefix in the generated core (``user_port_<name>_*``, name ``axi_0``)
@@ -348,3 +351,27 @@ def init_sequence(core: LiteDRAMCore) -> list[WishboneWrite]:
     seq += [WishboneWrite(csr["sdram_dfii_control"], DFII_CONTROL_HARDWARE, 0, "DFII: hardware control"),
             WishboneWrite(csr["ddrctrl_init_done"], 1, 0, "init_done = 1")]
     return seq
+
+
+def sim_core_instance(core: LiteDRAMCore, axi_sig, requests: dict, seq_bus, *, init_done, init_error):
+    """The ``ff_litedram_sim`` core of a Verilated bench as an amaranth ``Instance`` on the ``sync`` clock:
+    ``wb_ctrl`` driven by the init sequencer's bus ``seq_bus``, ``init_done`` / ``init_error`` out, and its AXI
+    port: ``requests`` holds a value for every master → core member of ``axi_sig`` (those the core lacks —
+    lock, cache, prot — are left off). Returns ``(instance, responses)``: a new signal per core → master member."""
+    ports = {"i_clk": ClockSignal("sync"), "o_init_done": init_done, "o_init_error": init_error}
+    for n in ("adr", "dat_w", "sel", "cyc", "stb", "we", "cti", "bte"):
+        ports[f"i_wb_ctrl_{n}"] = getattr(seq_bus, n)
+    for n in ("dat_r", "ack", "err"):
+        ports[f"o_wb_ctrl_{n}"] = getattr(seq_bus, n)
+    core_ports = {name for _, name, _ in top_port_decls([core.verilog, core.sim_top], SIM_TOP)}
+    responses = {}
+    for n, member in axi_sig.members.items():
+        port = f"{AXI_PREFIX}_{n}"
+        if member.flow == Out:
+            if port in core_ports:
+                ports[f"i_{port}"] = requests[n]
+        else:
+            if port not in core_ports:
+                raise ValueError(f"the core has no {port}")
+            responses[n] = ports[f"o_{port}"] = Signal(member.shape, name=f"core_{n}")
+    return Instance(SIM_TOP, **ports), responses
