@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fireforge.core.config import BuildVariant, EngineConfig
-from fireforge.core.descriptor import COMMAND_BYTES, Buffer, Op, unpack_command
+from fireforge.core.descriptor import COMMAND_BYTES, Op, unpack_command
+from fireforge.sw.dram_emit import word_bytes
 from fireforge.sw.perf import engine_timing, layer_cycles
 
 __all__ = ["Bus", "BUSES", "BOARD_BUS", "StreamPrediction", "predict_stream", "predict_compiled_stream"]
@@ -57,11 +58,6 @@ class StreamPrediction:
         return self.cycles - self.compute_cycles
 
 
-def _word_bytes(config: EngineConfig, buffer: Buffer) -> int:
-    return {Buffer.ACT: config.act_word_bits, Buffer.WEIGHTS: config.weight_word_bits,
-            Buffer.QUANT: config.quant_word_bits}[buffer] // 8
-
-
 def predict_stream(commands: list[dict], config: EngineConfig, bus: Bus, variant: BuildVariant | None = None
                    ) -> StreamPrediction:
     """Cycles of one run of ``commands`` (field dicts in stream order) on the DRAM-mode engine of ``config``."""
@@ -78,7 +74,7 @@ def predict_stream(commands: list[dict], config: EngineConfig, bus: Bus, variant
         if op in (Op.LOAD, Op.STORE):
             if c["wait"]:
                 now = max(now, core_free)
-            nbytes = c["runs"] * c["run_words"] * _word_bytes(config, c["buffer"])
+            nbytes = c["runs"] * c["run_words"] * word_bytes(config, c["buffer"])
             rate = bus.read_bytes_per_cycle if op == Op.LOAD else bus.write_bytes_per_cycle
             cost = nbytes / rate + c["runs"] * bus.per_run
             now += cost
