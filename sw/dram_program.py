@@ -350,6 +350,7 @@ def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int 
     plan, v = sched.plan, config.vector
     wb, qb = word_bytes(config, Buffer.WEIGHTS), word_bytes(config, Buffer.QUANT)
     tilings = _layer_tiles(program, sched, config)
+    wide = _widen(config, tilings)
     w_bytes, q_bytes, a_bytes = plan.weight_words * wb, plan.quant_words * qb, plan.act_words * v
     weights, quant = base, base + _align(w_bytes)
     act = _align(quant + q_bytes)
@@ -358,10 +359,7 @@ def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int 
                for l, t in zip(program.layers, tilings)]
     em = Emitter(config, DramMap(weights, quant, act, commands, w_bytes, q_bytes, a_bytes, 0), traffic)
     b = _Builder(program, sched, config, em)
-    b.wide = _widen(config, tilings)
-    for t in traffic:
-        lt = next(x for x in tilings if x.name == t.name)
-        t.height, t.chunk, t.order = lt.height, lt.chunk, lt.order
+    b.wide = wide
     fused = _fusable_pools(program, plan, config, tilings) if fuse_pools else {}
     descs = {l.name: d for l, d in zip(program.layers, sched.descriptors)}
     by_name = {l.name: t for l, t in zip(program.layers, tilings)}
