@@ -30,7 +30,7 @@ class DramHwResult:
     compute_cycles: int                           # of those, cycles with the engine core busy
     dram_bytes_read: int                          # the engine's AXI counters, command fetch included
     dram_bytes_written: int
-    layer_cycles: list[int | None]                # per layer, from the layer_done stamps (None: fused into a pool)
+    layer_cycles: list[int | None]                # per layer, from the layer_done stamps (None: fused into, or stored by, another)
     layer_outputs: dict[str, np.ndarray] = field(default_factory=dict)
     output: np.ndarray | None = None
     clock_mhz: float = 0.0                        # the profile's clock: engine and controller share it here
@@ -65,14 +65,17 @@ def dram_rtl_run(compiled: Compiled | str | Path, x: np.ndarray, *, variant=None
         raise FireforgeError(f"the DRAM-mode engine reported an error in run {bad[0]} (an AXI error response or a "
                              f"bad command); {compiled.rebuild_hint()}")
     words = runner.act_words(compiled, res)
-    # a max pool's fused writers leave their result in the buffer only: nothing of theirs to read back
-    stored = [not l.get("fused_into") for l in compiled.dram["layers"]]
+    # a layer fused into another (sw.dram_chains) leaves its result in the buffer only: nothing to read back;
+    # a layer stored by another (a Fire's expands) has no mark of its own: its cycles are in that layer's
+    layers = compiled.dram["layers"]
+    stored = [not l.get("fused_into") for l in layers]
+    marked = [kept and not l.get("stored_by") for kept, l in zip(stored, layers)]
     outputs = {e.name: read_layer_result(e.descriptor, compiled.layer_channel_index(e), words, v)
                for e, kept in zip(compiled.layers, stored) if kept}
     first = res.runs[0]
     stamps = iter(np.diff([0, *first.layer_cycles]))
-    layer_cycles = ([int(next(stamps)) if kept else None for kept in stored]
-                    if len(first.layer_cycles) == sum(stored) else [])
+    layer_cycles = ([int(next(stamps)) if m else None for m in marked]
+                    if len(first.layer_cycles) == sum(marked) else [])
     return DramHwResult(cycles=first.cycles, runs=[r.cycles for r in res.runs], compute_cycles=first.compute_cycles,
                         dram_bytes_read=first.bytes_read, dram_bytes_written=first.bytes_written,
                         layer_cycles=layer_cycles, layer_outputs=outputs,

@@ -4,10 +4,12 @@ delayed one tile, read-after-write through DRAM; and a layer descriptor moved in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fireforge.core.config import EngineConfig
 from fireforge.core.descriptor import Buffer, Op
 
-__all__ = ["Emitter", "tile_descriptor", "word_bytes", "MAX_RUN"]
+__all__ = ["Emitter", "LayerTraffic", "tile_descriptor", "word_bytes", "MAX_RUN"]
 
 #: transfers' ``run_words`` and ``runs`` fields are 16 bits
 MAX_RUN = (1 << 16) - 1
@@ -17,6 +19,26 @@ def word_bytes(config: EngineConfig, buffer: Buffer) -> int:
     return {Buffer.ACT: config.act_word_bits, Buffer.WEIGHTS: config.weight_word_bits,
             Buffer.QUANT: config.quant_word_bits}[buffer] // 8
 
+
+@dataclass
+class LayerTraffic:
+    name: str
+    tiles: int = 0
+    weight_bytes: int = 0      # weights and requant words read
+    read_bytes: int = 0        # maps read
+    write_bytes: int = 0       # maps written
+    height: int = 0
+    chunk: int = 0
+    order: str = "-"
+    fused_into: str | None = None    # its result never reaches DRAM: it went through the buffer into this layer
+    stored_by: str | None = None     # its result reaches DRAM in this layer's stores (a Fire's expands)
+
+    @property
+    def dram_bytes_read(self) -> int:
+        return self.weight_bytes + self.read_bytes
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "dram_bytes_read": self.dram_bytes_read}
 
 
 def tile_descriptor(d: dict, rows: tuple[int, int], band: tuple[int, int], chunk: tuple[int, int], *,

@@ -6,7 +6,7 @@ joined by streams (:mod:`amaranth.lib.stream`); what travels with a tap rides in
 
     Sequencer ──control──▶ AddressGenerator ──taps──▶ ActivationFetch ──joined──▶ WeightFetch ──operands──▶
     MacArray ──▶ Accumulator ──results──▶ LaneRequantizers ──words──▶ PoolStage ──▶ WriteQueue ──▶ activation
-    write port      (PoolStage: a fused max pool, a wire unless the descriptor's pool_en; resident engines only)
+    write port      (PoolStage: a fused max pool, a wire unless the descriptor's pool_en)
 
     Sequencer: descriptor ROM, FSM, group pacing      ActivationFetch: reads, tap / response FIFOs, join
     QuantFetch: an output group's requant word        WeightFetch: weight ROM, per-lane activation copies
@@ -128,7 +128,7 @@ class Engine(wiring.Component):
             "mac": mac,
             "acc": Accumulator(vector=v, sum_width=mac.sum_width),
             "lanes": LaneRequantizers(vector=v, add_unit=cfg.has_add_unit, multipliers=variant.multipliers),
-            **({"pool": PoolStage(vector=v)} if not cfg.dram else {}),
+            "pool": PoolStage(vector=v),
             "writes": WriteQueue(vector=v, addr_bits=addr_bits, depth=WRITE_DEPTH),
         }
 
@@ -149,7 +149,7 @@ class Engine(wiring.Component):
         to_acc = p["fetch"].latency + p["weights"].latency + p["mac"].latency
         return {"lead": p["sequencer"].latency + p["agu"].latency + to_acc,
                 "tap_to_write": to_acc + p["acc"].latency + p["lanes"].latency + p["writes"].latency,
-                "pool": p["pool"].latency if "pool" in p else 0}
+                "pool": p["pool"].latency}
 
     def _check_margins(self):
         """The per-lane descriptor copies (:class:`LayerFields`) follow a new descriptor a few cycles late; the
@@ -180,7 +180,7 @@ class Engine(wiring.Component):
             "mac_array": MacArray.needs(vector=v, products=variant.mac_products),
             "lane_requantizers": LaneRequantizers.needs(vector=v, add_unit=config.has_add_unit,
                                                         multipliers=variant.multipliers),
-            **({"pool_stage": PoolStage.needs(vector=v)} if not config.dram else {}),
+            "pool_stage": PoolStage.needs(vector=v),
             "write_queue": WriteQueue.needs(vector=v, addr_bits=addr_bits, depth=WRITE_DEPTH),
         }
         return {**total(*parts.values()), "parts": parts}
@@ -221,13 +221,9 @@ class Engine(wiring.Component):
         wiring.connect(m, acc.o, lanes.i)
         # the fused pool: restarted with every output group (the pipeline has drained by then); a word it
         # absorbs without a write retires as a written one does
-        if "pool" in p:
-            pool = p["pool"]
-            m.d.comb += [pool.desc.eq(desc), pool.restart.eq(seq.agu.group), pool.og.eq(agu.control.og),
-                         agu.retire.eq(writes.retire + pool.dropped)]
-            wiring.connect(m, lanes.o, pool.i)
-            wiring.connect(m, pool.o, writes.i)
-        else:       # DRAM mode fuses its pools through the buffer (fireforge.sw.dram_program): no pool stage
-            m.d.comb += agu.retire.eq(writes.retire)
-            wiring.connect(m, lanes.o, writes.i)
+        pool = p["pool"]
+        m.d.comb += [pool.desc.eq(desc), pool.restart.eq(seq.agu.group), pool.og.eq(agu.control.og),
+                     agu.retire.eq(writes.retire + pool.dropped)]
+        wiring.connect(m, lanes.o, pool.i)
+        wiring.connect(m, pool.o, writes.i)
         return m

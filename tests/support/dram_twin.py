@@ -24,8 +24,27 @@ def _fields_tag(d: dict) -> int:
     return hash(tuple(int(getattr(d.get(f, 0), "value", d.get(f, 0))) for f in _VALUE_FIELDS))
 
 
+def _pool_descriptor(d: dict) -> dict:
+    """The max pool a tile's pool stage computes (``pool_en``), as a layer descriptor reading the tile's words
+    from a scratch map (``out_addr`` 0, pitch ``og_count``) — the fields a MAXPOOL of the schedule has."""
+    k, s, g = d["pool_k"], d["pool_s"], d["og_count"]
+    pt, pl, w = d["pool_pad_t"], d["pool_pad_l"], d["out_w"]
+    return {"op": Op.MAXPOOL, "depthwise": 1, "in_zp": d["out_zp"], "out_zp": d["out_zp"], "kernel_h": k,
+            "kernel_w": k, "stride_h": s, "stride_w": s, "pad_t": pt, "pad_l": pl, "pad_en": 1, "g_count": 1,
+            "in_h": d["out_h"], "in_w": w, "out_h": d["pool_out_h"], "out_w": d["pool_out_w"], "og_count": g,
+            "win_addr0": -(pt * w + pl) * g, "row_step": s * w * g, "pix_step": s * g, "ky_step": w * g,
+            "kx_step": g, "taps": k * k, "out_addr": d["out_addr"], "out_pitch": d["out_pitch"]}
+
+
 def _compute(d: dict, act_read, weight_tag, quant_tag, write) -> None:
-    """One descriptor on tagged memories: ``act_read(addr)``, ``weight_tag(addr)``, ``write(addr, tag)``."""
+    """One descriptor on tagged memories: ``act_read(addr)``, ``weight_tag(addr)``, ``write(addr, tag)``; a
+    fused pool (``pool_en``) pools the tile's words on their way out."""
+    if d.get("pool_en"):
+        scratch: dict[int, int] = {}
+        _compute({**d, "pool_en": 0, "out_addr": 0, "out_pitch": d["og_count"]}, act_read, weight_tag,
+                 quant_tag, scratch.__setitem__)
+        _compute(_pool_descriptor(d), scratch.__getitem__, weight_tag, quant_tag, write)
+        return
     d = {"weight_addr": 0, "quant_addr": 0, **d}
     ft, conv = _fields_tag(d), d["op"] == Op.CONV
     ins, ws = [], []
