@@ -142,6 +142,14 @@ def cmd_compile(args) -> int:
     convs = sum(1 for l in p.layers if l.kind == "conv")
     _log(f"compiled {args.model} -> {res.out_dir}/: {len(p.layers)} layers ({convs} conv), "
          f"{res.config.mac_units} MAC units, {res.config.memory} mode, {res.timings['total']:.1f} s")
+    if res.config.dram:
+        from fireforge.core.compiled import Compiled
+
+        d = Compiled.load(res.out_dir).dram
+        pred = d["predicted"]
+        _log(f"DRAM mode: {d['bytes_read']:,} bytes read, {d['bytes_written']:,} written per inference; predicted "
+             f"{pred['cycles']:,} cycles ({pred['stall_cycles'] / pred['cycles']:.0%} waiting for memory), "
+             f"{pred['fps']:.1f} fps at {pred['clock_mhz']:g} MHz")
     return 0
 
 

@@ -10,7 +10,8 @@ transfer queue is next free, when the core is — and costs
   (:class:`Bus`: measured on the ULX3S LiteDRAM core, docs/dram.md);
 * the command fetch as bus bytes too (64 bytes per command, prefetched beside the transfers).
 
-Layer boundaries are the ``mark`` transfers, as the simulation stamps them.
+Layer boundaries are the ``mark`` transfers, as the simulation stamps them; per layer the model also says how
+long the core and the bus were busy in it, and so whether it is memory-bound (the bus busier than the core).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from fireforge.core.descriptor import COMMAND_BYTES, Op, unpack_command
 from fireforge.sw.dram_emit import word_bytes
 from fireforge.sw.perf import engine_timing, layer_cycles
 
-__all__ = ["Bus", "BUSES", "BOARD_BUS", "StreamPrediction", "predict_stream", "predict_compiled_stream"]
+__all__ = ["Bus", "BUSES", "BOARD_BUS", "StreamPrediction", "predict_stream", "predict_compiled_stream",
+           "bus_for"]
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,27 @@ BUSES = {"ulx3s": Bus(1.92, 1.92, 4, 50.0),
 BOARD_BUS = {"ulx3s-85f": "ulx3s", "arty-a7-100": "arty", "kc705": "kc705"}
 
 
+def bus_for(board: str | None) -> Bus:
+    """The bus a DRAM-mode engine on ``board`` sees (none: the simulated ULX3S profile's)."""
+    return BUSES[BOARD_BUS.get(board, "ulx3s")]
+
+
 @dataclass
 class StreamPrediction:
     cycles: int
     compute_cycles: int                  # cycles the core is busy
     layer_cycles: list[int]              # between mark transfers, as the simulation stamps layers
     bus_cycles: int                      # cycles the transfer queue is busy
+    layer_compute: list[int]             # per mark span: cycles of the tiles issued in it
+    layer_bus: list[int]                 # per mark span: cycles of its transfers and command fetches
 
     @property
     def stall_cycles(self) -> int:
         return self.cycles - self.compute_cycles
+
+    def bound(self, span: int) -> str:
+        """``"memory"`` when the bus was busier than the core in mark span ``span``, else ``"compute"``."""
+        return "memory" if self.layer_bus[span] > self.layer_compute[span] else "compute"
 
 
 def predict_stream(commands: list[dict], config: EngineConfig, bus: Bus, variant: BuildVariant | None = None
@@ -63,11 +76,13 @@ def predict_stream(commands: list[dict], config: EngineConfig, bus: Bus, variant
     """Cycles of one run of ``commands`` (field dicts in stream order) on the DRAM-mode engine of ``config``."""
     t = engine_timing(config, variant)
     now = core_free = busy = bus_busy = 0
-    stamps = []
+    stamps, spans = [], []
+    span_core = span_bus = 0.0
     fetch = COMMAND_BYTES / bus.read_bytes_per_cycle
     for c in commands:
         now += fetch                                   # the command's own bytes share the bus
         bus_busy += fetch
+        span_bus += fetch
         op = c["op"]
         if op == Op.END:
             break
@@ -79,16 +94,21 @@ def predict_stream(commands: list[dict], config: EngineConfig, bus: Bus, variant
             cost = nbytes / rate + c["runs"] * bus.per_run
             now += cost
             bus_busy += cost
+            span_bus += cost
             if c.get("mark"):
                 stamps.append(now)
+                spans.append((round(span_core), round(span_bus)))
+                span_core = span_bus = 0.0
         else:
             start = max(now, core_free)
             cycles = layer_cycles(c, t)
             core_free, now = start + cycles, start
             busy += cycles
+            span_core += cycles
     end = max(now, core_free)
     marks = [round(s) for s in stamps]
-    return StreamPrediction(round(end), busy, [b - a for a, b in zip([0, *marks], marks)], round(bus_busy))
+    return StreamPrediction(round(end), busy, [b - a for a, b in zip([0, *marks], marks)], round(bus_busy),
+                            [c for c, _ in spans], [b for _, b in spans])
 
 
 def predict_compiled_stream(compiled, bus: Bus | str = "ulx3s", variant: BuildVariant | None = None

@@ -167,7 +167,18 @@ def build(program: Program, sched: Schedule, config: EngineConfig, *, base: int 
     return DramProgram(dmap, em.commands, traffic)
 
 
-def summary(dp: DramProgram) -> dict:
-    """The manifest's ``dram`` entry: the map, the totals and every layer's tiling and traffic."""
-    return {"map": dp.map.to_dict(), "bytes_read": dp.bytes_read, "bytes_written": dp.bytes_written,
-            "layers": [l.to_dict() for l in dp.layers]}
+def summary(dp: DramProgram, prediction=None, bus=None) -> dict:
+    """The manifest's ``dram`` entry: the map, the totals and every layer's tiling and traffic; with the cycle
+    model's ``prediction`` (:func:`fireforge.sw.dram_perf.predict_stream` on ``bus``), its totals and, per layer
+    with stores of its own, its predicted cycles, compute cycles and bound."""
+    layers = [l.to_dict() for l in dp.layers]
+    out = {"map": dp.map.to_dict(), "bytes_read": dp.bytes_read, "bytes_written": dp.bytes_written, "layers": layers}
+    if prediction is not None:
+        marked = [l for l in layers if not (l["fused_into"] or l["stored_by"])]
+        for k, l in enumerate(marked):
+            l.update(predicted_cycles=prediction.layer_cycles[k], predicted_compute=prediction.layer_compute[k],
+                     bound=prediction.bound(k))
+        out["predicted"] = {"cycles": prediction.cycles, "compute_cycles": prediction.compute_cycles,
+                            "stall_cycles": prediction.stall_cycles, "clock_mhz": bus.clock_mhz,
+                            "fps": bus.clock_mhz * 1e6 / prediction.cycles}
+    return out

@@ -34,7 +34,7 @@ from fireforge.core.numerics import requant_multiplier
 from fireforge.core.program import ConvLayer, Program
 from fireforge.core.quant import QUANT_LANE_BYTES, pack_lanes
 from fireforge.errors import FireforgeError
-from fireforge.sw import dram_program
+from fireforge.sw import dram_perf, dram_program
 from fireforge.sw.schedule import Schedule, schedule
 
 __all__ = ["write_images", "weight_words", "quant_words", "folded_bias", "descriptor_words", "MANIFEST_VERSION"]
@@ -120,7 +120,8 @@ def write_images(program: Program, config: EngineConfig, out: Path) -> EngineCon
         dp = dram_program.build(program, replace(sched, config=resolved), resolved)
         raw = np.frombuffer(dp.command_bytes(), np.uint8).reshape(-1, COMMAND_BYTES)
         images["commands"] = _write(out, "commands", raw, 8 * COMMAND_BYTES)
-        dram = dram_program.summary(dp)
+        bus = dram_perf.bus_for(program.meta.get("board"))
+        dram = dram_program.summary(dp, dram_perf.predict_stream(dp.commands, resolved, bus), bus)
     (out / "engine.json").write_text(json.dumps(resolved.to_dict(), indent=1))
     manifest = {
         "fireforge": MANIFEST_VERSION,

@@ -27,10 +27,16 @@ class LayerReport:
     size: int
     dram_bytes_read: int | None = None       # DRAM mode: weights, requant words and maps this layer loads
     dram_bytes_written: int | None = None
+    predicted_cycles: int | None = None      # DRAM mode: the cycle model's (sw.dram_perf), and what bounds it
+    bound: str | None = None
+    #: DRAM mode: the ideal cycles of every layer the ``cycles`` cover — this one and those before it without
+    #: cycles of their own (a chain through the buffer: a fused pool's writers, a Fire's squeeze and expands)
+    span_ideal: int | None = None
 
     @property
     def utilization(self) -> float | None:
-        return None if not self.cycles else self.ideal_cycles / self.cycles
+        ideal = self.ideal_cycles if self.span_ideal is None else self.span_ideal
+        return None if not self.cycles else ideal / self.cycles
 
 
 @dataclass
@@ -43,6 +49,7 @@ class SimReport:
     output_mismatches: int
     hw: HwResult
     board: str | None = None
+    predicted_cycles: int | None = None      # DRAM mode: the cycle model's total for this program
 
     @property
     def mismatches(self) -> int:
@@ -69,14 +76,15 @@ class SimReport:
         h = self.hw
         return {"board": self.board, "memory": "dram", "dram_bytes_read": h.dram_bytes_read,
                 "dram_bytes_written": h.dram_bytes_written, "stall_cycles": h.stall_cycles,
-                "compute_cycles": h.compute_cycles, "clock_mhz": h.clock_mhz, "fps": self.fps}
+                "compute_cycles": h.compute_cycles, "clock_mhz": h.clock_mhz, "fps": self.fps,
+                "predicted_cycles": self.predicted_cycles}
 
     def to_json(self) -> dict:
         extra = self.dram_json() if self.dram else {"board": self.board, "memory": "resident"}
         return {"layers": [{"name": l.name, "kind": l.kind, "cycles": l.cycles, "ideal_cycles": l.ideal_cycles,
                             "utilization": l.utilization, "mismatches": l.mismatches, "size": l.size,
-                            **({"dram_bytes_read": l.dram_bytes_read, "dram_bytes_written": l.dram_bytes_written}
-                               if self.dram else {})}
+                            **({"dram_bytes_read": l.dram_bytes_read, "dram_bytes_written": l.dram_bytes_written,
+                                "predicted_cycles": l.predicted_cycles, "bound": l.bound} if self.dram else {})}
                            for l in self.layers], **extra,
                 "total_cycles": self.total_cycles, "ideal_cycles": self.ideal_cycles,
                 "utilization": self.utilization, "mac_units": self.mac_units,
@@ -106,7 +114,7 @@ def simulate(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVa
         hw = rtl_run(compiled, x, variant=variant, dump_layers=dump_layers, stall_seed=stall_seed,
                      read_latency=read_latency, build_root=build_root, progress=progress)
     traffic = {l["name"]: l for l in compiled.dram["layers"]} if config.dram else {}
-    rows = []
+    rows, span = [], 0
     for i, layer in enumerate(program.layers):
         mine = g.layer_outputs[layer.name]
         got = hw.layer_outputs.get(layer.name)
@@ -115,12 +123,17 @@ def simulate(compiled: Compiled | str | Path, x: np.ndarray, *, variant: BuildVa
         slot = i if config.dram else compiled.slot(entry) if entry.in_rom else None
         cycles = hw.layer_cycles[slot] if slot is not None and slot < len(hw.layer_cycles) else None
         t = traffic.get(layer.name, {})
-        rows.append(LayerReport(layer.name, layer.kind, cycles, ideal_cycles(program, layer, config), mism,
-                                int(mine.size), t.get("dram_bytes_read"), t.get("write_bytes")))
+        ideal = ideal_cycles(program, layer, config)
+        span += ideal
+        rows.append(LayerReport(layer.name, layer.kind, cycles, ideal, mism, int(mine.size), t.get("dram_bytes_read"),
+                                t.get("write_bytes"), t.get("predicted_cycles"), t.get("bound"),
+                                span if config.dram and cycles is not None else None))
+        span = 0 if cycles is not None else span
     out_mism = diff(hw.output, g.output)[1]
     is_scores = hw.output.shape[1:] == (1, 1)     # class scores: top-5 means something
     return SimReport(rows, hw.cycles, config.mac_units, top5(hw.output) if is_scores else [],
-                     top5(g.output) if is_scores else [], out_mism, hw, board)
+                     top5(g.output) if is_scores else [], out_mism, hw, board,
+                     (compiled.dram or {}).get("predicted", {}).get("cycles") if config.dram else None)
 
 
 #: the boards whose DRAM profile is simulated (the Arty's and the KC705's models would hold 256 MB / 1 GB)
@@ -157,13 +170,15 @@ def format_report(rep: SimReport) -> str:
     w = max(len(l.name) for l in rep.layers)
     dram = rep.dram
     head = f"{'layer':<{w}}  {'kind':<8} {'cycles':>10} {'ideal':>10} {'util':>6} {'mismatch':>9} {'of':>8}"
-    lines = [head + (f" {'DRAM read':>10} {'written':>9}" if dram else "")]
+    lines = [head + (f" {'DRAM read':>10} {'written':>9} {'predicted':>10} {'bound':>7}" if dram else "")]
     for l in rep.layers:
         util = "" if l.utilization is None else f"{l.utilization:6.1%}"
         cyc = "" if l.cycles is None else str(l.cycles)
         mm = "-" if l.mismatches is None else str(l.mismatches)
         row = f"{l.name:<{w}}  {l.kind:<8} {cyc:>10} {l.ideal_cycles:>10} {util:>6} {mm:>9} {l.size:>8}"
-        lines.append(row + (f" {l.dram_bytes_read:>10} {l.dram_bytes_written:>9}" if dram else ""))
+        pred = "" if l.predicted_cycles is None else str(l.predicted_cycles)
+        lines.append(row + (f" {l.dram_bytes_read:>10} {l.dram_bytes_written:>9} {pred:>10} {l.bound or '':>7}"
+                            if dram else ""))
     lines.append(f"total cycles {rep.total_cycles}, ideal {rep.ideal_cycles} on {rep.mac_units} MAC units: "
                  f"utilization {rep.utilization:.1%}")
     lines.append(f"output tensor: {rep.output_mismatches} mismatching bytes; all compared layers: "
@@ -175,6 +190,11 @@ def format_report(rep: SimReport) -> str:
         lines.append(f"DRAM ({rep.board or 'ulx3s-85f'} profile, LiteDRAM controller): {d['dram_bytes_read']:,} bytes "
                      f"read, {d['dram_bytes_written']:,} written; {d['stall_cycles']:,} cycles with the engine "
                      f"waiting for memory ({d['stall_cycles'] / rep.total_cycles:.1%}); {d['fps']:.1f} fps at "
-                     f"{d['clock_mhz']:g} MHz")
+                     f"{d['clock_mhz']:g} MHz"
+                     + (f"; the cycle model predicted {rep.predicted_cycles:,} ({rep.predicted_cycles / rep.total_cycles - 1:+.1%})"
+                        if rep.predicted_cycles else ""))
+    if dram:
+        lines.append("(a row's cycles and util cover it and the rows above it without cycles: layers chained through "
+                     "the buffer; bound: what the cycle model says limits them)")
     lines.append(f"Verilator: {rep.hw.sim_seconds:.1f} s simulated run")
     return "\n".join(lines)

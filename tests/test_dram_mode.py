@@ -89,6 +89,32 @@ def test_tiled_network_byte_exact_on_litedram(bypass_dram, stall_seed):
         assert abs(pred.compute_cycles / hw.compute_cycles - 1) < 0.05, (pred.compute_cycles, hw.compute_cycles)
 
 
+def test_simulate_board_command(bypass_dram, tmp_path, capsys):
+    """``fireforge simulate OUT --board ulx3s-85f`` on a DRAM-mode compile: byte-exact, the issue's top-level JSON
+    figures, per layer its two byte counts, the cycle model's cycles and bound where the layer has cycles (a
+    chain's last layer), within 5 % of the simulation in total; the text report says what a row covers."""
+    import json
+
+    from fireforge.cli import main
+
+    np.save(tmp_path / "x.npy", _x(bypass_dram, 3))
+    args = ["simulate", str(bypass_dram.out_dir), "--board", "ulx3s-85f", "--input", str(tmp_path / "x.npy")]
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mismatches"] == 0 and doc["memory"] == "dram" and doc["clock_mhz"] == 50
+    assert (doc["dram_bytes_read"], doc["dram_bytes_written"]) == (bypass_dram.dram["bytes_read"],
+                                                                  bypass_dram.dram["bytes_written"])
+    assert 0 < doc["stall_cycles"] < doc["total_cycles"] and doc["fps"] == pytest.approx(50e6 / doc["total_cycles"])
+    assert abs(doc["predicted_cycles"] / doc["total_cycles"] - 1) < 0.05
+    with_cycles = [l for l in doc["layers"] if l["cycles"] is not None]
+    assert with_cycles and all(l["bound"] in ("memory", "compute") and l["predicted_cycles"] > 0 for l in with_cycles)
+    assert all(l["bound"] is None for l in doc["layers"] if l["cycles"] is None)
+    assert sum(l["dram_bytes_written"] for l in doc["layers"]) == doc["dram_bytes_written"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "predicted" in text and "chained through the buffer" in text and "0 mismatching bytes" in text
+
+
 def test_fused_pools_byte_exact_on_litedram(build_model, tmp_path):
     """Max pools in their writers' output path (their input never exists whole): every stored layer
     byte-exact, the fused writers' layers reported as not kept, and less DRAM traffic than without fusion."""
