@@ -1,0 +1,133 @@
+"""The whole DRAM-mode board in simulation, on a pseudo-terminal (issue #20): ``fireforge run OUT --port sim``.
+
+:class:`BoardSimTop` is what the board top holds minus the PLL and the pins: the engine side
+(:class:`~fireforge.hw.link.DramBoardCore`: the DRAM-mode engine, the UART host link, the AXI owner mux),
+LiteDRAM's ULX3S ``--sim`` core (the controller's RTL with ``SDRAMPHYModel``, :mod:`fireforge.sim.litedram`) and
+the init sequencer on its ``wb_ctrl`` — all on the profile's one clock. Its only ports are the UART pins and the
+LEDs. It is Verilated with ``board_sim.cpp`` as ``main``: the C++ loop bridges the pins to a pty at the bit
+level (no Python per cycle) and can damage the line (``line_errors``). The DRAM starts empty: the host uploads
+the program over the link, as on a board after power-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from fireforge.core.config import BuildVariant
+from fireforge.errors import FireforgeError
+from fireforge.sim import litedram
+from fireforge.sim.build_cache import cached_build
+
+__all__ = ["BoardSimTop", "BoardSim", "build", "start", "SIM_DIVISOR"]
+
+TOP = "ff_board_sim"
+#: UART clock cycles per bit on the simulated line (the receiver's minimum: the fastest line to simulate; a
+#: board runs its bridge's baud rate, e.g. 3 Mbaud at 50 MHz = 17)
+SIM_DIVISOR = 4
+HARNESS = Path(__file__).with_name("board_sim.cpp")
+
+
+class BoardSimTop(wiring.Component):
+    """The board's engine side, LiteDRAM's sim core and its init sequencer on one clock; ports ``uart_rx``,
+    ``uart_tx``, ``leds``."""
+
+    def __init__(self, config, core: litedram.LiteDRAMCore, *, variant=None, divisor: int = SIM_DIVISOR):
+        from fireforge.hw.link import DramBoardCore
+
+        self.core = core
+        addr_width = (core.profile.size_bytes - 1).bit_length()
+        self.board = DramBoardCore(config, variant or BuildVariant(), data_width=core.axi_data_width,
+                                   addr_width=addr_width, id_width=core.config["user_ports"]["axi_0"]["id_width"],
+                                   clk_hz=core.profile.clock_mhz * 1e6, divisor=divisor)
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(8)})
+
+    def elaborate(self, platform):
+        from fireforge.hw.dram.init_sequencer import DramInitSequencer
+
+        m = Module()
+        m.submodules.board = b = self.board
+        m.submodules.seq = seq = DramInitSequencer(litedram.init_sequence(self.core))
+        m.d.comb += [b.uart_rx.eq(self.uart_rx), self.uart_tx.eq(b.uart_tx), self.leds.eq(b.leds)]
+        requests = {n: getattr(b.m_axi, n) for n, member in b.axi_sig.members.items() if member.flow == Out}
+        m.submodules.dram, responses = litedram.sim_core_instance(self.core, b.axi_sig, requests, seq.bus,
+                                                                  init_done=b.init_done, init_error=b.init_error)
+        m.d.comb += [getattr(b.m_axi, n).eq(sig) for n, sig in responses.items()]
+        return m
+
+
+def build(config, *, variant=None, build_root: Path | None = None, divisor: int = SIM_DIVISOR) -> Path:
+    """The Verilated board (the binary), built once per content under ``build_root/verilator``."""
+    from amaranth.back import verilog
+
+    from fireforge.core.tools import verilator_env
+    from fireforge.hw.top import verilog_ports
+    from fireforge.sim.dram_run import DATA_WIDTH, ID_WIDTH, PROFILE
+    from fireforge.sim.dram_top import _hdl_sources
+    from fireforge.sim.hw_run import default_build_root
+    from fireforge.sim.verilator_build import BUILD_FLAGS, WAIVERS, log_excerpt
+
+    root = Path(build_root) if build_root is not None else default_build_root()
+    core = litedram.generate(PROFILE, axi_data_width=DATA_WIDTH, axi_id_width=ID_WIDTH, build_root=root)
+    sim_top = litedram.write_sim_top(core)
+    top = BoardSimTop(config, core, variant=variant, divisor=divisor)
+    text = verilog.convert(top, name=TOP, emit_src=False, ports=verilog_ports(top))
+    sources = [WAIVERS, *_hdl_sources(text), core.verilog, sim_top, HARNESS]
+    key = hashlib.sha256(text.encode() + b"".join(Path(s).read_bytes() for s in sources)).hexdigest()[:16]
+
+    def make(out: Path) -> dict:
+        (out / f"{TOP}.v").write_text(text)
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", TOP, "--prefix", "Vtop",
+               "-o", TOP, "-Mdir", str(out), "--no-timing", *BUILD_FLAGS, str(WAIVERS), str(out / f"{TOP}.v"),
+               *map(str, sources[1:])]
+        log = out / "build.log"
+        with log.open("w") as f:
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **verilator_env()})
+        if r.returncode or not (out / TOP).is_file():
+            raise FireforgeError(f"Verilator build of the simulated board failed; log {log}:\n{log_excerpt(log)}")
+        return {"key": key, "toplevel": TOP}
+
+    return cached_build(root / "verilator" / f"{TOP}-{key}", make) / TOP
+
+
+@dataclass
+class BoardSim:
+    """A running simulated board: its pty (``port``) and process."""
+    port: str
+    process: subprocess.Popen
+
+    def close(self) -> str:
+        """Stop the simulation; returns its line statistics."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            _, err = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return err.strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def start(config, *, line_errors: float = 0.0, seed: int = 1, variant=None, build_root: Path | None = None,
+          divisor: int = SIM_DIVISOR) -> BoardSim:
+    """Build (or reuse) and start the simulated board for ``config``; returns once its pty exists."""
+    binary = build(config, variant=variant, build_root=build_root, divisor=divisor)
+    proc = subprocess.Popen([str(binary), f"+divisor={divisor}", f"+line_errors={line_errors}", f"+seed={seed}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = proc.stdout.readline().strip()
+    if not port:
+        raise FireforgeError(f"the simulated board did not start: {proc.stderr.read().strip()[-500:]}")
+    return BoardSim(port, proc)

@@ -1,0 +1,233 @@
+"""The host side of link protocol v2 (:mod:`fireforge.core.link`): a serial port, framed requests with retries,
+and the board's commands as methods. The same code drives a board's ``/dev/ttyUSB0`` and the simulated board's
+pty (:mod:`fireforge.sim.board_sim`).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+import time
+from dataclasses import dataclass, field
+
+from fireforge.core.link import (BOARD_IDS, IDENTIFY_FORMAT, MAX_PAYLOAD, STATUS_FORMAT, SYNC_RESPONSE, VERSION, Cmd,
+                                 Status, StatusBits, parse_frame, request_frame)
+from fireforge.errors import FireforgeError
+
+__all__ = ["LinkError", "LinkStats", "LineTiming", "SerialPort", "LinkClient", "Identity", "BoardStatus"]
+
+
+class LinkError(FireforgeError):
+    pass
+
+
+class SerialPort:
+    """A serial device (or pty) in raw mode: pyserial when it is installed (``pip install fireforge[board]``),
+    else the POSIX terminal interface directly."""
+
+    def __init__(self, device: str, baud: int):
+        self.device = device
+        try:
+            import serial
+        except ImportError:
+            serial = None
+        try:
+            if serial is not None:
+                self._port = serial.Serial(device, baud, timeout=0, write_timeout=None)
+                self._fd = self._port.fileno()
+            else:
+                import termios
+                import tty
+
+                self._port = None
+                self._fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+                tty.setraw(self._fd)
+                attrs = termios.tcgetattr(self._fd)
+                speed = getattr(termios, f"B{baud}", None)
+                if speed is None:
+                    raise LinkError(f"{device}: {baud} baud is not a termios speed; install pyserial")
+                attrs[4] = attrs[5] = speed
+                termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
+        except OSError as e:
+            raise LinkError(f"{device}: cannot open the serial port ({e.strerror or e})") from None
+
+    def write(self, data: bytes) -> None:
+        if self._port is not None:
+            self._port.write(data)
+            return
+        view = memoryview(data)
+        while view:
+            select.select([], [self._fd], [], 1.0)
+            try:
+                n = os.write(self._fd, view)
+            except BlockingIOError:
+                continue
+            view = view[n:]
+
+    def read(self, timeout: float) -> bytes:
+        """What arrives within ``timeout`` seconds (at least one byte, or b"")."""
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(self._fd, 65536)
+        except BlockingIOError:
+            return b""
+
+    def close(self) -> None:
+        if self._port is not None:
+            self._port.close()
+        else:
+            os.close(self._fd)
+
+
+@dataclass(frozen=True)
+class LineTiming:
+    """How long to wait for a response: ``floor`` + 4 × (its bits on the line at ``bit_s`` each + the board's
+    work at ``work_bytes_per_s``). A board: the baud rate's bit time; the simulated board: its line's cycles
+    per bit at a conservative simulation speed."""
+    bit_s: float
+    work_bytes_per_s: float
+    floor: float
+
+    def timeout(self, line_bytes: int, work_bytes: int = 0) -> float:
+        return self.floor + 4 * (10 * line_bytes * self.bit_s + work_bytes / self.work_bytes_per_s)
+
+
+@dataclass
+class LinkStats:
+    requests: int = 0
+    retries: int = 0
+    crc_errors: int = 0          # responses with a bad CRC, and requests the board answered BAD_CRC
+    timeouts: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Identity:
+    board: str
+    version: int
+    status: StatusBits
+    config_hash: bytes
+    data_width: int
+    mac_units: int
+    act_depth: int
+    weight_depth: int
+    quant_depth: int
+
+
+@dataclass
+class BoardStatus:
+    bits: StatusBits
+    cycles: int
+    compute_cycles: int
+    bytes_read: int
+    bytes_written: int
+
+
+@dataclass
+class LinkClient:
+    """Requests over ``port`` (a :class:`SerialPort`), each sent until a response with its ``seq`` and a right
+    CRC comes, at most ``retries`` more times."""
+    port: SerialPort
+    timing: LineTiming
+    retries: int = 16
+    stats: LinkStats = field(default_factory=LinkStats)
+    seq: int = 0
+    _buf: bytearray = field(default_factory=bytearray)
+
+    def request(self, cmd: Cmd, payload: bytes = b"", *, reply_bytes: int = 0, work_bytes: int = 0) -> bytes:
+        self.seq = (self.seq + 1) & 0xFF
+        frame = request_frame(self.seq, cmd, payload)
+        self.stats.requests += 1
+        wait = self.timing.timeout(len(frame) + 8 + reply_bytes, work_bytes)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats.retries += 1
+            self._buf.clear()
+            self.port.write(frame)
+            got = self._response(wait)
+            if got is None:
+                continue
+            status, body = got
+            if status == Status.OK:
+                return body
+            if status == Status.BAD_CRC:
+                self.stats.crc_errors += 1
+                continue
+            if status == Status.BUSY:
+                raise LinkError(f"{self.port.device}: the board is busy running the engine ({cmd.name} refused)")
+            raise LinkError(f"{self.port.device}: the board answered {Status(status).name} to {cmd.name}")
+        raise LinkError(f"{self.port.device}: no valid response to {cmd.name} after {self.retries} retries "
+                        f"({self.stats.crc_errors} CRC errors, {self.stats.timeouts} timeouts so far): check the "
+                        f"cable and the baud rate, or lower it")
+
+    def _response(self, wait: float) -> tuple[int, bytes] | None:
+        deadline = time.monotonic() + wait
+        while True:
+            parsed = parse_frame(self._buf, SYNC_RESPONSE)
+            if parsed is False:
+                self.stats.crc_errors += 1
+                return None
+            if parsed is not None:
+                seq, status, body = parsed
+                if seq == self.seq:
+                    return status, body
+                continue                        # a late answer to an earlier request
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stats.timeouts += 1
+                return None
+            self._buf += self.port.read(min(left, 0.05))
+
+    # -- the commands -----------------------------------------------------------------------------------------
+
+    def identify(self) -> Identity:
+        body = self.request(Cmd.IDENTIFY, reply_bytes=26)
+        if len(body) != struct.calcsize(IDENTIFY_FORMAT) or body[:2] != b"FF":
+            raise LinkError(f"{self.port.device}: not a fireforge board (IDENTIFY answered {body[:8].hex()})")
+        magic, version, board, status, chash, width, macs, act, wts, qnt = struct.unpack(IDENTIFY_FORMAT, body)
+        if version != VERSION:
+            raise LinkError(f"{self.port.device}: the board speaks link protocol {version}, this fireforge {VERSION}; "
+                            f"rebuild the bitstream with this fireforge")
+        names = {v: k for k, v in BOARD_IDS.items()}
+        return Identity(names.get(board, f"board #{board}"), version, StatusBits(status), chash, width, macs, act,
+                        wts, qnt)
+
+    def status(self) -> BoardStatus:
+        bits, *counters = struct.unpack(STATUS_FORMAT, self.request(Cmd.STATUS, reply_bytes=17))
+        return BoardStatus(StatusBits(bits), *counters)
+
+    def write(self, addr: int, data: bytes, *, chunk: int = MAX_PAYLOAD - 4, progress=None) -> None:
+        """``data`` at DRAM byte ``addr``, in frames that shrink while the line damages them and grow back."""
+        size, good, done = min(chunk, MAX_PAYLOAD - 4), 0, 0
+        while done < len(data):
+            n = min(size, len(data) - done)
+            before = self.stats.retries
+            self.request(Cmd.WRITE, struct.pack("<I", addr + done) + data[done:done + n], work_bytes=n)
+            done += n
+            if progress:
+                progress(n)
+            if self.stats.retries > before:
+                size, good = max(16, size // 2), 0
+            else:
+                good += 1
+                if good >= 8 and size < chunk:
+                    size, good = min(chunk, size * 2), 0
+
+    def read(self, addr: int, count: int, *, chunk: int = MAX_PAYLOAD - 4) -> bytes:
+        out = bytearray()
+        while len(out) < count:
+            n = min(chunk, count - len(out))
+            out += self.request(Cmd.READ, struct.pack("<IH", addr + len(out), n), reply_bytes=n, work_bytes=n)
+        return bytes(out)
+
+    def checksum(self, addr: int, count: int) -> int:
+        return struct.unpack("<I", self.request(Cmd.CHECKSUM, struct.pack("<II", addr, count), reply_bytes=4,
+                                                work_bytes=count))[0]
+
+    def start(self, program_addr: int, commands: int) -> None:
+        self.request(Cmd.START, struct.pack("<I", program_addr) + commands.to_bytes(3, "little"))
