@@ -232,6 +232,23 @@ def cmd_generate(args) -> int:
     return 0
 
 
+# -- run ----------------------------------------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    from fireforge.sw import run as run_mod
+
+    def progress(done, total, r):
+        if total > 1:
+            print(f"\r[{done}/{total}] {r.name}: top-1 {r.top5[:1]}, {r.cycles:,} cycles"
+                  + ("" if r.mismatches is None else f", {r.mismatches} mismatching bytes"),
+                  end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    rep = run_mod.run_board(args.out_dir, args.port, args.input, check=args.check, line_errors=args.line_errors,
+                            baud=args.baud, preprocess=args.preprocess, seed=args.seed, progress=progress, log=_log)
+    print(json.dumps(rep.to_json()) if args.json else run_mod.format_report(rep))
+    return 0 if not rep.mismatches else 1
+
+
 # -- parser -------------------------------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -376,6 +393,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the DRAM-mode engine and the board's LiteDRAM controller (ulx3s-85f profile)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("run", help="run a DRAM-mode OUT/ on a board (or the simulated board) over the host link")
+    r.add_argument("out_dir", metavar="OUT")
+    r.add_argument("--port", required=True, help="the board's serial device (e.g. /dev/ttyUSB0), or sim: the "
+                                                 "whole board simulated (engine, link, LiteDRAM) on a pty")
+    r.add_argument("--input", required=True, help="an image, a .npy tensor, or a folder of them (a batch)")
+    r.add_argument("--check", action="store_true", help="compare every output byte with the golden model")
+    r.add_argument("--line-errors", type=_number(0, 1, low_open=False, high_open=True, what=" (a probability per byte)"), default=0.0,
+                   metavar="P", help="with --port sim: flip / drop / duplicate each byte on the line with "
+                                     "probability P")
+    r.add_argument("--baud", type=_integer(9600, 12_000_000, " baud"), default=3_000_000,
+                   help="the serial line's rate (default 3000000: the ULX3S's FT231X; the bitstream's must match)")
+    r.add_argument("--seed", type=_integer(0, 2**31 - 1, ""), default=1, help="--line-errors' random seed")
+    r.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for image inputs")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="Verilog for the engine that runs OUT/ (+ the ROM images it reads)")
     gen.add_argument("out_dir")

@@ -32,6 +32,9 @@ TOP = "ff_board_sim"
 #: UART clock cycles per bit on the simulated line (the receiver's minimum: the fastest line to simulate; a
 #: board runs its bridge's baud rate, e.g. 3 Mbaud at 50 MHz = 17)
 SIM_DIVISOR = 4
+#: cycles without a byte after which the simulated board drops a request: 2,000 bytes' time on its line, a few
+#: ms of the host's time at the simulation's speed (the host waits ≥ 0.3 s for an answer, see sw.link_client)
+SIM_FRAME_TIMEOUT = 2000 * 10 * SIM_DIVISOR
 HARNESS = Path(__file__).with_name("board_sim.cpp")
 
 
@@ -46,7 +49,8 @@ class BoardSimTop(wiring.Component):
         addr_width = (core.profile.size_bytes - 1).bit_length()
         self.board = DramBoardCore(config, variant or BuildVariant(), data_width=core.axi_data_width,
                                    addr_width=addr_width, id_width=core.config["user_ports"]["axi_0"]["id_width"],
-                                   clk_hz=core.profile.clock_mhz * 1e6, divisor=divisor)
+                                   clk_hz=core.profile.clock_mhz * 1e6, divisor=divisor,
+                                   frame_timeout=SIM_FRAME_TIMEOUT)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(8)})
 
     def elaborate(self, platform):

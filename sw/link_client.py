@@ -15,11 +15,19 @@ from fireforge.core.link import (BOARD_IDS, IDENTIFY_FORMAT, MAX_PAYLOAD, STATUS
                                  Status, StatusBits, parse_frame, request_frame)
 from fireforge.errors import FireforgeError
 
-__all__ = ["LinkError", "LinkStats", "LineTiming", "SerialPort", "LinkClient", "Identity", "BoardStatus"]
+__all__ = ["LinkError", "LinkTimeout", "LinkStats", "LineTiming", "SerialPort", "LinkClient", "Identity", "BoardStatus"]
+
+
+#: the smallest WRITE frame's data (a multiple of every port's beat)
+MIN_CHUNK = 16
 
 
 class LinkError(FireforgeError):
     pass
+
+
+class LinkTimeout(LinkError):
+    """No valid response after the retries: the line, not the board, said no."""
 
 
 class SerialPort:
@@ -117,6 +125,7 @@ class Identity:
     act_depth: int
     weight_depth: int
     quant_depth: int
+    clock_mhz: float
 
 
 @dataclass
@@ -139,12 +148,14 @@ class LinkClient:
     seq: int = 0
     _buf: bytearray = field(default_factory=bytearray)
 
-    def request(self, cmd: Cmd, payload: bytes = b"", *, reply_bytes: int = 0, work_bytes: int = 0) -> bytes:
+    def request(self, cmd: Cmd, payload: bytes = b"", *, reply_bytes: int = 0, work_bytes: int = 0,
+                retries: int | None = None) -> bytes:
+        retries = self.retries if retries is None else retries
         self.seq = (self.seq + 1) & 0xFF
         frame = request_frame(self.seq, cmd, payload)
         self.stats.requests += 1
         wait = self.timing.timeout(len(frame) + 8 + reply_bytes, work_bytes)
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             if attempt:
                 self.stats.retries += 1
             self._buf.clear()
@@ -161,7 +172,7 @@ class LinkClient:
             if status == Status.BUSY:
                 raise LinkError(f"{self.port.device}: the board is busy running the engine ({cmd.name} refused)")
             raise LinkError(f"{self.port.device}: the board answered {Status(status).name} to {cmd.name}")
-        raise LinkError(f"{self.port.device}: no valid response to {cmd.name} after {self.retries} retries "
+        raise LinkTimeout(f"{self.port.device}: no valid response to {cmd.name} after {retries} retries "
                         f"({self.stats.crc_errors} CRC errors, {self.stats.timeouts} timeouts so far): check the "
                         f"cable and the baud rate, or lower it")
 
@@ -186,33 +197,41 @@ class LinkClient:
     # -- the commands -----------------------------------------------------------------------------------------
 
     def identify(self) -> Identity:
-        body = self.request(Cmd.IDENTIFY, reply_bytes=26)
+        body = self.request(Cmd.IDENTIFY, reply_bytes=struct.calcsize(IDENTIFY_FORMAT))
         if len(body) != struct.calcsize(IDENTIFY_FORMAT) or body[:2] != b"FF":
             raise LinkError(f"{self.port.device}: not a fireforge board (IDENTIFY answered {body[:8].hex()})")
-        magic, version, board, status, chash, width, macs, act, wts, qnt = struct.unpack(IDENTIFY_FORMAT, body)
+        magic, version, board, status, chash, width, macs, act, wts, qnt, khz = struct.unpack(IDENTIFY_FORMAT, body)
         if version != VERSION:
             raise LinkError(f"{self.port.device}: the board speaks link protocol {version}, this fireforge {VERSION}; "
                             f"rebuild the bitstream with this fireforge")
         names = {v: k for k, v in BOARD_IDS.items()}
         return Identity(names.get(board, f"board #{board}"), version, StatusBits(status), chash, width, macs, act,
-                        wts, qnt)
+                        wts, qnt, khz / 1e3)
 
     def status(self) -> BoardStatus:
         bits, *counters = struct.unpack(STATUS_FORMAT, self.request(Cmd.STATUS, reply_bytes=17))
         return BoardStatus(StatusBits(bits), *counters)
 
     def write(self, addr: int, data: bytes, *, chunk: int = MAX_PAYLOAD - 4, progress=None) -> None:
-        """``data`` at DRAM byte ``addr``, in frames that shrink while the line damages them and grow back."""
+        """``data`` at DRAM byte ``addr``, in frames that shrink while the line damages them (a frame of n bytes
+        gets through a line that damages a fraction p of the bytes with probability (1 − p)^n) and grow back."""
         size, good, done = min(chunk, MAX_PAYLOAD - 4), 0, 0
         while done < len(data):
             n = min(size, len(data) - done)
             before = self.stats.retries
-            self.request(Cmd.WRITE, struct.pack("<I", addr + done) + data[done:done + n], work_bytes=n)
+            try:
+                self.request(Cmd.WRITE, struct.pack("<I", addr + done) + data[done:done + n], work_bytes=n,
+                             retries=None if size <= MIN_CHUNK else 2)
+            except LinkTimeout:
+                if size <= MIN_CHUNK:
+                    raise
+                size, good = max(MIN_CHUNK, size // 4), 0
+                continue
             done += n
             if progress:
                 progress(n)
             if self.stats.retries > before:
-                size, good = max(16, size // 2), 0
+                size, good = max(MIN_CHUNK, size // 2), 0
             else:
                 good += 1
                 if good >= 8 and size < chunk:

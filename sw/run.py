@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from fireforge.errors import FireforgeError
 from fireforge.sw.compare import top5
 from fireforge.sw.link_client import LinkClient, LinkError
 
-__all__ = ["ImageResult", "RunSession", "upload_program"]
+__all__ = ["ImageResult", "RunSession", "RunReport", "upload_program", "run_board", "format_report", "input_files"]
 
 
 @dataclass
@@ -68,9 +69,8 @@ def upload_program(client: LinkClient, c: Compiled, log=lambda msg: None) -> dic
 class RunSession:
     """One board (``client``) and one compile output: identified, program uploaded, then :meth:`infer`."""
 
-    def __init__(self, compiled: Compiled, client: LinkClient, *, clock_mhz: float, log=lambda msg: None,
-                 init_timeout_s: float = 10.0):
-        self.c, self.client, self.clock_mhz = compiled, client, clock_mhz
+    def __init__(self, compiled: Compiled, client: LinkClient, *, log=lambda msg: None, init_timeout_s: float = 10.0):
+        self.c, self.client = compiled, client
         if not compiled.config.dram:
             raise FireforgeError(f"{compiled.out_dir} is a resident-mode program; fireforge run drives DRAM-mode "
                                  f"boards (compile with --board NAME for a board whose DRAM it needs)")
@@ -91,7 +91,7 @@ class RunSession:
         if bits & StatusBits.INIT_ERROR or not bits & StatusBits.INIT_DONE:
             raise FireforgeError(f"{client.port.device}: the {ident.board}'s DRAM controller did not initialise "
                                  f"(status {bits!r}); power-cycle the board")
-        self.board = ident.board
+        self.board, self.clock_mhz = ident.board, ident.clock_mhz
         t0 = time.perf_counter()
         self.uploaded = upload_program(client, compiled, log)
         self.upload_s = time.perf_counter() - t0
@@ -127,3 +127,106 @@ class RunSession:
 
             mism = int(np.count_nonzero(got != golden.run(c.program, x).output))
         return ImageResult(name, top5(got) if got.shape[1:] == (1, 1) else [], st.cycles, st.cycles / (self.clock_mhz * 1e3), wall, mism, got)
+
+
+@dataclass
+class RunReport:
+    board: str
+    clock_mhz: float
+    uploaded: dict
+    upload_s: float
+    images: list[ImageResult]
+    link: dict
+    line: str = ""               # the simulated line's statistics
+
+    @property
+    def mismatches(self) -> int | None:
+        m = [r.mismatches for r in self.images]
+        return None if None in m else sum(m)
+
+    def to_json(self) -> dict:
+        first = self.images[0]
+        return {"board": self.board, "clock_mhz": self.clock_mhz, "top5": first.top5, "cycles": first.cycles,
+                **({"mismatches": self.mismatches} if self.mismatches is not None else {}),
+                "upload": {"bytes": self.uploaded, "seconds": self.upload_s},
+                "images": [r.to_dict() for r in self.images], "link": self.link}
+
+
+def input_files(path: Path) -> list[Path]:
+    """``--input``: one file, or a folder's images and .npy files (sorted)."""
+    from fireforge.sw.inputs import IMAGE_SUFFIXES
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
+        if not files:
+            raise FireforgeError(f"{path}: no images or .npy files in the folder")
+        return files
+    if not path.is_file():
+        raise FireforgeError(f"{path}: no such input file or folder")
+    return [path]
+
+
+def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: float = 0.0, baud: int = 3_000_000,
+              preprocess: str = "torchvision", seed: int = 1, retries: int = 16, progress=None,
+              log=lambda msg: None) -> RunReport:
+    """``fireforge run``: ``OUT/`` on the board at ``port`` (a serial device, or ``"sim"``: the simulated board
+    on a pty, whose line damages a fraction ``line_errors`` of the bytes)."""
+    from fireforge.sw.compile import input_shape
+    from fireforge.sw.inputs import load_input
+    from fireforge.sw.link_client import LineTiming, SerialPort
+
+    c = Compiled.load(out_dir)
+    files = input_files(Path(inputs))
+    if line_errors and port != "sim":
+        raise FireforgeError("--line-errors damages the simulated line only: use it with --port sim")
+    if not 0 <= line_errors < 1:
+        raise FireforgeError(f"--line-errors {line_errors}: a probability per byte, from 0 to below 1")
+    if not c.config.dram:
+        raise FireforgeError(f"{c.out_dir} is a resident-mode program; fireforge run drives DRAM-mode boards "
+                             f"(compile with --board NAME for a board whose DRAM it needs)")
+    sim = None
+    if port == "sim":
+        from fireforge.sim import board_sim
+
+        log("building or reusing the simulated board (engine, host link, LiteDRAM controller), then starting it")
+        sim = board_sim.start(c.config, line_errors=line_errors, seed=seed)
+        device, timing = sim.port, LineTiming(board_sim.SIM_DIVISOR / 2e5, 2e5, 0.3)
+    else:
+        device, timing = port, LineTiming(1 / baud, 20e6, 0.1)
+    serial = SerialPort(device, baud)
+    try:
+        client = LinkClient(serial, timing, retries=retries)
+        session = RunSession(c, client, log=log)
+        shape = input_shape(c.program)
+        results = []
+        for i, f in enumerate(files):
+            x = load_input(f, shape, preprocess)
+            results.append(session.infer(x, f.name, check=check))
+            if progress:
+                progress(i + 1, len(files), results[-1])
+        line = ""
+    finally:
+        serial.close()
+        if sim is not None:
+            line = sim.close()
+    return RunReport(session.board, session.clock_mhz, session.uploaded, session.upload_s, results,
+                     client.stats.to_dict(), line)
+
+
+def format_report(rep: RunReport) -> str:
+    lines = [f"{rep.board} at {rep.clock_mhz:g} MHz: program upload "
+             + (", ".join(f"{k} {v:,} B" for k, v in rep.uploaded.items() if v) or "skipped (the board holds it)")
+             + f" in {rep.upload_s:.1f} s"]
+    for r in rep.images:
+        check = "" if r.mismatches is None else f", {r.mismatches} mismatching bytes vs golden"
+        lines.append(f"{r.name}: top-5 {r.top5}, {r.cycles:,} engine cycles = {r.latency_ms:.2f} ms on the board, "
+                     f"{r.wall_s:.2f} s on the host{check}")
+    if len(rep.images) > 1:
+        cyc = [r.cycles for r in rep.images]
+        lines.append(f"{len(rep.images)} inputs: mean {sum(cyc) / len(cyc):,.0f} cycles, "
+                     f"{sum(r.wall_s for r in rep.images) / len(rep.images):.2f} s per input on the host"
+                     + ("" if rep.mismatches is None else f", {rep.mismatches} mismatching bytes in all"))
+    k = rep.link
+    lines.append(f"link: {k['requests']:,} requests, {k['retries']} retries, {k['crc_errors']} CRC errors, "
+                 f"{k['timeouts']} timeouts" + (f"; {rep.line}" if rep.line else ""))
+    return "\n".join(lines)

@@ -13,7 +13,8 @@ over ``seq`` … the last payload byte. ``len`` ≤ :data:`MAX_PAYLOAD`.
 The board buffers a request whole and acts only when its CRC is right (a flipped address byte never
 writes anywhere). A request with a bad CRC gets a response with status :data:`Status.BAD_CRC` and the
 ``seq`` as received, no payload; bytes before a sync pair are skipped (resynchronisation after garbage),
-and a frame whose bytes stop arriving for :data:`FRAME_TIMEOUT_S` is abandoned. The host sends each request
+and a frame whose bytes stop arriving for :data:`FRAME_TIMEOUT_S` is abandoned (shorter than the host's
+response timeout: a frame cut short by a lost byte is dropped before the host sends it again). The host sends each request
 until a response with its ``seq`` and a right CRC arrives — on a timeout, a response it cannot parse, or
 ``BAD_CRC`` — at most ``retries`` times, then fails with one clear error. Every command is idempotent but
 START, which the board runs once per ``seq``: a repeated START with the ``seq`` of the one it last accepted
@@ -24,7 +25,8 @@ Commands (payload → response payload):
 ==========  ======================================  ====================================================
 IDENTIFY    —                                        magic ``FF``, version (1), board id (1), status (1),
                                                      config hash (8), data width bits (1), mac_units (2),
-                                                     act / weight / quant depth (4 each)   — 26 bytes
+                                                     act / weight / quant depth, engine clock in kHz
+                                                     (4 each)   — 30 bytes
 WRITE       address (4), data                        — ; data length a multiple of the port's beat bytes
 READ        address (4), count (2)                   ``count`` bytes of DRAM from ``address``
 CHECKSUM    address (4), count (4)                   CRC-32 (zlib's) of ``count`` DRAM bytes (4)
@@ -59,8 +61,8 @@ SYNC_RESPONSE = b"\x5a\xa5"
 MAX_PAYLOAD = 1028
 #: a frame whose next byte does not come within this many seconds (of the board's clock) is abandoned
 FRAME_TIMEOUT_S = 0.01
-#: ``<`` magic(2) version board status hash(8) width mac_units act weight quant
-IDENTIFY_FORMAT = "<2sBBB8sBHIII"
+#: ``<`` magic(2) version board status hash(8) width mac_units act weight quant clock_khz
+IDENTIFY_FORMAT = "<2sBBB8sBHIIII"
 STATUS_FORMAT = "<BIIII"
 #: board ids in IDENTIFY (fireforge.hw.board.catalogue names)
 BOARD_IDS = {"sim": 0, "ulx3s-85f": 1, "arty-a7-100": 2, "kc705": 3}

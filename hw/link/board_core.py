@@ -50,6 +50,10 @@ class DramBoardCore(wiring.Component):
         The engine clock; with ``baud`` it sets the UART divisor (``divisor`` overrides).
     board : str
         The board id IDENTIFY reports (:data:`fireforge.core.link.BOARD_IDS`).
+    frame_timeout : int, optional
+        Cycles without a byte after which a request is abandoned (default
+        :data:`~fireforge.core.link.FRAME_TIMEOUT_S` of the clock; it must be shorter than the host's response
+        timeout, so that a frame cut short is dropped before the host sends it again).
 
     Members
     -------
@@ -63,16 +67,17 @@ class DramBoardCore(wiring.Component):
 
     def __init__(self, config: EngineConfig, variant: BuildVariant = BuildVariant(), *, data_width: int,
                  addr_width: int, id_width: int, clk_hz: float, baud: int = 3_000_000, board: str = "sim",
-                 divisor: int | None = None, max_burst: int = 64, outstanding: int = 2):
+                 divisor: int | None = None, frame_timeout: int | None = None, max_burst: int = 64,
+                 outstanding: int = 2):
         from fireforge.hw.dram.dram_engine import DramEngine
 
         self.config, self.divisor = config, divisor or uart_divisor(clk_hz, baud)
         self.engine = DramEngine(config, variant, data_width=data_width, addr_width=addr_width, id_width=id_width,
                                  max_burst=max_burst, outstanding=outstanding)
         ident = identify_bytes(board=board, config_hash=config_hash(config.to_dict()), data_width=data_width,
-                               config=config)
+                               config=config, clk_hz=clk_hz)
         self.link = LinkController(identify=ident, data_width=data_width, addr_width=addr_width, id_width=id_width,
-                                   timeout=max(64, int(FRAME_TIMEOUT_S * clk_hz)))
+                                   timeout=frame_timeout or int(FRAME_TIMEOUT_S * clk_hz))
         self.axi_sig = AXI4(data_width=data_width, addr_width=addr_width, id_width=id_width)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "init_done": In(1),
                           "init_error": In(1), "leds": Out(8), "m_axi": Out(self.axi_sig)})

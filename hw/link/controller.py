@@ -22,7 +22,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fireforge.core.link import BOARD_IDS, MAX_PAYLOAD, VERSION, Cmd, Status
+from fireforge.core.link import BOARD_IDS, IDENTIFY_FORMAT, MAX_PAYLOAD, VERSION, Cmd, Status
 from fireforge.hw.dram.axi import AXI4Read, AXI4Write
 from fireforge.hw.dram.dma import ReadDma, WriteDma
 from fireforge.hw.link.frames import FrameReceiver, FrameSender
@@ -43,10 +43,11 @@ def crc32_step(m, crc, byte):
     return crc
 
 
-def identify_bytes(*, board: str, config_hash: bytes, data_width: int, config) -> bytes:
+def identify_bytes(*, board: str, config_hash: bytes, data_width: int, config, clk_hz: float) -> bytes:
     """IDENTIFY's payload with status 0 (byte 4 is the live status)."""
-    return struct.pack("<2sBBB8sBHIII", b"FF", VERSION, BOARD_IDS[board], 0, config_hash, data_width,
-                       config.mac_units, config.act_depth, config.weight_depth, config.quant_depth)
+    return struct.pack(IDENTIFY_FORMAT, b"FF", VERSION, BOARD_IDS[board], 0, config_hash, data_width,
+                       config.mac_units, config.act_depth, config.weight_depth, config.quant_depth,
+                       round(clk_hz / 1e3))
 
 
 class LinkController(wiring.Component):
@@ -109,7 +110,7 @@ class LinkController(wiring.Component):
         data_len = rx.length - 4                          # a WRITE's data bytes
         aligned = addr[:shift] == 0 if shift else Const(1)
 
-        # the response: status code, length, and a payload of up to 26 bytes from a register, or READ's bytes
+        # the response: status code, length, and a payload of IDENTIFY's or STATUS's bytes from a register, or READ's bytes
         code, length = Signal(8), Signal(11)
         words = Signal(8 * len(self.identify))
         from_dma = Signal()

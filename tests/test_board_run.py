@@ -1,0 +1,111 @@
+"""The whole DRAM-mode board in simulation, driven by ``fireforge run --port sim`` (issue #20): the engine, the
+host link (protocol v2) and LiteDRAM's controller Verilated together, the UART pins bridged to a pty, the real
+client on the other end — the code path a board's /dev/ttyUSB0 takes. The DRAM starts empty: the program is
+uploaded over the link (once: a second session finds the checksums right), the input written, the engine
+started and polled, the output read back and compared with the golden model byte for byte."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("litedram")
+
+from fireforge.cli import main  # noqa: E402
+from fireforge.core.compiled import Compiled  # noqa: E402
+from fireforge.core.config import EngineConfig  # noqa: E402
+from fireforge.core.link import (MAX_PAYLOAD, SYNC_REQUEST, SYNC_RESPONSE, Cmd, Status, crc16, parse_frame,  # noqa: E402
+                                 request_frame, response_frame)
+from fireforge.sw.compile import compile_model  # noqa: E402
+
+#: the ULX3S's DRAM-mode engine for v1.1 at 224 (compile --board ulx3s-85f): the board's own buffers
+ULX3S = EngineConfig(mac_units=64, memory="dram", act_depth=32768, weight_depth=256, quant_depth=64, desc_depth=2)
+#: a small engine for the line-error runs
+SMALL = EngineConfig(mac_units=16, memory="dram", act_depth=2048, weight_depth=1024, quant_depth=16, desc_depth=2)
+
+
+def test_frames_round_trip_and_resync():
+    """The protocol's frames (fireforge.core.link): CRC-16/CCITT-FALSE's check value, a frame found after
+    garbage, a damaged frame dropped (and the next one still found), a bad length skipped."""
+    assert crc16(b"123456789") == 0x29B1
+    f = request_frame(7, Cmd.WRITE, b"\x00\x01\x02\x03" + bytes(range(16)))
+    buf = bytearray(b"\x00\xa5\x13" + f)
+    assert parse_frame(buf, SYNC_REQUEST) == (7, Cmd.WRITE, f[6:-2]) and not buf
+    bad = bytearray(f)
+    bad[10] ^= 0x40
+    buf = bytearray(bad + response_frame(3, Status.OK, b"xy"))
+    assert parse_frame(buf, SYNC_REQUEST) is False
+    assert parse_frame(buf, SYNC_REQUEST) is None            # the response is not a request
+    buf = bytearray(SYNC_RESPONSE + struct.pack("<BBH", 1, 0, MAX_PAYLOAD + 1) + response_frame(4, Status.BUSY))
+    assert parse_frame(buf, SYNC_RESPONSE) == (4, Status.BUSY, b"")
+
+
+@pytest.fixture(scope="module")
+def v11_64(build_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("board_run") / "v11"
+    compile_model(build_model("v1_1", input_size=64), out, config=ULX3S)
+    return Compiled.load(out)
+
+
+def _input(tmp_path, c, seed, name="x.npy"):
+    t = c.program.tensors[c.program.input]
+    path = tmp_path / name
+    np.save(path, np.random.default_rng(seed).standard_normal((1, t.channels, t.height, t.width)).astype(np.float32))
+    return path
+
+
+def test_full_width_v1_1_on_the_simulated_board(v11_64, tmp_path, capsys):
+    """v1.1 (full width, 1000 classes) at 64x64 on the simulated ULX3S board: upload, run, read, byte-exact; the
+    engine's cycles as the DRAM-mode simulation without the link measures them (same engine, same controller)."""
+    from fireforge.sim.dram_hw_run import dram_rtl_run
+
+    x = _input(tmp_path, v11_64, 4)
+    assert main(["run", str(v11_64.out_dir), "--port", "sim", "--input", str(x), "--check", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mismatches"] == 0 and doc["board"] == "sim" and doc["clock_mhz"] == 50
+    assert len(doc["top5"]) == 5 and doc["link"]["retries"] == 0
+    m = v11_64.dram["map"]
+    assert doc["upload"]["bytes"] == {"weights": m["weight_bytes"], "requant words": m["quant_bytes"],
+                                      "commands": 64 * m["command_count"]}
+    hw = dram_rtl_run(v11_64, np.load(x))
+    assert abs(doc["cycles"] / hw.cycles - 1) < 0.01, (doc["cycles"], hw.cycles)
+
+
+@pytest.mark.parametrize("p", [0.01])
+def test_damaged_line_is_byte_exact_or_one_clear_error(build_model, tmp_path, capsys, p):
+    """1 % of the bytes flipped, dropped or doubled, both ways: every inference byte-exact, the damage seen
+    (CRC errors, retries); a folder runs as a batch."""
+    out = tmp_path / "fire"
+    compile_model(build_model("fire", in_channels=16, squeeze=8, expand1x1=16, expand3x3=16, input_size=12), out,
+                  config=SMALL)
+    c = Compiled.load(out)
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i in range(3):
+        _input(folder, c, 10 + i, f"x{i}.npy")
+    code = main(["run", str(out), "--port", "sim", "--input", str(folder), "--check", "--json",
+                 "--line-errors", str(p), "--seed", "5"])
+    captured = capsys.readouterr()
+    if code == 2:       # the retries ran out: one line, naming the line
+        assert captured.err.count("\n") == 1 and "retries" in captured.err
+        return
+    doc = json.loads(captured.out)
+    assert code == 0 and doc["mismatches"] == 0 and len(doc["images"]) == 3
+    assert all(r["mismatches"] == 0 for r in doc["images"])
+    assert doc["link"]["crc_errors"] > 0 and doc["link"]["retries"] > 0
+
+
+def test_refusals(v11_64, tmp_path, capsys):
+    """One line, exit 2: --line-errors on a real port, a resident-mode OUT, a missing input."""
+    x = _input(tmp_path, v11_64, 1)
+    assert main(["run", str(v11_64.out_dir), "--port", "/dev/ttyUSB9", "--input", str(x), "--line-errors",
+                 "0.1"]) == 2
+    assert "--port sim" in capsys.readouterr().err
+    assert main(["run", str(v11_64.out_dir), "--port", "sim", "--input", str(tmp_path / "nope.npy")]) == 2
+    assert "nope.npy" in capsys.readouterr().err
+    assert main(["run", str(v11_64.out_dir), "--port", "/dev/ttyUSB9", "--input", str(x)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/dev/ttyUSB9" in err
