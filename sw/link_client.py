@@ -212,24 +212,22 @@ class LinkClient:
         bits, *counters = struct.unpack(STATUS_FORMAT, self.request(Cmd.STATUS, reply_bytes=17))
         return BoardStatus(StatusBits(bits), *counters)
 
-    def write(self, addr: int, data: bytes, *, chunk: int = MAX_PAYLOAD - 4, progress=None) -> None:
-        """``data`` at DRAM byte ``addr``, in frames that shrink while the line damages them (a frame of n bytes
-        gets through a line that damages a fraction p of the bytes with probability (1 − p)^n) and grow back."""
-        size, good, done = min(chunk, MAX_PAYLOAD - 4), 0, 0
-        while done < len(data):
-            n = min(size, len(data) - done)
+    def _chunked(self, total: int, chunk: int, send) -> None:
+        """``send(offset, n)`` over ``total`` bytes in frames that shrink while the line damages them (a frame of
+        n bytes gets through a line that damages a fraction p of its bytes with probability (1 − p)^n) and grow
+        back after eight clean ones."""
+        size, good, done = chunk, 0, 0
+        while done < total:
+            n = min(size, total - done)
             before = self.stats.retries
             try:
-                self.request(Cmd.WRITE, struct.pack("<I", addr + done) + data[done:done + n], work_bytes=n,
-                             retries=None if size <= MIN_CHUNK else 2)
+                send(done, n, None if size <= MIN_CHUNK else 2)
             except LinkTimeout:
                 if size <= MIN_CHUNK:
                     raise
                 size, good = max(MIN_CHUNK, size // 4), 0
                 continue
             done += n
-            if progress:
-                progress(n)
             if self.stats.retries > before:
                 size, good = max(MIN_CHUNK, size // 2), 0
             else:
@@ -237,11 +235,18 @@ class LinkClient:
                 if good >= 8 and size < chunk:
                     size, good = min(chunk, size * 2), 0
 
+    def write(self, addr: int, data: bytes, *, chunk: int = MAX_PAYLOAD - 4) -> None:
+        """``data`` at DRAM byte ``addr``."""
+        self._chunked(len(data), chunk, lambda at, n, retries: self.request(
+            Cmd.WRITE, struct.pack("<I", addr + at) + data[at:at + n], work_bytes=n, retries=retries))
+
     def read(self, addr: int, count: int, *, chunk: int = MAX_PAYLOAD - 4) -> bytes:
-        out = bytearray()
-        while len(out) < count:
-            n = min(chunk, count - len(out))
-            out += self.request(Cmd.READ, struct.pack("<IH", addr + len(out), n), reply_bytes=n, work_bytes=n)
+        out = bytearray(count)
+
+        def send(at, n, retries):
+            out[at:at + n] = self.request(Cmd.READ, struct.pack("<IH", addr + at, n), reply_bytes=n, work_bytes=n,
+                                          retries=retries)
+        self._chunked(count, chunk, send)
         return bytes(out)
 
     def checksum(self, addr: int, count: int) -> int:

@@ -190,7 +190,7 @@ def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: f
 
         log("building or reusing the simulated board (engine, host link, LiteDRAM controller), then starting it")
         sim = board_sim.start(c.config, line_errors=line_errors, seed=seed)
-        device, timing = sim.port, LineTiming(board_sim.SIM_DIVISOR / 2e5, 2e5, 0.3)
+        device, timing = sim.port, board_sim.sim_timing()
     else:
         device, timing = port, LineTiming(1 / baud, 20e6, 0.1)
     serial = SerialPort(device, baud)
