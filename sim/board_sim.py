@@ -32,10 +32,10 @@ TOP = "ff_board_sim"
 #: UART clock cycles per bit on the simulated line (the receiver's minimum: the fastest line to simulate; a
 #: board runs its bridge's baud rate, e.g. 3 Mbaud at 50 MHz = 17)
 SIM_DIVISOR = 4
-#: cycles without a byte after which the simulated board drops a request: 200 bytes' time on its line, ~10 ms
-#: of the host's time at the simulation's speed (~1 M cycles/s), below the 50 ms it waits at least for an answer
-#: (:data:`SIM_TIMING`)
-SIM_FRAME_TIMEOUT = 200 * 10 * SIM_DIVISOR
+#: cycles without a byte after which the simulated board drops a request: 100 bytes' time on its line, ~5 ms
+#: of the host's time at the simulation's speed (~1 M cycles/s), below the 20 ms it waits at least for an answer
+#: (:func:`sim_timing`)
+SIM_FRAME_TIMEOUT = 100 * 10 * SIM_DIVISOR
 HARNESS = Path(__file__).with_name("board_sim.cpp")
 
 
@@ -44,7 +44,7 @@ def sim_timing():
     conservative 200 k simulated cycles per second."""
     from fireforge.sw.link_client import LineTiming
 
-    return LineTiming(SIM_DIVISOR / 2e5, 2e5, 0.05)
+    return LineTiming(SIM_DIVISOR / 2e5, 2e5, 0.05, 0.02)
 
 
 class BoardSimTop(wiring.Component):

@@ -92,12 +92,14 @@ class SerialPort:
 
 @dataclass(frozen=True)
 class LineTiming:
-    """How long to wait for a response: ``floor`` + 4 × (its bits on the line at ``bit_s`` each + the board's
-    work at ``work_bytes_per_s``). A board: the baud rate's bit time; the simulated board: its line's cycles
-    per bit at a conservative simulation speed."""
+    """How long to wait for a response, at most: ``floor`` + 4 × (its bits on the line at ``bit_s`` each + the
+    board's work at ``work_bytes_per_s``). A board: the baud rate's bit time; the simulated board: its line's
+    cycles per bit at a conservative simulation speed. Once exchanges have been timed, the client waits 4 × the
+    measured seconds per line byte instead when that is shorter, but never less than ``min_wait``."""
     bit_s: float
     work_bytes_per_s: float
     floor: float
+    min_wait: float
 
     def timeout(self, line_bytes: int, work_bytes: int = 0) -> float:
         return self.floor + 4 * (10 * line_bytes * self.bit_s + work_bytes / self.work_bytes_per_s)
@@ -147,6 +149,7 @@ class LinkClient:
     stats: LinkStats = field(default_factory=LinkStats)
     seq: int = 0
     _buf: bytearray = field(default_factory=bytearray)
+    _per_byte: float | None = None         # measured seconds per line byte of clean exchanges (a moving average)
 
     def request(self, cmd: Cmd, payload: bytes = b"", *, reply_bytes: int = 0, work_bytes: int = 0,
                 retries: int | None = None) -> bytes:
@@ -154,17 +157,24 @@ class LinkClient:
         self.seq = (self.seq + 1) & 0xFF
         frame = request_frame(self.seq, cmd, payload)
         self.stats.requests += 1
-        wait = self.timing.timeout(len(frame) + 8 + reply_bytes, work_bytes)
+        line = len(frame) + 8 + reply_bytes
+        wait = self.timing.timeout(line, work_bytes)
+        if self._per_byte is not None and work_bytes <= 4 * line:
+            wait = max(self.timing.min_wait, min(wait, 4 * self._per_byte * line))
         for attempt in range(retries + 1):
             if attempt:
                 self.stats.retries += 1
             self._buf.clear()
+            t0 = time.monotonic()
             self.port.write(frame)
             got = self._response(wait)
             if got is None:
                 continue
             status, body = got
             if status == Status.OK:
+                if not attempt and work_bytes <= 4 * line:
+                    rate = (time.monotonic() - t0) / line
+                    self._per_byte = rate if self._per_byte is None else 0.8 * self._per_byte + 0.2 * rate
                 return body
             if status == Status.BAD_CRC:
                 self.stats.crc_errors += 1

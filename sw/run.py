@@ -192,7 +192,7 @@ def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: f
         sim = board_sim.start(c.config, line_errors=line_errors, seed=seed)
         device, timing = sim.port, board_sim.sim_timing()
     else:
-        device, timing = port, LineTiming(1 / baud, 20e6, 0.1)
+        device, timing = port, LineTiming(1 / baud, 20e6, 0.1, 0.03)   # USB bridges answer in ≥ 1-16 ms
     serial = SerialPort(device, baud)
     try:
         client = LinkClient(serial, timing, retries=retries)
