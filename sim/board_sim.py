@@ -26,25 +26,18 @@ from fireforge.errors import FireforgeError
 from fireforge.sim import litedram
 from fireforge.sim.build_cache import cached_build
 
-__all__ = ["BoardSimTop", "BoardSim", "build", "start", "sim_timing", "SIM_DIVISOR", "SIM_FRAME_TIMEOUT"]
+__all__ = ["BoardSimTop", "BoardSim", "build", "start", "SIM_DIVISOR", "SIM_FRAME_TIMEOUT"]
 
 TOP = "ff_board_sim"
 #: UART clock cycles per bit on the simulated line (the receiver's minimum: the fastest line to simulate; a
 #: board runs its bridge's baud rate, e.g. 3 Mbaud at 50 MHz = 17)
 SIM_DIVISOR = 4
 #: cycles without a byte after which the simulated board drops a request: 100 bytes' time on its line, ~5 ms
-#: of the host's time at the simulation's speed (~1 M cycles/s), below the 20 ms it waits at least for an answer
-#: (:func:`sim_timing`)
+#: of the host's time at the simulation's speed (~1 M cycles/s), below the 20 ms the host waits at least for an answer
+#: (fireforge.sw.run)
 SIM_FRAME_TIMEOUT = 100 * 10 * SIM_DIVISOR
 HARNESS = Path(__file__).with_name("board_sim.cpp")
 
-
-def sim_timing():
-    """The host's response timeouts for the simulated board (sw.link_client.LineTiming): its line at a
-    conservative 200 k simulated cycles per second."""
-    from fireforge.sw.link_client import LineTiming
-
-    return LineTiming(SIM_DIVISOR / 2e5, 2e5, 0.05, 0.02)
 
 
 class BoardSimTop(wiring.Component):

@@ -110,3 +110,20 @@ def test_refusals(v11_64, tmp_path, capsys):
     assert main(["run", str(v11_64.out_dir), "--port", "/dev/ttyUSB9", "--input", str(x)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "/dev/ttyUSB9" in err and err.startswith("fireforge: error:")
+
+
+@pytest.mark.slow
+def test_v1_1_224_on_the_simulated_board(build_model, tmp_path, capsys):
+    """--runslow (~3 min): v1.1 at 224x224 compiled for the ULX3S, on the simulated board over its link,
+    byte-exact, its cycles as the DRAM-mode simulation measures them."""
+    from fireforge.sim.dram_hw_run import dram_rtl_run
+
+    out = tmp_path / "v11"
+    compile_model(build_model("v1_1"), out, board="ulx3s-85f")
+    c = Compiled.load(out)
+    x = _input(tmp_path, c, 7)
+    assert main(["run", str(out), "--port", "sim", "--input", str(x), "--check", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mismatches"] == 0
+    hw = dram_rtl_run(c, np.load(x))
+    assert abs(doc["cycles"] / hw.cycles - 1) < 0.01, (doc["cycles"], hw.cycles)
