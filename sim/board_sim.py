@@ -33,7 +33,7 @@ TOP = "ff_board_sim"
 #: board runs its bridge's baud rate, e.g. 3 Mbaud at 50 MHz = 17)
 SIM_DIVISOR = 4
 #: cycles without a byte after which the simulated board drops a request: 100 bytes' time on its line, ~5 ms
-#: of the host's time at the simulation's speed (~1 M cycles/s), below the 20 ms the host waits at least for an answer
+#: of the host's time at the simulation's speed (~1 M cycles/s), below the 12 ms the host waits at least for an answer
 #: (fireforge.sw.run)
 SIM_FRAME_TIMEOUT = 100 * 10 * SIM_DIVISOR
 HARNESS = Path(__file__).with_name("board_sim.cpp")

@@ -225,7 +225,7 @@ class LinkClient:
     def _chunked(self, total: int, chunk: int, send) -> None:
         """``send(offset, n)`` over ``total`` bytes in frames that shrink while the line damages them (a frame of
         n bytes gets through a line that damages a fraction p of its bytes with probability (1 − p)^n) and grow
-        back after eight clean ones."""
+        back after four clean ones."""
         size, good, done = chunk, 0, 0
         while done < total:
             n = min(size, total - done)
@@ -235,14 +235,14 @@ class LinkClient:
             except LinkTimeout:
                 if size <= MIN_CHUNK:
                     raise
-                size, good = max(MIN_CHUNK, size // 4), 0
+                size, good = max(MIN_CHUNK, size // 2), 0
                 continue
             done += n
             if self.stats.retries > before:
                 size, good = max(MIN_CHUNK, size // 2), 0
             else:
                 good += 1
-                if good >= 8 and size < chunk:
+                if good >= 4 and size < chunk:
                     size, good = min(chunk, size * 2), 0
 
     def write(self, addr: int, data: bytes, *, chunk: int = MAX_PAYLOAD - 4) -> None:

@@ -191,7 +191,7 @@ def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: f
         log("building or reusing the simulated board (engine, host link, LiteDRAM controller), then starting it")
         sim = board_sim.start(c.config, line_errors=line_errors, seed=seed)
         # the simulated line: SIM_DIVISOR cycles per bit at a conservative 200 k simulated cycles per second
-        device, timing = sim.port, LineTiming(board_sim.SIM_DIVISOR / 2e5, 2e5, 0.05, 0.02)
+        device, timing = sim.port, LineTiming(board_sim.SIM_DIVISOR / 2e5, 2e5, 0.05, 0.012)
     else:
         device, timing = port, LineTiming(1 / baud, 20e6, 0.1, 0.03)   # USB bridges answer in ≥ 1-16 ms
     serial = SerialPort(device, baud)
