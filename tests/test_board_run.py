@@ -127,3 +127,44 @@ def test_v1_1_224_on_the_simulated_board(build_model, tmp_path, capsys):
     assert doc["mismatches"] == 0
     hw = dram_rtl_run(c, np.load(x))
     assert abs(doc["cycles"] / hw.cycles - 1) < 0.01, (doc["cycles"], hw.cycles)
+
+
+def test_link_answers_bad_requests(tmp_path):
+    """Raw frames on the simulated board's pty: garbage before a request is skipped, a damaged request is
+    answered BAD_CRC with nothing done, an unknown command BAD_CMD, a misaligned WRITE / READ BAD_ARGS; READ
+    returns what WRITE wrote and CHECKSUM is zlib's CRC-32 of it."""
+    import zlib
+
+    from fireforge.sim import board_sim
+    from fireforge.sw.link_client import SerialPort
+
+    def exchange(port, frame, timeout=5.0):
+        port.write(frame)
+        buf, deadline = bytearray(), __import__("time").monotonic() + timeout
+        while __import__("time").monotonic() < deadline:
+            buf += port.read(0.05)
+            got = parse_frame(buf, SYNC_RESPONSE)
+            if got not in (None, False):
+                return got
+        raise AssertionError("no response")
+
+    with board_sim.start(SMALL) as sim:
+        port = SerialPort(sim.port, 3_000_000)
+        try:
+            seq, status, body = exchange(port, b"\x00\x5a\xa5\xff" + request_frame(1, Cmd.IDENTIFY))
+            assert (seq, status, body[:2]) == (1, Status.OK, b"FF")
+            bad = bytearray(request_frame(2, Cmd.WRITE, struct.pack("<I", 0) + b"\x11" * 16))
+            bad[8] ^= 1
+            assert exchange(port, bytes(bad))[:2] == (2, Status.BAD_CRC)
+            assert exchange(port, request_frame(3, 0x42))[1] == Status.BAD_CMD
+            assert exchange(port, request_frame(4, Cmd.WRITE, struct.pack("<I", 1) + b"\x11" * 16))[1] == Status.BAD_ARGS
+            assert exchange(port, request_frame(5, Cmd.READ, struct.pack("<IH", 0, 3)))[1] == Status.BAD_ARGS
+            data = bytes(range(256)) * 2
+            assert exchange(port, request_frame(6, Cmd.WRITE, struct.pack("<I", 4096) + data))[1] == Status.OK
+            assert exchange(port, request_frame(7, Cmd.READ, struct.pack("<IH", 4096, 512)))[2] == data
+            crc = exchange(port, request_frame(8, Cmd.CHECKSUM, struct.pack("<II", 4096, 512)))[2]
+            assert struct.unpack("<I", crc)[0] == zlib.crc32(data)
+            # the damaged WRITE above wrote nothing: address 0 still reads as the DRAM's power-up zeros
+            assert exchange(port, request_frame(9, Cmd.READ, struct.pack("<IH", 0, 16)))[2] == bytes(16)
+        finally:
+            port.close()
