@@ -9,36 +9,12 @@ controller clock cycles (tRP, tRCD, tWR, tRFC, tREFI, CL... from ``litedram.modu
 profile's ``sys_clk_freq``). The cycles a simulation reports therefore include refreshes, row misses and
 read/write turnarounds of the real controller. ``--no-compile`` skips the BIOS (there is no CPU).
 
-Profiles and where each setting comes from
-------------------------------------------
-Every profile is ``cpu: None`` (no soft CPU: the core gets a ``wb_ctrl`` Wishbone slave port instead,
-through which the init sequence below is driven) and has one AXI4 user port ``axi_0`` whose data width
-is a parameter of :func:`core_config` (the engine's AXI width; LiteDRAM's crossbar converts it to the
-controller's native width: ``sdram_module_nb`` x 8 x 2 (DDR) x phases).
-
-``ulx3s``  Radiona ULX3S. ``examples/ulx3s.yml`` of LiteDRAM (GitHub; the wheel does not ship it):
-           ``memtype SDR``, ``sdram_phy GENSDRPHY``, ``sys_clk_freq 50e6`` (SDR clock = sys clock),
-           ``sdram_module MT48LC16M16``, ``sdram_module_nb 2`` (2 byte groups = the chip's 16-bit bus),
-           ``cmd_buffer_depth 16``. The chip: ULX3S revisions up to v3.0.3 carry a 32 MB 16M x 16 SDR chip
-           (MT48LC16M16A2 or its IS42S16160 twin); some later boards carry the 64 MB AS4C32M16SB.
-           MT48LC16M16 is what LiteDRAM's example and litex-boards' ``radiona_ulx3s`` default use, and a
-           program that fits 32 MB fits both; the timings differ by a few ns (at 50 MHz: the same cycle
-           counts except tRFC). ``dataclasses.replace(PROFILES["ulx3s"], sdram_module="AS4C32M16")`` gives
-           the 64 MB variant.
-``arty``   Digilent Arty A7. ``examples/arty.yml``: ``memtype DDR3``, ``sdram_phy A7DDRPHY``,
-           ``sdram_module MT41K128M16`` (the board's 256 MB DDR3L), ``sdram_module_nb 2`` (16 bits),
-           ``sys_clk_freq 100e6`` (DDR clock = 4 x sys clock, PHY rate 1:4), ``cmd_latency 0``,
-           ``rtt_nom/rtt_wr 60ohm``, ``ron 34ohm``, ``input_clk_freq 100e6``, ``iodelay_clk_freq 200e6``.
-``kc705``  Xilinx KC705. No LiteDRAM example; settings as litex-boards' ``xilinx_kc705`` target:
-           ``sdram_phy K7DDRPHY``, the kit's 1 GB SODIMM ``MT8JTF12864`` (64-bit, ``sdram_module_nb 8``),
-           ``sys_clk_freq 125e6`` (DDR3-1000, rate 1:4), electrical settings and ``cmd_latency`` as
-           LiteDRAM's ``examples/genesys2.yml`` (the other Kintex-7 example), ``input_clk_freq 200e6``
-           (the KC705's 200 MHz system clock).
-
-With ``--sim`` only ``memtype``, ``sdram_module``, ``sdram_module_nb``, ``sys_clk_freq``,
-``cmd_buffer_depth`` and the user ports shape the core (``litedram.gen``: a ``SimPlatform`` gets
-``SDRAMPHYModel`` with ``litedram.phy.model.get_sdram_phy_settings``); the PHY and electrical keys are kept
-so the same YAML generates the board's core without ``--sim`` (issue #9/#20).
+Profiles
+--------
+:class:`DramProfile`, :data:`PROFILES`, :func:`core_config` and :func:`config_yaml` live in
+:mod:`fireforge.hw.board.litedram_core` (one source of truth for these ``--sim`` cores and the board cores of
+issue #20; ``hw`` may not import ``sim``); its docstring says where each setting comes from and which ULX3S
+revisions carry which chip. They are re-exported here.
 
 Initialisation (``cpu: None``)
 ------------------------------
@@ -63,7 +39,7 @@ import hashlib
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import NamedTuple
@@ -71,6 +47,8 @@ from typing import NamedTuple
 from amaranth import ClockSignal, Instance, Signal
 from amaranth.lib.wiring import Out
 
+from fireforge.hw.board.litedram_core import (LITEDRAM_PACKAGES, PROFILES, DramProfile, config_yaml,  # noqa: F401
+                                             core_config)
 from fireforge.sim.build_cache import cached_build, build_info
 from fireforge.sim.verilog_ports import top_port_decls
 
@@ -97,96 +75,7 @@ _DFII_FLAGS = {"DFII_CONTROL_SEL": DFII_CONTROL_SEL, "DFII_CONTROL_CKE": DFII_CO
                "DFII_COMMAND_RAS": 0x08, "DFII_COMMAND_WRDATA": DFII_COMMAND_WRDATA,
                "DFII_COMMAND_RDDATA": DFII_COMMAND_RDDATA}
 
-_PACKAGES = ("litedram", "litex", "migen")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DramProfile:
-    """One board's DRAM as LiteDRAM's YAML keys (see the module docstring for where each comes from).
-
-    Parameters
-    ----------
-    name : str
-        Profile name (``ulx3s``, ``arty``, ``kc705``).
-    memtype, sdram_module, sdram_module_nb, sdram_phy, sys_clk_freq : str, str, int, str, float
-        LiteDRAM's keys of the same names: DRAM type, module class in ``litedram.modules``, byte groups
-        (data bus width / 8), FPGA PHY class, controller clock in Hz.
-    board_keys : dict
-        The rest of the board's YAML (electrical settings, PHY clocks, device); unused by ``--sim``.
-    """
-
-    name: str
-    memtype: str
-    sdram_module: str
-    sdram_module_nb: int
-    sdram_phy: str
-    sys_clk_freq: float
-    cmd_buffer_depth: int = 16
-    board_keys: dict = field(default_factory=dict)
-
-    @property
-    def dram_data_bits(self) -> int:
-        return 8 * self.sdram_module_nb
-
-    @property
-    def clock_mhz(self) -> float:
-        return self.sys_clk_freq / 1e6
-
-    @property
-    def size_bytes(self) -> int:
-        """Capacity: banks x rows x columns x data bus bytes (``litedram.modules``)."""
-        import litedram.modules
-
-        m = getattr(litedram.modules, self.sdram_module)
-        return m.nbanks * m.nrows * m.ncols * self.sdram_module_nb
-
-
-PROFILES: dict[str, DramProfile] = {
-    "ulx3s": DramProfile(name="ulx3s", memtype="SDR", sdram_module="MT48LC16M16", sdram_module_nb=2,
-                         sdram_phy="GENSDRPHY", sys_clk_freq=50e6,
-                         board_keys={"device": "LFE5U-85F-6BG381C"}),
-    # the same chip and PHY with the controller (and, in the simulation, the engine) at 100 MHz: the
-    # MT48LC16M16A2-75 runs CL2 up to 100 MHz; LiteDRAM's ULX3S example runs 50 MHz
-    "ulx3s-100": DramProfile(name="ulx3s-100", memtype="SDR", sdram_module="MT48LC16M16", sdram_module_nb=2,
-                             sdram_phy="GENSDRPHY", sys_clk_freq=100e6,
-                             board_keys={"device": "LFE5U-85F-6BG381C"}),
-    "arty": DramProfile(name="arty", memtype="DDR3", sdram_module="MT41K128M16", sdram_module_nb=2,
-                        sdram_phy="A7DDRPHY", sys_clk_freq=100e6,
-                        board_keys={"speedgrade": -1, "cmd_latency": 0, "sdram_rank_nb": 1,
-                                    "rtt_nom": "60ohm", "rtt_wr": "60ohm", "ron": "34ohm",
-                                    "input_clk_freq": 100e6, "iodelay_clk_freq": 200e6}),
-    "kc705": DramProfile(name="kc705", memtype="DDR3", sdram_module="MT8JTF12864", sdram_module_nb=8,
-                         sdram_phy="K7DDRPHY", sys_clk_freq=125e6,
-                         board_keys={"speedgrade": -2, "cmd_latency": 1, "sdram_rank_nb": 1,
-                                     "rtt_nom": "60ohm", "rtt_wr": "60ohm", "ron": "34ohm",
-                                     "input_clk_freq": 200e6, "iodelay_clk_freq": 200e6}),
-}
-
-
-def core_config(profile: DramProfile, *, axi_data_width: int = 32, axi_id_width: int = 4) -> dict:
-    """The ``litedram_gen`` config for *profile* with one AXI user port of *axi_data_width* bits."""
-    if axi_data_width not in (8, 16, 32, 64, 128, 256, 512):
-        raise ValueError(f"axi_data_width must be a power of two from 8 to 512, not {axi_data_width!r}")
-    if not 1 <= axi_id_width <= 32:
-        raise ValueError(f"axi_id_width must be 1..32, not {axi_id_width!r}")
-    return {
-        **profile.board_keys,
-        "cpu": None,
-        "memtype": profile.memtype,
-        "sdram_module": profile.sdram_module,
-        "sdram_module_nb": profile.sdram_module_nb,
-        "sdram_phy": profile.sdram_phy,
-        "sys_clk_freq": profile.sys_clk_freq,
-        "cmd_buffer_depth": profile.cmd_buffer_depth,
-        "user_ports": {"axi_0": {"type": "axi", "id_width": axi_id_width, "data_width": axi_data_width}},
-    }
-
-
-def config_yaml(config: dict) -> str:
-    """*config* as the YAML ``litedram_gen`` reads (a flow mapping; ``None`` is written as LiteDRAM's
-    examples write it, and ``litedram_gen`` turns the string back into ``None``)."""
-    body = json.dumps(config, indent=4, sort_keys=True)
-    return "# Generated by fireforge.sim.litedram (do not edit)\n" + body.replace(": null", ": None") + "\n"
+_PACKAGES = LITEDRAM_PACKAGES
 
 
 @dataclass(frozen=True)
