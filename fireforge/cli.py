@@ -244,7 +244,8 @@ def cmd_run(args) -> int:
                   end="\n" if done == total else "", file=sys.stderr, flush=True)
 
     rep = run_mod.run_board(args.out_dir, args.port, args.input, check=args.check, line_errors=args.line_errors,
-                            baud=args.baud, preprocess=args.preprocess, seed=args.seed, progress=progress, log=_log)
+                            baud=args.baud, preprocess=args.preprocess, seed=args.seed,
+                            sim_clock_mhz=args.sim_clock, progress=progress, log=_log)
     print(json.dumps(rep.to_json()) if args.json else run_mod.format_report(rep))
     return 0 if not rep.mismatches else 1
 
@@ -406,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baud", type=_integer(9600, 12_000_000, " baud"), default=3_000_000,
                    help="the serial line's rate (default 3000000: the ULX3S's FT231X; the bitstream's must match)")
     r.add_argument("--seed", type=_integer(0, 2**31 - 1, ""), default=1, help="--line-errors' random seed")
+    r.add_argument("--sim-clock", type=_number(10, 500, what=" MHz"), metavar="MHz",
+                   help="with --port sim: the engine's clock (default: the DRAM controller's 50 MHz, one clock); "
+                        "another runs the engine and the controller on two clocks across the board top's "
+                        "clock-domain crossing")
     r.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for image inputs")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_run)

@@ -6,6 +6,8 @@
 // middle of each bit and every byte received is written to the pty. +line_errors=P (0..1) damages the line
 // in both directions: each byte is, with probability P, flipped in one random bit, dropped or sent twice
 // (one of the three at random; +seed=S seeds it). Line statistics go to stderr on SIGTERM.
+// Built with -DTWO_CLOCKS the top has the engine's clk and the controller's dram_clk: +clk_ps / +dram_clk_ps are
+// their periods and the loop steps from edge to edge of either (the UART counts engine cycles).
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +52,9 @@ int main(int argc, char** argv) {
     if ((arg = Verilated::commandArgsPlusMatch("divisor="))[0]) divisor = atoi(strchr(arg, '=') + 1);
     if ((arg = Verilated::commandArgsPlusMatch("line_errors="))[0]) p = atof(strchr(arg, '=') + 1);
     if ((arg = Verilated::commandArgsPlusMatch("seed="))[0]) seed = strtoul(strchr(arg, '=') + 1, nullptr, 10);
+    unsigned long long clk_ps = 20000, dram_ps = 20000;
+    if ((arg = Verilated::commandArgsPlusMatch("clk_ps="))[0]) clk_ps = strtoull(strchr(arg, '=') + 1, nullptr, 10);
+    if ((arg = Verilated::commandArgsPlusMatch("dram_clk_ps="))[0]) dram_ps = strtoull(strchr(arg, '=') + 1, nullptr, 10);
 
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) || unlockpt(master)) { perror("pty"); return 1; }
@@ -65,10 +70,30 @@ int main(int argc, char** argv) {
 
     Damage down{std::mt19937_64(seed), p}, up{std::mt19937_64(seed * 7919 + 1), p};
     Vtop* top = new Vtop;
+    // one engine cycle: up to and including the engine clock's next rising edge
+#ifdef TWO_CLOCKS
+    unsigned long long next_clk = clk_ps / 2, next_dram = dram_ps / 2;
+    auto engine_cycle = [&]() {
+        for (;;) {
+            unsigned long long t = next_clk < next_dram ? next_clk : next_dram;
+            bool rise = false;
+            if (next_clk == t) { top->clk = !top->clk; rise = top->clk; next_clk += clk_ps / 2; }
+            if (next_dram == t) { top->dram_clk = !top->dram_clk; next_dram += dram_ps / 2; }
+            top->eval();
+            if (rise) return;
+        }
+    };
+    top->dram_rst = 1;
+#else
+    auto engine_cycle = [&]() { top->clk = 0; top->eval(); top->clk = 1; top->eval(); };
+#endif
     top->uart_rx = 1;
     top->rst = 1;
-    for (int i = 0; i < 8; i++) { top->clk = 0; top->eval(); top->clk = 1; top->eval(); }
+    for (int i = 0; i < 16; i++) engine_cycle();
     top->rst = 0;
+#ifdef TWO_CLOCKS
+    top->dram_rst = 0;
+#endif
 
     std::deque<unsigned char> to_board;
     int tx_bits = 0, tx_timer = 0;        // bits left of the byte on uart_rx, cycles left of the current bit
@@ -96,10 +121,7 @@ int main(int argc, char** argv) {
             tx_timer = divisor;
         }
         top->uart_rx = tx_bits ? (tx_shift & 1) : 1;
-        top->clk = 0;
-        top->eval();
-        top->clk = 1;
-        top->eval();
+        engine_cycle();
         cycle++;
         if (tx_bits && --tx_timer == 0) { tx_shift >>= 1; tx_bits--; tx_timer = divisor; }
         // board -> host: sample uart_tx in the middle of each bit

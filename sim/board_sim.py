@@ -41,36 +41,60 @@ HARNESS = Path(__file__).with_name("board_sim.cpp")
 
 
 class BoardSimTop(wiring.Component):
-    """The board's engine side, LiteDRAM's sim core and its init sequencer on one clock; ports ``uart_rx``,
-    ``uart_tx``, ``leds``."""
+    """The board's engine side, LiteDRAM's sim core and its init sequencer; ports ``uart_rx``, ``uart_tx``,
+    ``leds``. One clock (``clk``) when ``engine_mhz`` is the profile's; else the engine on ``clk`` and the
+    controller on ``dram_clk``, the AXI port carried across by :class:`~fireforge.hw.dram.axi_cdc.AxiCdc` and
+    ``init_done`` / ``init_error`` synchronised, as the board top does it."""
 
-    def __init__(self, config, core: litedram.LiteDRAMCore, *, variant=None, divisor: int = SIM_DIVISOR):
+    def __init__(self, config, core: litedram.LiteDRAMCore, *, variant=None, divisor: int = SIM_DIVISOR,
+                 engine_mhz: float | None = None):
         from fireforge.hw.link import DramBoardCore
 
         self.core = core
+        self.engine_mhz = engine_mhz or core.profile.clock_mhz
+        self.two_clocks = self.engine_mhz != core.profile.clock_mhz
         addr_width = (core.profile.size_bytes - 1).bit_length()
         self.board = DramBoardCore(config, variant or BuildVariant(), data_width=core.axi_data_width,
                                    addr_width=addr_width, id_width=core.config["user_ports"]["axi_0"]["id_width"],
-                                   clk_hz=core.profile.clock_mhz * 1e6, divisor=divisor,
-                                   frame_timeout=SIM_FRAME_TIMEOUT)
-        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(8)})
+                                   clk_hz=self.engine_mhz * 1e6, divisor=divisor, frame_timeout=SIM_FRAME_TIMEOUT)
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(8),
+                          **({"dram_clk": In(1), "dram_rst": In(1)} if self.two_clocks else {})})
 
     def elaborate(self, platform):
+        from amaranth import ClockDomain, ClockSignal, DomainRenamer, ResetSignal, Signal
+        from amaranth.lib.cdc import FFSynchronizer
+
+        from fireforge.hw.dram.axi_cdc import AxiCdc
         from fireforge.hw.dram.init_sequencer import DramInitSequencer
 
         m = Module()
         m.submodules.board = b = self.board
-        m.submodules.seq = seq = DramInitSequencer(litedram.init_sequence(self.core))
+        dom = "dram" if self.two_clocks else "sync"
+        seq = DramInitSequencer(litedram.init_sequence(self.core))
+        m.submodules.seq = DomainRenamer(dom)(seq) if self.two_clocks else seq
         m.d.comb += [b.uart_rx.eq(self.uart_rx), self.uart_tx.eq(b.uart_tx), self.leds.eq(b.leds)]
-        requests = {n: getattr(b.m_axi, n) for n, member in b.axi_sig.members.items() if member.flow == Out}
+        port = b.m_axi
+        init_done, init_error = Signal(), Signal()
+        if self.two_clocks:
+            m.domains.dram = ClockDomain("dram")
+            m.d.comb += [ClockSignal("dram").eq(self.dram_clk), ResetSignal("dram").eq(self.dram_rst)]
+            m.submodules.cdc = cdc = AxiCdc(b.axi_sig, up_domain="sync", down_domain="dram")
+            wiring.connect(m, b.m_axi, cdc.up)
+            port = cdc.down
+            m.submodules += [FFSynchronizer(init_done, b.init_done), FFSynchronizer(init_error, b.init_error)]
+        else:
+            m.d.comb += [b.init_done.eq(init_done), b.init_error.eq(init_error)]
+        requests = {n: getattr(port, n) for n, member in b.axi_sig.members.items() if member.flow == Out}
         m.submodules.dram, responses = litedram.sim_core_instance(self.core, b.axi_sig, requests, seq.bus,
-                                                                  init_done=b.init_done, init_error=b.init_error)
-        m.d.comb += [getattr(b.m_axi, n).eq(sig) for n, sig in responses.items()]
+                                                                  init_done=init_done, init_error=init_error,
+                                                                  domain=dom)
+        m.d.comb += [getattr(port, n).eq(sig) for n, sig in responses.items()]
         return m
 
 
-def build(config, *, variant=None, build_root: Path | None = None, divisor: int = SIM_DIVISOR) -> Path:
-    """The Verilated board (the binary), built once per content under ``build_root/verilator``."""
+def build(config, *, variant=None, build_root: Path | None = None, divisor: int = SIM_DIVISOR,
+          engine_mhz: float | None = None, profile: str | None = None) -> tuple[Path, "BoardSimTop"]:
+    """The Verilated board (the binary), built once per content under ``build_root/verilator``, and its top."""
     from amaranth.back import verilog
 
     from fireforge.core.tools import verilator_env
@@ -81,9 +105,9 @@ def build(config, *, variant=None, build_root: Path | None = None, divisor: int 
     from fireforge.sim.verilator_build import BUILD_FLAGS, WAIVERS, log_excerpt
 
     root = Path(build_root) if build_root is not None else default_build_root()
-    core = litedram.generate(PROFILE, axi_data_width=DATA_WIDTH, axi_id_width=ID_WIDTH, build_root=root)
+    core = litedram.generate(profile or PROFILE, axi_data_width=DATA_WIDTH, axi_id_width=ID_WIDTH, build_root=root)
     sim_top = litedram.write_sim_top(core)
-    top = BoardSimTop(config, core, variant=variant, divisor=divisor)
+    top = BoardSimTop(config, core, variant=variant, divisor=divisor, engine_mhz=engine_mhz)
     text = verilog.convert(top, name=TOP, emit_src=False, ports=verilog_ports(top))
     sources = [WAIVERS, *_hdl_sources(text), core.verilog, sim_top, HARNESS]
     key = hashlib.sha256(text.encode() + b"".join(Path(s).read_bytes() for s in sources)).hexdigest()[:16]
@@ -91,6 +115,7 @@ def build(config, *, variant=None, build_root: Path | None = None, divisor: int 
     def make(out: Path) -> dict:
         (out / f"{TOP}.v").write_text(text)
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", TOP, "--prefix", "Vtop",
+               *(["-CFLAGS", "-DTWO_CLOCKS"] if top.two_clocks else []),
                "-o", TOP, "-Mdir", str(out), "--no-timing", *BUILD_FLAGS, str(WAIVERS), str(out / f"{TOP}.v"),
                *map(str, sources[1:])]
         log = out / "build.log"
@@ -100,7 +125,7 @@ def build(config, *, variant=None, build_root: Path | None = None, divisor: int 
             raise FireforgeError(f"Verilator build of the simulated board failed; log {log}:\n{log_excerpt(log)}")
         return {"key": key, "toplevel": TOP}
 
-    return cached_build(root / "verilator" / f"{TOP}-{key}", make) / TOP
+    return cached_build(root / "verilator" / f"{TOP}-{key}", make) / TOP, top
 
 
 @dataclass
@@ -128,10 +153,14 @@ class BoardSim:
 
 
 def start(config, *, line_errors: float = 0.0, seed: int = 1, variant=None, build_root: Path | None = None,
-          divisor: int = SIM_DIVISOR) -> BoardSim:
-    """Build (or reuse) and start the simulated board for ``config``; returns once its pty exists."""
-    binary = build(config, variant=variant, build_root=build_root, divisor=divisor)
-    proc = subprocess.Popen([str(binary), f"+divisor={divisor}", f"+line_errors={line_errors}", f"+seed={seed}"],
+          divisor: int = SIM_DIVISOR, engine_mhz: float | None = None, profile: str | None = None) -> BoardSim:
+    """Build (or reuse) and start the simulated board for ``config`` (``engine_mhz``: the engine's clock when
+    it is not the DRAM profile's); returns once its pty exists."""
+    binary, top = build(config, variant=variant, build_root=build_root, divisor=divisor, engine_mhz=engine_mhz,
+                        profile=profile)
+    periods = [f"+clk_ps={round(1e6 / top.engine_mhz)}", f"+dram_clk_ps={round(1e6 / top.core.profile.clock_mhz)}"]
+    proc = subprocess.Popen([str(binary), f"+divisor={divisor}", f"+line_errors={line_errors}", f"+seed={seed}",
+                             *periods],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = proc.stdout.readline().strip()
     if not port:

@@ -242,12 +242,13 @@ def init_sequence(core: LiteDRAMCore) -> list[WishboneWrite]:
     return seq
 
 
-def sim_core_instance(core: LiteDRAMCore, axi_sig, requests: dict, seq_bus, *, init_done, init_error):
-    """The ``ff_litedram_sim`` core of a Verilated bench as an amaranth ``Instance`` on the ``sync`` clock:
+def sim_core_instance(core: LiteDRAMCore, axi_sig, requests: dict, seq_bus, *, init_done, init_error,
+                      domain: str = "sync"):
+    """The ``ff_litedram_sim`` core of a Verilated bench as an amaranth ``Instance`` on ``domain``'s clock:
     ``wb_ctrl`` driven by the init sequencer's bus ``seq_bus``, ``init_done`` / ``init_error`` out, and its AXI
     port: ``requests`` holds a value for every master → core member of ``axi_sig`` (those the core lacks —
     lock, cache, prot — are left off). Returns ``(instance, responses)``: a new signal per core → master member."""
-    ports = {"i_clk": ClockSignal("sync"), "o_init_done": init_done, "o_init_error": init_error}
+    ports = {"i_clk": ClockSignal(domain), "o_init_done": init_done, "o_init_error": init_error}
     for n in ("adr", "dat_w", "sel", "cyc", "stb", "we", "cti", "bte"):
         ports[f"i_wb_ctrl_{n}"] = getattr(seq_bus, n)
     for n in ("dat_r", "ack", "err"):

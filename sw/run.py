@@ -167,18 +167,19 @@ def input_files(path: Path) -> list[Path]:
 
 
 def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: float = 0.0, baud: int = 3_000_000,
-              preprocess: str = "torchvision", seed: int = 1, retries: int = 16, progress=None,
-              log=lambda msg: None) -> RunReport:
+              preprocess: str = "torchvision", seed: int = 1, retries: int = 16, sim_clock_mhz: float | None = None,
+              progress=None, log=lambda msg: None) -> RunReport:
     """``fireforge run``: ``OUT/`` on the board at ``port`` (a serial device, or ``"sim"``: the simulated board
-    on a pty, whose line damages a fraction ``line_errors`` of the bytes)."""
+    on a pty, whose line damages a fraction ``line_errors`` of the bytes, its engine at ``sim_clock_mhz``)."""
     from fireforge.sw.compile import input_shape
     from fireforge.sw.inputs import load_input
     from fireforge.sw.link_client import LineTiming, SerialPort
 
     c = Compiled.load(out_dir)
     files = input_files(Path(inputs))
-    if line_errors and port != "sim":
-        raise FireforgeError("--line-errors damages the simulated line only: use it with --port sim")
+    if (line_errors or sim_clock_mhz) and port != "sim":
+        raise FireforgeError(f"--{'line-errors' if line_errors else 'sim-clock'} is for the simulated board only: "
+                             f"use it with --port sim")
     if not 0 <= line_errors < 1:
         raise FireforgeError(f"--line-errors {line_errors}: a probability per byte, from 0 to below 1")
     if not c.config.dram:
@@ -189,7 +190,7 @@ def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: f
         from fireforge.sim import board_sim
 
         log("building or reusing the simulated board (engine, host link, LiteDRAM controller), then starting it")
-        sim = board_sim.start(c.config, line_errors=line_errors, seed=seed)
+        sim = board_sim.start(c.config, line_errors=line_errors, seed=seed, engine_mhz=sim_clock_mhz)
         # the simulated line: SIM_DIVISOR cycles per bit at a conservative 200 k simulated cycles per second
         device, timing = sim.port, LineTiming(board_sim.SIM_DIVISOR / 2e5, 2e5, 0.05, 0.012)
     else:
