@@ -51,10 +51,10 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
     ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard`.
 
-    A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode engine alone as the top
-    (:mod:`fireforge.hw.board.dram_top`: AXI master and control ports, no ROMs, UART or PLL; the DRAM controller
-    joins it in issue #20): ``--synth`` measures it, ``--pnr`` / ``--bitstream`` are refused, the report has
-    ``"memory": "dram"``.
+    A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode board top
+    (:mod:`fireforge.hw.board.dram_top`: the engine side, the board's LiteDRAM core with its init sequencer, the
+    two clocks and the AXI crossing; no ROMs): the same flow (``--synth``; ``--pnr`` / ``--bitstream`` on the
+    ULX3S), the report has ``"memory": "dram"``.
     """
 
     board = get_board(board)
@@ -64,13 +64,13 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     if compiled.config.dram:
         refuse_dram_flags(compiled, board, pnr=pnr, bitstream=bitstream, act_memory=act_memory)
         rep = require_fit(compiled, board) if check_fit else fit_check(compiled, board)  # nothing written if not
+        if not rep.fits and (pnr or bitstream):
+            raise FireforgeError(rep.message())
         check_supported(compiled.program, rep.config)
         for note in rep.notes:
             log(f"{board.name}: {note}")
-        if clock_mhz is not None:
-            clock_plan(board, clock_mhz)        # the same checks of --clock as the resident top's
-        return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, synth=synth, force=force,
-                                   tool_timeout_s=tool_timeout_s, log=log)
+        return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, baud=baud, synth=synth,
+                                   pnr=pnr, bitstream=bitstream, force=force, tool_timeout_s=tool_timeout_s, log=log)
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit
     else:
