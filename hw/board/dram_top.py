@@ -28,10 +28,11 @@ board's LiteDRAM controller, their clocks and the AXI crossing between them.
   from our PLL's lock on the core's ``rst``).
 * **Initialisation**: :class:`~fireforge.hw.dram.init_sequencer.DramInitSequencer` on ``wb_ctrl`` in the ``dram``
   domain replays :func:`~fireforge.hw.board.litedram_core.board_init_sequence` (no CPU; no DDR3 leveling yet).
-* **Engine side**: a component with ``uart_rx``, ``uart_tx``, ``init_done``, ``init_error``, ``leds[8]``, ``m_axi``
-  in ``sync`` — ``fireforge.hw.link.board_core.DramBoardCore`` (the engine behind the host link, issue #20's
-  other half) once it is on main; until then :class:`EngineStandIn` (the DRAM-mode engine alone behind a shift
-  register on the UART pin, so that synthesis keeps it whole). LEDs 0–4: init done, init error, busy, done, error.
+* **Engine side**: :class:`~fireforge.hw.link.board_core.DramBoardCore` (``uart_rx``, ``uart_tx``, ``init_done``,
+  ``init_error``, ``leds[8]``, ``m_axi``, all in ``sync``): the DRAM-mode engine behind the host link (protocol v2,
+  :data:`LINK_BAUD` by default). :class:`EngineStandIn` (the engine alone behind a shift register on the UART
+  pin, so that synthesis keeps it whole) has the same members, for measuring the engine without the link.
+  LEDs 0–4: init done, init error, busy, done, error.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant
 from fireforge.core.outdir import prepare_output_dir
 from fireforge.errors import FireforgeError
-from fireforge.hw.board.catalogue import DEFAULT_BAUD, ECP5_ROUTER, TOP_NAME, Board, get_board
+from fireforge.hw.board.catalogue import ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import add_clock, add_reset, clock_plan, ecp5_pll_params
 from fireforge.hw.board.fit import FitReport
 from fireforge.hw.board.flow import run_tools, write_board_dir, xilinx_yosys_script, yowasp_environ
@@ -60,11 +61,13 @@ from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardC
 from fireforge.hw.dram.axi import AXI4
 from fireforge.hw.dram.axi_cdc import AxiCdc
 
-__all__ = ["ID_WIDTH", "EngineStandIn", "DramController", "controller_alone", "DramBoardTop", "board_core_for", "dram_board_generate",
+__all__ = ["ID_WIDTH", "LINK_BAUD", "EngineStandIn", "DramController", "controller_alone", "DramBoardTop", "board_core_for", "dram_board_generate",
            "refuse_dram_flags", "DRAM_CONTROLLER_NOTE", "KC705_RESOURCES"]
 
 #: the AXI port's ID width (the read DMAs' arbiter bit; the write DMA's ID is 0)
 ID_WIDTH = 1
+#: the host link's default line rate: the ULX3S's FT231X does 3 Mbaud (``fireforge run``'s default)
+LINK_BAUD = 3_000_000
 
 DRAM_CONTROLLER_NOTE = ("LiteDRAM {phy} ({module}) with its init sequencer and the AXI clock-domain crossing, in "
                         "this top; the fit check keeps {luts:,} LUTs and {blocks} {cell} free for it")
@@ -141,9 +144,12 @@ class EngineStandIn(wiring.Component):
         return m
 
 
-def _engine_side(config, variant, **kw):
-    """The engine side (see the module docstring)."""
-    return EngineStandIn(config, variant, **kw)
+def _engine_side(config, variant, *, board: Board, **kw):
+    """The engine side: the DRAM-mode engine behind the host link (:class:`~fireforge.hw.link.board_core.
+    DramBoardCore`), reporting ``board`` in IDENTIFY."""
+    from fireforge.hw.link.board_core import DramBoardCore
+
+    return DramBoardCore(config, variant, board=board.name, **kw)
 
 
 def board_core_for(board: Board, build_root: Path | None = None) -> BoardCore:
@@ -299,7 +305,7 @@ class DramBoardTop(Elaboratable):
     """
 
     def __init__(self, config, board: Board | str, *, core: BoardCore, clock_mhz: float | None = None,
-                 baud: int = DEFAULT_BAUD):
+                 baud: int = LINK_BAUD):
         self.config, self.board, self.core, self.baud = config, get_board(board), core, baud
         if self.board.family not in ("ecp5", "xc7"):
             raise FireforgeError(f"{self.board.name}: no DRAM-mode top for {self.board.family}")
@@ -318,7 +324,7 @@ class DramBoardTop(Elaboratable):
         self.variant = BuildVariant.for_family(self.board.family)
         self.engine_side = _engine_side(config, self.variant, data_width=core.axi_data_width,
                                         addr_width=core.axi_addr_width, id_width=core.axi_id_width,
-                                        clk_hz=self.clock["mhz"] * 1e6, baud=baud)
+                                        clk_hz=self.clock["mhz"] * 1e6, baud=baud, board=self.board)
 
     @property
     def _core_clock_resource(self) -> str:
@@ -485,8 +491,8 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
                "place_and_route": ("nextpnr-ecp5" if board.nextpnr else
                                    f"none: no open place-and-route for {board.family} ({board.device}) here; the "
                                    f"directory has amaranth's Vivado build script"),
-               "host_link": "UART (the engine side's)" if type(side).__name__ != "EngineStandIn" else
-                            "none yet: EngineStandIn (hw.link.board_core.DramBoardCore not on main)",
+               "host_link": (f"UART 8N1 at {baud:,} baud, link protocol v2 (fireforge.hw.link)"
+                             if type(side).__name__ == "DramBoardCore" else "none: EngineStandIn"),
                "resources_source": "estimate (fit check)", "timings_s": {}}
 
     def write():
