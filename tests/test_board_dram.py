@@ -170,3 +170,12 @@ def test_dram_top_bitstream_ulx3s(dram_out, tmp_path):
     assert (rtl / f"{TOP_NAME}.bit").stat().st_size > 0 and rep["bitstream"]
     assert set(details["fmax_by_domain"]) == {"sync", "dram"}
     assert rep["fmax_mhz"] == details["fmax_by_domain"]["sync"] > 0
+
+
+def test_fmax_by_domain():
+    """nextpnr's clock nets -> the top's domains (the ULX3S top's nets as nextpnr-ecp5 0.11 names them)."""
+    from fireforge.hw.board.dram_top import _fmax_by_domain
+
+    fmax = {"$glbnet$core_clk": {"mhz": 68.93}, "$glbnet$clk": {"mhz": 50.53}}
+    assert _fmax_by_domain(fmax) == {"sync": 50.53, "dram": 68.93}
+    assert _fmax_by_domain({"clk": {"mhz": 90.0}}) == {"sync": 90.0}

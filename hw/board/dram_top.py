@@ -536,14 +536,15 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
 
 
 def _fmax_by_domain(fmax: dict) -> dict:
-    """nextpnr's Fmax per clock net -> per clock domain: ``sync``'s clock is the top's ``clk``, ``dram``'s
-    ``dram_clk`` (nextpnr may prefix a promoted net with ``$glbnet$``)."""
-    names = {"clk": "sync", "dram_clk": "dram"}
+    """nextpnr's Fmax per clock net -> per clock domain. ``sync``'s clock is the top's ``clk``; ``dram``'s net takes
+    the name of one of the signals merged into it (``dram_clk``, or ``core_clk``, the controller's input it drives
+    on ECP5): the other clock. nextpnr prefixes a promoted net with ``$glbnet$``."""
+    nets = {net.removeprefix("$glbnet$"): f["mhz"] for net, f in fmax.items()}
     out = {}
-    for net, f in fmax.items():
-        domain = names.get(net.removeprefix("$glbnet$"))
-        if domain:
-            out[domain] = f["mhz"]
+    if "clk" in nets:
+        out["sync"] = nets.pop("clk")
+    if len(nets) == 1:
+        out["dram"] = nets.popitem()[1]
     return out
 
 
