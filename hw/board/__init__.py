@@ -17,6 +17,8 @@ floorplan      ECP5 block-RAM sites of the memories' tiles
 flow           the YoWASP tools: synthesis, place-and-route, bitstream
 logs           yosys / nextpnr log parsers
 generate       :func:`board_generate`
+dram_top       DRAM mode's board top: the engine side, the LiteDRAM controller, two clocks, the AXI crossing
+litedram_core  the DRAM profiles, the boards' LiteDRAM cores (``litedram_gen``, cached), their init sequence
 =============  =================================================================================
 """
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 
-from amaranth import ClockSignal, Instance, Signal
+from amaranth import ClockDomain, ClockSignal, Instance, ResetSignal, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
 
 from fireforge.errors import FireforgeError
 
-__all__ = ["ecp5_pll_params", "xc7_mmcm_params", "clock_plan", "add_clock"]
+__all__ = ["ecp5_pll_params", "xc7_mmcm_params", "clock_plan", "add_clock", "add_reset"]
 
 
 def ecp5_pll_params(fin_mhz: float, fout_mhz: float) -> dict:
@@ -82,15 +84,18 @@ def clock_plan(board, clock_mhz: float | None) -> dict:
     return {"board_mhz": fin, "mhz": p["fout"], "pll": {"kind": board.pll, **p}}
 
 
-def add_clock(m, plan: dict, clk_in) -> Signal:
-    """Drive ``sync`` from the oscillator ``clk_in`` as ``plan`` says (directly, or through the PLL / MMCM
-    added to ``m``); returns the lock signal (constant 1 without a PLL)."""
-    locked = Signal(init=1)
+def add_clock(m, plan: dict, clk_in, domain: str = "sync") -> Signal:
+    """Drive ``domain``'s clock from the oscillator ``clk_in`` as ``plan`` says (directly, or through the PLL /
+    MMCM added to ``m``, named after the domain unless it is ``sync``); returns the lock signal (constant 1
+    without a PLL)."""
+    prefix = "" if domain == "sync" else f"{domain}_"
+    locked = Signal(init=1, name=f"{prefix}locked")
     pll = plan["pll"]
+    out = ClockSignal(domain)
     if pll is None:
-        m.d.comb += ClockSignal("sync").eq(clk_in)
+        m.d.comb += out.eq(clk_in)
     elif pll["kind"] == "ecp5":
-        m.submodules.pll = Instance(
+        m.submodules[f"{prefix}pll"] = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=f"{plan['board_mhz']:g}", a_FREQUENCY_PIN_CLKOP=f"{pll['fout']:g}",
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
@@ -100,16 +105,37 @@ def add_clock(m, plan: dict, clk_in) -> Signal:
             p_CLKI_DIV=pll["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll["CLKOP_DIV"],
             p_CLKOP_CPHASE=pll["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
             p_CLKFB_DIV=pll["CLKFB_DIV"],
-            i_RST=0, i_STDBY=0, i_CLKI=clk_in, o_CLKOP=ClockSignal("sync"), i_CLKFB=ClockSignal("sync"),
+            i_RST=0, i_STDBY=0, i_CLKI=clk_in, o_CLKOP=out, i_CLKFB=out,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
     else:   # xc7 MMCM + global buffer
         fb, raw = Signal(), Signal()
-        m.submodules.mmcm = Instance(
+        m.submodules[f"{prefix}mmcm"] = Instance(
             "MMCME2_BASE", p_BANDWIDTH="OPTIMIZED", p_CLKIN1_PERIOD=round(1000 / plan["board_mhz"], 3),
             p_DIVCLK_DIVIDE=pll["DIVCLK_DIVIDE"], p_CLKFBOUT_MULT_F=float(pll["CLKFBOUT_MULT_F"]),
             p_CLKOUT0_DIVIDE_F=float(pll["CLKOUT0_DIVIDE_F"]),
             i_CLKIN1=clk_in, i_CLKFBIN=fb, o_CLKFBOUT=fb, o_CLKOUT0=raw, o_LOCKED=locked,
             i_RST=0, i_PWRDWN=0)
-        m.submodules.bufg = Instance("BUFG", i_I=raw, o_O=ClockSignal("sync"))
+        m.submodules[f"{prefix}bufg"] = Instance("BUFG", i_I=raw, o_O=out)
     return locked
+
+
+def add_reset(m, platform, rst, family: str, domain: str = "sync") -> None:
+    """``domain``'s reset: ``rst`` or the board's reset button (if amaranth-boards names one), synchronised to the
+    domain's clock. ECP5: the synchronised reset reaches thousands of flip-flops' LSR all over the die, so it goes
+    on a global (DCCA), not general routing (9.8 ns from the synchroniser in a corner was the floorplanned 64-MAC
+    ULX3S design's critical path); nextpnr promotes only clocks by itself."""
+    prefix = "" if domain == "sync" else f"{domain}_"
+    if platform.default_rst is not None:
+        m.submodules[f"{prefix}rst_buf"] = rst_buf = io.Buffer("i", platform.request(platform.default_rst, 0,
+                                                                                      dir="-"))
+        rst = rst | rst_buf.i
+    if family == "ecp5":
+        gen = f"{prefix}reset_gen"
+        m.domains += ClockDomain(gen)
+        m.d.comb += ClockSignal(gen).eq(ClockSignal(domain))
+        m.submodules[f"{prefix}reset_sync"] = ResetSynchronizer(rst, domain=gen)
+        m.submodules[f"{prefix}reset_global"] = Instance("DCCA", i_CLKI=ResetSignal(gen), i_CE=1,
+                                                          o_CLKO=ResetSignal(domain))
+    else:
+        m.submodules[f"{prefix}reset_sync"] = ResetSynchronizer(rst, domain=domain)

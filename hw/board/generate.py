@@ -14,7 +14,7 @@ from fireforge.core.outdir import prepare_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import BOARDS, DEFAULT_BAUD, ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import clock_plan
-from fireforge.hw.board.dram_top import dram_board_generate, refuse_dram_flags
+from fireforge.hw.board.dram_top import LINK_BAUD, dram_board_generate, refuse_dram_flags
 from fireforge.hw.board.ecp5_memory import memory_modules
 from fireforge.hw.board.fit import fit_check, require_fit
 from fireforge.hw.board.flow import run_tools, write_board_dir, yowasp_environ
@@ -26,7 +26,7 @@ __all__ = ["board_generate", "hdl_sources"]
 
 
 def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, synth: bool = False,
-                   pnr: bool = False, bitstream: bool = False, force: bool = False, baud: int = DEFAULT_BAUD,
+                   pnr: bool = False, bitstream: bool = False, force: bool = False, baud: int | None = None,
                    act_memory: str = "auto", tool_timeout_s: float | None = None, log=lambda msg: None,
                    check_fit: bool = True, floorplan: bool = True) -> dict:
     """Board RTL for the compiled program in ``out_dir`` (a path or a :class:`Compiled`), written atomically to
@@ -49,12 +49,13 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
 
     ``check_fit=False`` (benchmarks: what a design that does not fit would take) writes and synthesises a
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
-    ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard`.
+    ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard`. ``baud``: the host link's rate (default:
+    115,200 for the resident top's protocol v1; 3,000,000 for DRAM mode's link v2, what ``fireforge run`` uses).
 
-    A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode engine alone as the top
-    (:mod:`fireforge.hw.board.dram_top`: AXI master and control ports, no ROMs, UART or PLL; the DRAM controller
-    joins it in issue #20): ``--synth`` measures it, ``--pnr`` / ``--bitstream`` are refused, the report has
-    ``"memory": "dram"``.
+    A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode board top
+    (:mod:`fireforge.hw.board.dram_top`: the engine side, the board's LiteDRAM core with its init sequencer, the
+    two clocks and the AXI crossing; no ROMs): the same flow (``--synth``; ``--pnr`` / ``--bitstream`` on the
+    ULX3S), the report has ``"memory": "dram"``.
     """
 
     board = get_board(board)
@@ -64,13 +65,15 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     if compiled.config.dram:
         refuse_dram_flags(compiled, board, pnr=pnr, bitstream=bitstream, act_memory=act_memory)
         rep = require_fit(compiled, board) if check_fit else fit_check(compiled, board)  # nothing written if not
+        if not rep.fits and (pnr or bitstream):
+            raise FireforgeError(rep.message())
         check_supported(compiled.program, rep.config)
         for note in rep.notes:
             log(f"{board.name}: {note}")
-        if clock_mhz is not None:
-            clock_plan(board, clock_mhz)        # the same checks of --clock as the resident top's
-        return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, synth=synth, force=force,
-                                   tool_timeout_s=tool_timeout_s, log=log)
+        return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, baud=baud or LINK_BAUD,
+                                   synth=synth,
+                                   pnr=pnr, bitstream=bitstream, force=force, tool_timeout_s=tool_timeout_s, log=log)
+    baud = baud or DEFAULT_BAUD
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit
     else:

@@ -14,13 +14,14 @@ which the init sequence is driven) and has one AXI4 user port ``axi_0`` whose da
            MT48LC16M16``, ``sdram_module_nb 2`` (the chip's 16-bit bus), ``cmd_buffer_depth 16``, ``device
            LFE5U-85F-6BG381C`` (the board core's LatticePlatform). **Which ULX3S revisions:** boards up to v3.0.3
            (and most v3.0.x sold) carry a 32 MB 16M x 16 SDR chip, Micron MT48LC16M16A2 or ISSI's IS42S16160
-           (same geometry: 4 banks x 8192 rows x 512 columns, CL2 at ≤ 100 MHz); LiteDRAM's ``MT48LC16M16`` matches
-           both — litex-boards' README says to use it for the IS42S16160 boards too. Some later boards (v3.1.x)
-           carry the 64 MB Alliance AS4C32M16SB (8192 rows x 1024 columns): LiteDRAM's ``AS4C32M16``. The profile
-           uses MT48LC16M16 because it is LiteDRAM's example and litex-boards' ``radiona_ulx3s`` default, and
-           because a program that fits 32 MB fits both chips: on a 64 MB board the MT48LC16M16 core drives
-           column bit 9 low and sees the lower 32 MB, correctly timed (at 50 MHz the two chips differ only in
-           tRFC, 66 vs 60 ns: 4 cycles either way). ``dataclasses.replace(PROFILES["ulx3s"],
+           (same geometry: 4 banks x 8192 rows x 512 columns); some later boards (v3.1.x) carry the 64 MB Alliance
+           AS4C32M16SB (8192 rows x 1024 columns). LiteDRAM has a module for each (``MT48LC16M16``,
+           ``IS42S16160``, ``AS4C32M16``). The profile uses ``MT48LC16M16`` — LiteDRAM's example and litex-boards'
+           ``radiona_ulx3s`` default — because its timings at 50 MHz (litedram.modules, in controller cycles:
+           tRP 1, tRCD 1, tWR 1, tRFC 4, tREFI 391) are the same as or longer than the other two chips' (IS42S16160:
+           the same, tRFC 70 ns = 4 cycles; AS4C32M16: tRFC 60 ns = 3 cycles), so one core is correct on every
+           revision; and a program that fits 32 MB fits both sizes (on the 64 MB chip the core's columns stay
+           below 512: half of each row, 32 MB). ``dataclasses.replace(PROFILES["ulx3s"],
            sdram_module="AS4C32M16")`` is the 64 MB core.
 ``arty``   Digilent Arty A7. ``examples/arty.yml``: ``memtype DDR3``, ``sdram_phy A7DDRPHY``, ``sdram_module
            MT41K128M16`` (the board's 256 MB DDR3L), ``sdram_module_nb 2`` (16 bits), ``sys_clk_freq 100e6``

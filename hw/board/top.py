@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import ClockDomain, Elaboratable, Module, Signal
 from amaranth.build import ResourceError
 from amaranth.lib import io, wiring
-from amaranth.lib.cdc import ResetSynchronizer
 
 from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.hw.board.catalogue import DEFAULT_BAUD, Board, get_board
-from fireforge.hw.board.clocks import add_clock, clock_plan
+from fireforge.hw.board.clocks import add_clock, add_reset, clock_plan
 from fireforge.hw.board.ecp5_memory import MEMORY_CELLS
 from fireforge.hw.board.floorplan import DEVICES as FLOORPLAN_DEVICES
 from fireforge.hw.host_link import LinkedTop
@@ -72,7 +71,7 @@ class FireforgeBoard(Elaboratable):
         m.domains.sync = ClockDomain("sync")
         m.submodules.clk_buf = clk_in = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
         locked = add_clock(m, self.clock, clk_in.i)
-        self._add_reset(m, platform, ~locked)
+        add_reset(m, platform, ~locked, self.board.family)
         core = self._add_core(m)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
@@ -80,23 +79,6 @@ class FireforgeBoard(Elaboratable):
         m.d.comb += [core.rx.eq(uart_rx.i), uart_tx.o.eq(core.tx)]
         self._add_leds(m, platform, (core.busy, core.done, self._heartbeat(m), locked))
         return m
-
-    def _add_reset(self, m, platform, rst) -> None:
-        """``sync`` reset: ``rst`` or the board's reset button, synchronised."""
-        if platform.default_rst is not None:
-            m.submodules.rst_buf = rst_buf = io.Buffer("i", platform.request(platform.default_rst, 0, dir="-"))
-            rst = rst | rst_buf.i
-        if self.board.family == "ecp5":
-            # the synchronised reset reaches ~2,100 flip-flops' LSR all over the die: on a global (DCCA), not
-            # general routing (9.8 ns from the synchroniser in a corner, the floorplanned 64-MAC ULX3S design's
-            # critical path). nextpnr promotes only the clock by itself.
-            m.domains.reset_gen = ClockDomain("reset_gen")
-            m.d.comb += ClockSignal("reset_gen").eq(ClockSignal("sync"))
-            m.submodules.reset_sync = ResetSynchronizer(rst, domain="reset_gen")
-            m.submodules.reset_global = Instance("DCCA", i_CLKI=ResetSignal("reset_gen"), i_CE=1,
-                                                 o_CLKO=ResetSignal("sync"))
-        else:
-            m.submodules.reset_sync = ResetSynchronizer(rst, domain="sync")
 
     def _add_core(self, m):
         """The engine behind the host link (and, for external activations, the DRAM adapter's black box)."""

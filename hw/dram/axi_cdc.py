@@ -69,8 +69,8 @@ class AxiCdc(wiring.Component):
 
     def __init__(self, signature: AXI4, *, up_domain: str = "sync", down_domain: str = "dram", addr_depth: int = 4,
                  data_depth: int = 16):
-        if not isinstance(signature, AXI4):
-            raise TypeError(f"signature must be an AXI4 signature, not {signature!r}")
+        if not isinstance(signature, AXI4) or isinstance(signature, wiring.FlippedSignature):
+            raise TypeError(f"signature must be an AXI4 signature (the master's view), not {signature!r}")
         if up_domain == down_domain:
             raise ValueError(f"up_domain and down_domain must differ (both are {up_domain!r}); no crossing is needed")
         for name, depth in (("addr_depth", addr_depth), ("data_depth", data_depth)):
