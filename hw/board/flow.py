@@ -143,8 +143,8 @@ def xilinx_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.v"
 
 
 def ecp5_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.il") -> str:
-    """yosys script for an ECP5 top outside amaranth-boards' build plan (the DRAM-mode top,
-    :mod:`fireforge.hw.board.dram_top`): amaranth's own ECP5 script (``synth_ecp5``, abc9 its default LUT
+    """yosys script for an ECP5 top outside amaranth-boards' build plan (issue #19's engine-alone DRAM-mode top;
+    #20's board top goes through the build plan): amaranth's own ECP5 script (``synth_ecp5``, abc9 its default LUT
     mapping, :func:`abc_lut_mapping` the fallback); ``top`` as in :func:`xilinx_yosys_script`."""
     return "".join(f"read_verilog {s}\n" for s in hdl_sources) + _read_top(top) + (
         f"synth_ecp5 -top {TOP_NAME}\n"
