@@ -115,7 +115,9 @@ def place_and_route(work: Path, seed: int) -> dict:
     text = (work / log).read_text(errors="replace") if (work / log).exists() else ""
     parsed = parse_nextpnr_log(text)
     clocks = {k: v for k, v in parsed["fmax"].items() if "clk" in k}
-    return {"seed": seed, "seconds": round(seconds), "fmax_mhz": min((v["mhz"] for v in clocks.values()), default=None),
+    error = next((line for line in text.splitlines() if line.startswith("ERROR")), None)
+    fmax = None if error else min((v["mhz"] for v in clocks.values()), default=None)   # (not placement's estimate)
+    return {"seed": seed, "seconds": round(seconds), "fmax_mhz": fmax, "error": error,
             "path": parsed["critical_path"], "util": parsed["utilisation"], "long_hops": long_hops(text)}
 
 
@@ -162,6 +164,9 @@ def main(argv=None) -> int:
         print(f"seed {seed}: {r['fmax_mhz']} MHz ({r['seconds']} s); "
               f"{u.get('TRELLIS_COMB', ['?'])[0]} TRELLIS_COMB, {u.get('TRELLIS_FF', ['?'])[0]} TRELLIS_FF, "
               f"{u.get('DP16KD', ['?'])[0]} DP16KD", flush=True)
+        if r["error"]:
+            print(f"  nextpnr failed: {r['error']}")
+            continue
         print(f"  critical path {p.get('from')} -> {p.get('to')} ({p.get('logic_ns')} ns logic, "
               f"{p.get('routing_ns')} ns routing, {p.get('nets')} nets)")
         for hop in r["long_hops"]:
