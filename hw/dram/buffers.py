@@ -7,16 +7,23 @@ top's ROMs and activation RAM (:class:`~fireforge.hw.top.FireforgeTop`); the cor
 * **WEIGHTS, QUANT** (simple dual port): the core reads through its :class:`~fireforge.hw.engine.ports.RomPort`
   — data ``rom_latency`` cycles after ``en``, as the resident ROMs (the engine's pipelines are built for that
   latency): the *address* is delayed ``rom_latency − 2`` cycles (narrow: a few flip-flops, not a wide data
-  pipeline), then the block RAM read, then its output register. LOAD writes.
-* **ACT**: one read port, shared by the STORE reader (priority: the core's ``rd.ready`` is low in a cycle the
-  STORE reader reads) and the core; the responses are routed back by a tag pipeline as long as the read
-  latency (:attr:`DramBuffers.ACT_LATENCY`: block RAM read, output register). The core's responses need no
-  ``ready`` (its contract); the STORE reader only reads what its FIFO has room for. One write port, shared
-  by the core (priority) and LOAD (its ``ready`` is low while the core writes).
+  pipeline), then the block RAM read, then its output register. LOAD writes, one cycle after it offers a word.
+* **ACT**: :data:`BANK_DEPTH`-word banks (a row of block RAMs each). One read port, shared by the STORE reader
+  (priority: the core's ``rd.ready`` is low in a cycle the STORE reader reads) and the core, and one write port,
+  shared by the core (priority) and LOAD (a LOAD word offered while the core writes waits in a one-word slot;
+  LOAD's ``ready`` is low while the slot is full; it empties as soon as the core does not write, so a word a
+  LOAD completed lands before any tile started after it reads). Both are pipelined alike, so a read sees every
+  write accepted before it: the arbitration's register, a copy of the request per group of :data:`BANK_GROUP` banks,
+  one per bank (each loaded only by requests for its banks, so synthesis keeps them apart and the bank's write
+  enable comes out decoded), the block RAM read, the word captured beside its bank, a registered multiplexer
+  per group, then one across the groups: :attr:`DramBuffers.ACT_LATENCY` = 7 cycles, the responses routed back
+  by a tag pipeline as long. The core's responses need no ``ready`` (its contract; its tap FIFO covers the
+  round trip); the STORE reader only reads what its FIFO has room for. Why: on the ULX3S the ACT buffer is 128
+  block RAMs all over the die (docs/boards.md, "Fmax of the DRAM-mode engine").
 
-A read returns the data of every write accepted in an earlier cycle (the memories are not transparent: a
-read in the same cycle as a write to its address returns the old word). Addresses wrap at the buffer's depth
-(the compiler keeps every tile inside the buffers).
+A read and a write of the same word in the same cycle is not defined (``no_rw_check``: the engine never does
+one, a LOAD or the core writes only words no running tile reads). Addresses wrap at the buffer's depth (the
+compiler keeps every tile inside the buffers).
 """
 
 from __future__ import annotations

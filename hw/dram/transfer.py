@@ -40,8 +40,8 @@ from fireforge.hw.engine.ports import ReadResponse, bits_for
 __all__ = ["Transfer", "STORE_FIFO_DEPTH", "beats_width"]
 
 #: ACT words the STORE path queues between the ACT read and the beat converter: more than the round trip of a
-#: read's credit (the read, the FIFO's latency, the pop seen: ACT_LATENCY + 3 cycles), so a word can be read every cycle while
-#: the write DMA keeps up (4 gave 78 % of the bus at one beat per word)
+#: read's credit (the read, the FIFO's latency, the pop seen: ACT_LATENCY + 3 cycles), so a word can be read every
+#: cycle while the write DMA keeps up (4 gave 78 % of the bus at one beat per word with ACT_LATENCY 2)
 STORE_FIFO_DEPTH = 16
 
 
