@@ -131,7 +131,8 @@ class DramBuffers(wiring.Component):
         self.act_bank_depth = min(BANK_DEPTH, act_depth)
         #: the buffers by :class:`~fireforge.core.descriptor.Buffer`, for a testbench to read: WEIGHTS and QUANT
         #: memories, ACT its banks as one (``depth``, ``data[i]``)
-        self.memories = {b: Memory(shape=w, depth=d, init=[], attrs=NO_RW_CHECK) for b, (w, d) in widths.items() if b != Buffer.ACT}
+        self.memories = {b: Memory(shape=w, depth=d, init=[], attrs=NO_RW_CHECK)
+                         for b, (w, d) in widths.items() if b != Buffer.ACT}
         self.memories[Buffer.ACT] = _BankedMemory(self.act_banks)
         super().__init__({
             "act": In(ActMemoryPort(addr_bits=bits_for(act_depth), data_bits=act_bits)),
@@ -223,8 +224,8 @@ class DramBuffers(wiring.Component):
             g = b // BANK_GROUP
             m.submodules[f"act_bank{b}"] = mem
             wr, rd = mem.write_port(), mem.read_port(domain="comb")
-            we, waddr, wdata, raddr = (Signal(name=f"act_b{b}_we"), Signal(bank_bits, name=f"act_b{b}_waddr"),
-                                       Signal(act_bits, name=f"act_b{b}_wdata"), Signal(bank_bits, name=f"act_b{b}_raddr"))
+            we, waddr = Signal(name=f"act_b{b}_we"), Signal(bank_bits, name=f"act_b{b}_waddr")
+            wdata, raddr = Signal(act_bits, name=f"act_b{b}_wdata"), Signal(bank_bits, name=f"act_b{b}_raddr")
             m.d.sync += we.eq(g_we[g] & (bank_of(g_waddr[g]) == b))
             with m.If(bank_of(g_waddr[g]) == b):
                 m.d.sync += [waddr.eq(g_waddr[g][:bank_bits]), wdata.eq(g_wdata[g])]
