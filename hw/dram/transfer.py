@@ -40,9 +40,9 @@ from fireforge.hw.engine.ports import ReadResponse, bits_for
 __all__ = ["Transfer", "STORE_FIFO_DEPTH", "beats_width"]
 
 #: ACT words the STORE path queues between the ACT read and the beat converter: more than the round trip of a
-#: read's credit (the read, the FIFO's latency, the pop seen: 5 cycles), so a word can be read every cycle while
-#: the write DMA keeps up (4 gave 78 % of the bus at one beat per word)
-STORE_FIFO_DEPTH = 8
+#: read's credit (the read, the FIFO's latency, the pop seen: ACT_LATENCY + 3 cycles), so a word can be read every
+#: cycle while the write DMA keeps up (4 gave 78 % of the bus at one beat per word with ACT_LATENCY 2)
+STORE_FIFO_DEPTH = 16
 
 
 def _shifts(config: EngineConfig, data_width: int) -> dict[Buffer, int]:
@@ -166,14 +166,17 @@ class Transfer(wiring.Component):
         # -- STORE: ACT reads while the FIFO has room for their words, FIFO, words → beats
         m.submodules.store_fifo = fifo = StreamFIFO(shape=self.act_bits, depth=STORE_FIFO_DEPTH)
         m.submodules.store_beats = beats = WidthConverter(i_width=self.act_bits, o_width=dw)
-        in_flight = Signal(range(DramBuffers.ACT_LATENCY + 2))
+        # ``reading``: a STORE with words left to read; ``credits``: FIFO words neither held nor promised to reads in
+        # flight. Both registers, so the read request (which the core's ACT reads wait for) leaves flip-flops.
         reading = Signal()
-        m.d.comb += [reading.eq(active & ~is_load & (runs_left != 0)),
-                     self.store_rd.valid.eq(reading & (fifo.level + in_flight < STORE_FIFO_DEPTH)),
+        credits = Signal(range(STORE_FIFO_DEPTH + 1), init=STORE_FIFO_DEPTH)
+        m.d.comb += [self.store_rd.valid.eq(reading & (credits != 0)),
                      self.store_rd.payload.eq(ptr),
                      fifo.w.valid.eq(self.store_resp.valid), fifo.w.payload.eq(self.store_resp.data)]
         rd_take = self.store_rd.valid & self.store_rd.ready
-        m.d.sync += in_flight.eq(in_flight + rd_take - self.store_resp.valid)
+        m.d.sync += credits.eq(credits - rd_take + (fifo.r.valid & fifo.r.ready))
+        with m.If(rd_take & last):
+            m.d.sync += reading.eq(0)
         wiring.connect(m, fifo.r, beats.i)
         wiring.connect(m, beats.o, wiring.flipped(self.wr_data))
         m.d.comb += step.eq(Mux(is_load, load.valid & load.ready, rd_take) & active)
@@ -194,6 +197,7 @@ class Transfer(wiring.Component):
         with m.If(cmd.valid & cmd.ready):
             empty = (cmd.p.runs == 0) | (cmd.p.run_words == 0)
             m.d.sync += [t.eq(cmd.p), active.eq(~empty), self.done.eq(empty), addr.eq(cmd.p.dram_addr),
+                         reading.eq(~empty & (cmd.p.op == Op.STORE)),
                          issue_left.eq(cmd.p.runs), in_run.eq(cmd.p.run_words), runs_left.eq(cmd.p.runs),
                          ptr.eq(cmd.p.buf_addr), stores_done.eq(0), count.eq(0)]
         with m.If(active & finished):
