@@ -151,5 +151,7 @@ def test_board_choices_refused_in_one_line(compiled, tmp_path, capsys):
     refuse(capsys, ["simulate", dram, "--input", compiled["input"]], "DRAM mode", "--board", where=tmp_path)
     refuse(capsys, ["simulate", dram, "--input", compiled["input"], "--board", "arty-a7-100"], "arty-a7-100",
            "not simulated", where=tmp_path)
-    refuse(capsys, ["generate", dram, "-o", tmp_path / "rtl", "--board", "ulx3s-85f", "--pnr"], "--pnr", "#20",
-           where=tmp_path)
+    refuse(capsys, ["generate", dram, "-o", tmp_path / "rtl", "--board", "ulx3s-85f", "--act-memory", "external"],
+           "--act-memory external", "DRAM already", where=tmp_path)
+    refuse(capsys, ["generate", dram, "-o", tmp_path / "rtl", "--board", "arty-a7-100"], "arty-a7-100",
+           "does not divide", where=tmp_path)
