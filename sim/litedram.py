@@ -34,30 +34,20 @@ Arty/KC705 boards #20 must add it.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import subprocess
-import sys
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import NamedTuple
 
 from amaranth import ClockSignal, Instance, Signal
 from amaranth.lib.wiring import Out
 
-from fireforge.hw.board.litedram_core import (LITEDRAM_PACKAGES, PROFILES, DramProfile, config_yaml,  # noqa: F401
-                                             core_config)
-from fireforge.sim.build_cache import cached_build, build_info
+from fireforge.hw.board.litedram_core import (AXI_PREFIX, PROFILES, BoardCore, DramProfile, config_yaml,  # noqa: F401
+                                             core_config, generate_board_core)
 from fireforge.sim.verilog_ports import top_port_decls
 
 __all__ = ["DramProfile", "PROFILES", "LiteDRAMCore", "WishboneWrite", "core_config", "config_yaml",
            "generate", "init_sequence", "write_sim_top", "sim_core_instance", "SIM_TOP", "AXI_PREFIX", "DFII_CONTROL_SEL", "DFII_CONTROL_CKE",
            "DFII_CONTROL_ODT", "DFII_CONTROL_RESET_N", "DFII_COMMAND_WRDATA", "DFII_COMMAND_RDDATA"]
-
-#: the user port's signal prefix in the generated core (``user_port_<name>_*``, name ``axi_0``)
-AXI_PREFIX = "user_port_axi_0"
 
 # DFII control / command bits (litedram.init's ``sdram_phy.h`` defines)
 DFII_CONTROL_SEL = 0x01
@@ -75,91 +65,27 @@ _DFII_FLAGS = {"DFII_CONTROL_SEL": DFII_CONTROL_SEL, "DFII_CONTROL_CKE": DFII_CO
                "DFII_COMMAND_RAS": 0x08, "DFII_COMMAND_WRDATA": DFII_COMMAND_WRDATA,
                "DFII_COMMAND_RDDATA": DFII_COMMAND_RDDATA}
 
-_PACKAGES = LITEDRAM_PACKAGES
-
 
 @dataclass(frozen=True)
-class LiteDRAMCore:
-    """A generated core: its directory, config, and the CSR map read from ``csr.csv``."""
-
-    out_dir: Path
-    profile: DramProfile
-    config: dict
-    csr: dict[str, int]          # CSR register name -> byte address on wb_ctrl
-    generate_seconds: float
-
-    @property
-    def verilog(self) -> Path:
-        return self.out_dir / "gateware" / "litedram_core.v"
-
-    @property
-    def sdram_phy_h(self) -> Path:
-        return self.out_dir / "software" / "include" / "generated" / "sdram_phy.h"
+class LiteDRAMCore(BoardCore):
+    """A generated ``--sim`` core (:func:`fireforge.hw.board.litedram_core.generate_board_core` with ``sim``):
+    the board core's fields, and the simulation top beside it."""
 
     @property
     def sim_top(self) -> Path:
         """``ff_litedram_sim.v``: see :func:`write_sim_top`."""
         return self.out_dir / "ff_litedram_sim.v"
 
-    @property
-    def axi_data_width(self) -> int:
-        return self.config["user_ports"]["axi_0"]["data_width"]
-
-
-def _read_csr(out_dir: Path) -> dict[str, int]:
-    regs = {}
-    with open(out_dir / "csr.csv", newline="") as f:
-        for row in csv.reader(f):
-            if row and row[0] == "csr_register":
-                regs[row[1]] = int(row[2], 0)
-    return regs
-
-
-def _default_root() -> Path:
-    from fireforge.sim.hw_run import default_build_root
-
-    return default_build_root()
-
 
 def generate(profile: DramProfile | str, *, axi_data_width: int = 32, axi_id_width: int = 4,
              build_root: Path | None = None) -> LiteDRAMCore:
-    """Generate (or reuse) the ``--sim`` core of *profile*: ``litedram_gen CONFIG.yml --sim --no-compile``
-    into ``<build root>/litedram/<profile>-<key16>``, the key hashing the YAML and the versions of
-    litedram, litex and migen. A finished directory carries ``ff_build.json`` (written last) and is not
-    regenerated."""
-    if isinstance(profile, str):
-        try:
-            profile = PROFILES[profile]
-        except KeyError:
-            raise ValueError(f"unknown DRAM profile {profile!r}; known: {', '.join(PROFILES)}") from None
-    config = core_config(profile, axi_data_width=axi_data_width, axi_id_width=axi_id_width)
-    text = config_yaml(config)
-    versions = {p: version(p) for p in _PACKAGES}
-    key = hashlib.sha256(json.dumps({"yaml": text, "versions": versions, "args": "--sim --no-compile"},
-                                    sort_keys=True).encode()).hexdigest()
-    root = Path(build_root) if build_root is not None else _default_root()
+    """Generate (or reuse) the ``--sim`` core of *profile* (``litedram_gen CONFIG.yml --sim --no-compile``,
+    cached by content: :func:`~fireforge.hw.board.litedram_core.generate_board_core`)."""
+    from fireforge.sim.hw_run import default_build_root
 
-    def make(out: Path) -> dict:
-        (out / "config.yml").write_text(text)
-        # litedram_gen is run as a module of this interpreter (its console script may not be on PATH)
-        cmd = [sys.executable, "-c", "import sys; from litedram.gen import main; sys.argv[0] = 'litedram_gen'; main()",
-               "config.yml", "--sim", "--no-compile", "--output-dir", "."]
-        proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
-        (out / "litedram_gen.log").write_text(proc.stdout + proc.stderr)
-        wanted = [out / "gateware" / "litedram_core.v", out / "csr.csv",
-                  out / "software" / "include" / "generated" / "sdram_phy.h"]
-        # With --sim, litex's Verilator toolchain exits 1 *after* writing everything we use: it looks
-        # for pythondata-misc-tapcfg (the Ethernet TAP of litex_sim's C++ harness, not on PyPI) to
-        # write its sim Makefile variables. Only that failure is tolerated.
-        tapcfg_only = proc.returncode != 0 and "pythondata_misc_tapcfg" in proc.stderr
-        if (proc.returncode != 0 and not tapcfg_only) or not all(p.is_file() for p in wanted):
-            raise RuntimeError(f"litedram_gen failed for profile {profile.name} (exit {proc.returncode}):\n"
-                               + "\n".join((proc.stdout + proc.stderr).splitlines()[-30:]))
-        return {"key": key, "profile": profile.name, "config": config, "versions": versions}
-
-    out = cached_build(root / "litedram" / f"{profile.name}-{key[:16]}", make)
-    return LiteDRAMCore(out_dir=out, profile=profile, config=config, csr=_read_csr(out),
-                        generate_seconds=build_info(out)["build_seconds"])
+    core = generate_board_core(profile, axi_data_width=axi_data_width, axi_id_width=axi_id_width,
+                               build_root=build_root if build_root is not None else default_build_root(), sim=True)
+    return LiteDRAMCore(**core.__dict__)
 
 
 #: the simulation top around ``litedram_core`` (:func:`write_sim_top`)

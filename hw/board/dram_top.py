@@ -55,7 +55,8 @@ from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import add_clock, add_reset, clock_plan, ecp5_pll_params
 from fireforge.hw.board.fit import FitReport
-from fireforge.hw.board.flow import run_tools, write_board_dir, xilinx_yosys_script, yowasp_environ
+from fireforge.hw.board.flow import (run_tools, write_board_dir, write_plan, xilinx_yosys_script,
+                                     yowasp_environ)
 from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardCore, board_init_sequence,
                                               generate_board_core)
 from fireforge.hw.dram.axi import AXI4
@@ -503,14 +504,7 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
         if board.family == "ecp5":
             overrides["nextpnr_opts"] = " ".join(("--timing-allow-fail", *ECP5_ROUTER))
             overrides["debug_verilog"] = True
-        plan = plat.prepare(design, TOP_NAME, **overrides)
-        for name, content in plan.files.items():
-            if name == f"{TOP_NAME}.debug.v":
-                if f"{TOP_NAME}.v" in plan.files:   # Vivado plans have the real Verilog
-                    continue
-                name = f"{TOP_NAME}.v"              # Lattice: the Verilog view of the .il the build reads
-            with open(tmp / name, "wb" if isinstance(content, bytes) else "w") as f:
-                f.write(content)
+        write_plan(plat.prepare(design, TOP_NAME, **overrides), tmp, TOP_NAME)
         if board.family == "xc7":
             (tmp / f"{TOP_NAME}_xc7.ys").write_text(xilinx_yosys_script(("litedram_core.v",), top=f"{TOP_NAME}.il",
                                                                         flatten=True))

