@@ -13,7 +13,7 @@ All bursts carry ID 0: responses come back in order, so data needs no reordering
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,6 +66,12 @@ class BurstSplitter(wiring.Component):
     """Splits commands into bursts of at most ``max_burst`` beats that cross no ``max_burst``-beat boundary
     (:func:`ref_bursts` is its twin). One burst per cycle; each command costs one cycle more.
 
+    Every carry chain runs from registers to registers, none after another (the single-cycle splitter's three
+    chains in series were the critical path of the ULX3S engine at 66 MHz): a command is first registered
+    with its head burst's length and whether it fits in one or two bursts; while it is split, ``span`` (its
+    beats left, counted from the last ``max_burst`` boundary) only loses ``max_burst`` per burst, so whether
+    the next burst is the last is a comparison with a constant.
+
     Parameters
     ----------
     data_width, addr_width : int
@@ -91,40 +97,57 @@ class BurstSplitter(wiring.Component):
         super().__init__({"cmd": In(stream.Signature(dma_command(addr_width, beats_width))),
                           "burst": Out(stream.Signature(burst_layout(addr_width)))})
 
-    #: cycles from a command offered (and taken) to its first burst offered: the command register, then the
-    #: burst register
-    latency = 2
+    #: cycles from a command offered (and taken) to its first burst offered: the command register, the
+    #: splitting register, the burst register
+    latency = 3
 
     def elaborate(self, platform):
         m = Module()
         cmd, burst = self.cmd, self.burst
+        mb = self.max_burst
         beat_shift = (self.data_width // 8 - 1).bit_length()
-        burst_bits = (self.max_burst - 1).bit_length()
+        burst_bits = (mb - 1).bit_length()
+        span_width = self.beats_width + 1
+
+        def at_most(x, q):          # x ≤ q · max_burst for q in 1…3, as gates: no carry chain
+            hi = x[burst_bits:]
+            below = {1: hi == 0, 2: hi[1:] == 0, 3: (hi[2:] == 0) & ~(hi[0] & hi[1])}[q]
+            return below | (x == q * mb)
+
+        # -- stage 1: the command, with its head burst (beats to the first boundary) and its span
+        c_valid, c_addr = Signal(), Signal(self.addr_width)
+        c_head, c_head_m1 = Signal(range(mb + 1)), Signal(8)
+        c_span, c_len_m1 = Signal(span_width), Signal(self.beats_width)
         busy = Signal()
-        addr = Signal(self.addr_width)
-        remaining = Signal(self.beats_width)
+        take_c = c_valid & ~busy
+        m.d.comb += cmd.ready.eq(~c_valid | take_c)
+        with m.If(take_c):
+            m.d.sync += c_valid.eq(0)
+        with m.If(cmd.valid & cmd.ready):
+            low = cmd.p.addr[beat_shift:beat_shift + burst_bits] if burst_bits else 0
+            m.d.sync += [c_valid.eq(1), c_addr.eq(cmd.p.addr & ~((1 << beat_shift) - 1)),   # low bits ignored
+                         c_head.eq(mb - low), c_head_m1.eq(~low if burst_bits else 0),
+                         c_span.eq(cmd.p.beats + low), c_len_m1.eq(cmd.p.beats - 1)]
 
-        # beats left before the next max_burst boundary: 1 … max_burst
-        to_boundary = Signal(range(self.max_burst + 1))
-        if burst_bits:
-            m.d.comb += to_boundary.eq(self.max_burst - addr[beat_shift:beat_shift + burst_bits])
-        else:
-            m.d.comb += to_boundary.eq(1)
-        beats = Signal(range(self.max_burst + 1))
-        m.d.comb += beats.eq(Mux(remaining < to_boundary, remaining, to_boundary))
-
-        m.d.comb += cmd.ready.eq(~busy)
-        with m.If(cmd.valid & ~busy):
-            m.d.sync += [busy.eq(1), remaining.eq(cmd.p.beats),
-                         addr.eq(cmd.p.addr & ~((1 << beat_shift) - 1))]   # the low bits are ignored
+        # -- stage 2: bursts. ``bound`` beats to the next boundary (the head, then max_burst); the burst is the
+        # last when ``span`` ≤ max_burst, and then its length is ``len_m1`` + 1
+        addr, len_m1 = Signal(self.addr_width), Signal(self.beats_width)
+        bound, bound_m1 = Signal(range(mb + 1)), Signal(8)
+        span = Signal(span_width)
+        last, next_last = Signal(), Signal()
+        with m.If(take_c):
+            m.d.sync += [busy.eq(1), addr.eq(c_addr), len_m1.eq(c_len_m1), bound.eq(c_head),
+                         bound_m1.eq(c_head_m1), span.eq(c_span),
+                         last.eq(at_most(c_span, 1)), next_last.eq(at_most(c_span, 2))]
 
         with m.If(burst.ready):
             m.d.sync += burst.valid.eq(0)
         with m.If(busy & (~burst.valid | burst.ready)):
-            last = remaining == beats
-            m.d.sync += [burst.valid.eq(1), burst.p.addr.eq(addr), burst.p.len.eq(beats - 1),
-                         burst.p.last.eq(last),
-                         addr.eq(addr + (beats << beat_shift)), remaining.eq(remaining - beats), busy.eq(~last)]
+            m.d.sync += [burst.valid.eq(1), burst.p.addr.eq(addr), burst.p.len.eq(Mux(last, len_m1, bound_m1)),
+                         burst.p.last.eq(last), busy.eq(~last),
+                         addr.eq(addr + (bound << beat_shift)), len_m1.eq(len_m1 - bound),
+                         bound.eq(mb), bound_m1.eq(mb - 1), span.eq(span - mb),
+                         last.eq(next_last), next_last.eq(at_most(span, 3))]
         return m
 
 
@@ -216,12 +239,13 @@ class ReadDma(wiring.Component):
         wiring.connect(m, fifo.r, wiring.flipped(self.data))
 
         burst = split.burst
-        beats = burst.p.len + 1
-        reserved = Signal(range(self.depth + 1))       # FIFO words promised to bursts issued, not yet read out
+        # FIFO words neither held nor promised to bursts issued: a burst fits when ``room`` > its ``len``, one
+        # comparison of registers (``room`` after a burst, ``room + ~len`` = ``room − beats``, is computed beside it)
+        room = Signal(range(self.depth + 1), init=self.depth)
         in_flight = Signal(range(self.outstanding + 1))
         take = Signal()
         m.d.comb += take.eq(burst.valid & (~axi.arvalid | axi.arready) & (in_flight < self.outstanding)
-                            & (reserved + beats <= self.depth))
+                            & (room > burst.p.len))
         m.d.comb += burst.ready.eq(take)
         _address_channel(m, "ar", axi, take=take, burst=burst)
 
@@ -229,7 +253,9 @@ class ReadDma(wiring.Component):
         m.d.comb += [axi.rready.eq(fifo.w.ready), fifo.w.valid.eq(axi.rvalid), fifo.w.payload.eq(axi.rdata)]
         r_take = axi.rvalid & axi.rready
         popped = self.data.valid & self.data.ready
-        m.d.sync += [reserved.eq(reserved + Mux(take, beats, 0) - popped),
+        after = Signal.like(room)
+        m.d.comb += after.eq(room + Cat(~burst.p.len, Const((1 << max(0, len(room) - 8)) - 1, max(0, len(room) - 8)))[:len(room)])   # one adder
+        m.d.sync += [room.eq(Mux(take, after, room) + popped),
                      in_flight.eq(in_flight + take - (r_take & axi.rlast))]
         with m.If(r_take & axi.rresp[1]):
             m.d.sync += self.error.eq(1)

@@ -17,8 +17,8 @@ Completion: LOAD when its last word is written to the buffer; STORE when the wri
 done (every B response arrived). ``done`` pulses in the cycle after; a transfer with no words (``runs`` or
 ``run_words`` 0) is done one cycle after it was taken.
 
-Latencies: LOAD — a beat from the DMA to the buffer write: 0 cycles to the assembler register, the write
-the cycle after the word's last beat (:attr:`Transfer.load_latency` = 1). STORE — a word read to its first
+Latencies: LOAD — a word's last beat taken from the DMA to the word offered to its buffer: the beat register,
+then the word register (:attr:`Transfer.load_latency` = 2). STORE — a word read to its first
 beat offered to the write DMA: the ACT read (:attr:`DramBuffers.ACT_LATENCY`), the FIFO, the converter.
 """
 
@@ -43,6 +43,9 @@ __all__ = ["Transfer", "STORE_FIFO_DEPTH", "beats_width"]
 #: read's credit (the read, the FIFO's latency, the pop seen: ACT_LATENCY + 3 cycles), so a word can be read every
 #: cycle while the write DMA keeps up (4 gave 78 % of the bus at one beat per word with ACT_LATENCY 2)
 STORE_FIFO_DEPTH = 16
+
+#: slots of the LOAD word register served by one copy of a beat
+SLOT_GROUP = 8
 
 
 def _shifts(config: EngineConfig, data_width: int) -> dict[Buffer, int]:
@@ -79,8 +82,9 @@ class Transfer(wiring.Component):
         To :attr:`DramBuffers.store_rd` / from ``store_resp``.
     """
 
-    #: cycles from a word's last beat taken from the read DMA to the word written into its buffer
-    load_latency = 1
+    #: cycles from a word's last beat taken from the read DMA to the word written into its buffer: the beat
+    #: register, the word register
+    load_latency = 2
 
     def __init__(self, config: EngineConfig, *, data_width: int, addr_width: int = 32):
         if config.act_word_bits % data_width:
@@ -143,25 +147,42 @@ class Transfer(wiring.Component):
             with m.Else():
                 m.d.sync += in_run.eq(in_run - 1)
 
-        # -- LOAD: beats → words of the buffer's width
+        # -- LOAD: beats → words of the buffer's width. A beat is first registered with its slot as a one-hot and
+        # a copy of its data per group of SLOT_GROUP slots (each loaded only by beats for its slots, so synthesis
+        # keeps them apart): the word register's enables and data come from flip-flops beside its slots, not
+        # from the DMA FIFO's handshake across the die (the ULX3S engine's critical path at 69.6 MHz).
         load = self.load
-        count = Signal(range(max(2, self.widest // dw)))
+        slots = max(1, self.widest // dw)
+        groups = -(-slots // SLOT_GROUP)
+        count = Signal(range(max(2, slots)))
         beat_last = Signal.like(count)
         with m.Switch(t.buffer):
             for b, s in self.shifts.items():
                 with m.Case(b):
                     m.d.comb += beat_last.eq((1 << s) - 1)
+        b_valid, b_ends = Signal(), Signal()                  # a beat held; it ends its word
+        b_slot = Signal(slots)                               # its slot, one-hot
+        b_data = [Signal(dw, name=f"beat_g{g}") for g in range(groups)]
+        # the word taken by the buffer (or none pending), or the beat is not its first: the beat may go in
+        can_write = ~load.valid | load.ready | ~b_slot[0]
+        consume = b_valid & can_write
         rd_data = self.rd_data
-        m.d.comb += [rd_data.ready.eq(~load.valid | load.ready | (count != 0)),
-                     load.p.buffer.eq(t.buffer), load.p.addr.eq(ptr)]
+        m.d.comb += [rd_data.ready.eq(~b_valid | can_write), load.p.buffer.eq(t.buffer), load.p.addr.eq(ptr)]
+        with m.If(consume):
+            m.d.sync += b_valid.eq(0)
+        with m.If(rd_data.valid & rd_data.ready):
+            m.d.sync += [b_valid.eq(1), b_slot.eq(1 << count), b_ends.eq(count == beat_last),
+                         count.eq(Mux(count == beat_last, 0, count + 1))]
+            for g in range(groups):
+                with m.If(count // SLOT_GROUP == g):
+                    m.d.sync += b_data[g].eq(rd_data.payload)
         with m.If(load.ready):
             m.d.sync += load.valid.eq(0)
-        with m.If(rd_data.valid & rd_data.ready):
-            m.d.sync += load.p.data.word_select(count, dw).eq(rd_data.payload)
-            with m.If(count == beat_last):
-                m.d.sync += [load.valid.eq(1), count.eq(0)]
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
+        for k in range(slots):
+            with m.If(consume & b_slot[k]):
+                m.d.sync += load.p.data[k * dw:(k + 1) * dw].eq(b_data[k // SLOT_GROUP])
+        with m.If(consume & b_ends):
+            m.d.sync += load.valid.eq(1)
 
         # -- STORE: ACT reads while the FIFO has room for their words, FIFO, words → beats
         m.submodules.store_fifo = fifo = StreamFIFO(shape=self.act_bits, depth=STORE_FIFO_DEPTH)
