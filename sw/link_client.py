@@ -111,6 +111,8 @@ class LinkStats:
     retries: int = 0
     crc_errors: int = 0          # responses with a bad CRC, and requests the board answered BAD_CRC
     timeouts: int = 0
+    bytes_out: int = 0           # line bytes written and read (frames, retries and garbage included)
+    bytes_in: int = 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -167,6 +169,7 @@ class LinkClient:
             self._buf.clear()
             t0 = time.monotonic()
             self.port.write(frame)
+            self.stats.bytes_out += len(frame)
             got = self._response(wait)
             if got is None:
                 continue
@@ -202,7 +205,9 @@ class LinkClient:
             if left <= 0:
                 self.stats.timeouts += 1
                 return None
-            self._buf += self.port.read(min(left, 0.05))
+            data = self.port.read(min(left, 0.05))
+            self.stats.bytes_in += len(data)
+            self._buf += data
 
     # -- the commands -----------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ back; with ``check`` every output byte is compared with the golden model.
 
 from __future__ import annotations
 
+import struct
 import time
 import zlib
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,8 @@ import numpy as np
 
 from fireforge.core.compiled import Compiled
 from fireforge.core.layout import read_tensor, tensor_words
-from fireforge.core.link import StatusBits, config_hash
+from fireforge.core.link import (STATUS_FORMAT, Cmd, Status, StatusBits, config_hash, request_frame,
+                                 response_frame)
 from fireforge.core.numerics import quantize_input
 from fireforge.errors import FireforgeError
 from fireforge.sw.compare import top5
@@ -36,10 +38,36 @@ class ImageResult:
     wall_s: float                # on the host: input written … output read
     mismatches: int | None = None
     output: np.ndarray | None = field(default=None, repr=False)
+    line_bytes: int = 0          # bytes on the line both ways (frames, polls and retries included)
+    polls: int = 0               # STATUS requests while the engine ran
+
+    @property
+    def transfer_bytes(self) -> int:
+        """Line bytes without the polls (which overlap the engine's run)."""
+        return self.line_bytes - self.polls * POLL_LINE_BYTES
+
+    def line_s(self, baud: int) -> float:
+        """The least seconds this input takes on a real line at ``baud``: its transfers, then the engine."""
+        return line_seconds(self.transfer_bytes, baud) + self.latency_ms / 1e3
 
     def to_dict(self) -> dict:
         return {"input": self.name, "top5": self.top5, "cycles": self.cycles, "latency_ms": self.latency_ms,
-                "wall_s": self.wall_s, **({"mismatches": self.mismatches} if self.mismatches is not None else {})}
+                "wall_s": self.wall_s, "line_bytes": self.line_bytes, "polls": self.polls,
+                **({"mismatches": self.mismatches} if self.mismatches is not None else {})}
+
+
+#: line bytes of one STATUS exchange (request and response)
+POLL_LINE_BYTES = len(request_frame(0, Cmd.STATUS)) + len(response_frame(0, Status.OK,
+                                                                         bytes(struct.calcsize(STATUS_FORMAT))))
+
+
+def line_bytes(client: LinkClient) -> int:
+    return client.stats.bytes_out + client.stats.bytes_in
+
+
+def line_seconds(nbytes: int, baud: int) -> float:
+    """The least time ``nbytes`` take on a UART at ``baud`` (10 bits a byte), before any USB bridge's latency."""
+    return 10 * nbytes / baud
 
 
 def _program_regions(c: Compiled) -> list[tuple[str, int, bytes]]:
@@ -92,9 +120,9 @@ class RunSession:
             raise FireforgeError(f"{client.port.device}: the {ident.board}'s DRAM controller did not initialise "
                                  f"(status {bits!r}); power-cycle the board")
         self.board, self.clock_mhz = ident.board, ident.clock_mhz
-        t0 = time.perf_counter()
+        t0, b0 = time.perf_counter(), line_bytes(client)
         self.uploaded = upload_program(client, compiled, log)
-        self.upload_s = time.perf_counter() - t0
+        self.upload_s, self.upload_line_bytes = time.perf_counter() - t0, line_bytes(client) - b0
 
     def infer(self, x: np.ndarray, name: str = "input", *, check: bool = False, poll_s: float = 0.001,
               timeout_s: float = 600.0) -> ImageResult:
@@ -103,12 +131,13 @@ class RunSession:
         lay, t_in = c.input_layout, c.program.tensors[c.program.input]
         words = np.asarray(tensor_words(lay, quantize_input(x, t_in.scale, t_in.zero_point), t_in.zero_point, v),
                            np.uint8)
-        t0 = time.perf_counter()
+        t0, b0 = time.perf_counter(), line_bytes(client)
         client.write(m["act"] + lay.addr * v, words.tobytes())
         client.start(m["commands"], m["command_count"])
-        deadline = time.monotonic() + timeout_s
+        deadline, polls = time.monotonic() + timeout_s, 0
         while True:
             st = client.status()
+            polls += 1
             if st.bits & StatusBits.DONE and not st.bits & StatusBits.BUSY:
                 break
             if time.monotonic() > deadline:
@@ -126,7 +155,8 @@ class RunSession:
             from fireforge.sim import golden
 
             mism = int(np.count_nonzero(got != golden.run(c.program, x).output))
-        return ImageResult(name, top5(got) if got.shape[1:] == (1, 1) else [], st.cycles, st.cycles / (self.clock_mhz * 1e3), wall, mism, got)
+        return ImageResult(name, top5(got) if got.shape[1:] == (1, 1) else [], st.cycles,
+                           st.cycles / (self.clock_mhz * 1e3), wall, mism, got, line_bytes(client) - b0, polls)
 
 
 @dataclass
@@ -138,6 +168,8 @@ class RunReport:
     images: list[ImageResult]
     link: dict
     line: str = ""               # the simulated line's statistics
+    baud: int = 3_000_000
+    upload_line_bytes: int = 0
 
     @property
     def mismatches(self) -> int | None:
@@ -148,8 +180,10 @@ class RunReport:
         first = self.images[0]
         return {"board": self.board, "clock_mhz": self.clock_mhz, "top5": first.top5, "cycles": first.cycles,
                 **({"mismatches": self.mismatches} if self.mismatches is not None else {}),
-                "upload": {"bytes": self.uploaded, "seconds": self.upload_s},
-                "images": [r.to_dict() for r in self.images], "link": self.link}
+                "upload": {"bytes": self.uploaded, "seconds": self.upload_s, "line_bytes": self.upload_line_bytes,
+                           "line_s": line_seconds(self.upload_line_bytes, self.baud)},
+                "images": [{**r.to_dict(), "line_s": r.line_s(self.baud)} for r in self.images],
+                "baud": self.baud, "link": self.link}
 
 
 def input_files(path: Path) -> list[Path]:
@@ -212,17 +246,19 @@ def run_board(out_dir, port: str, inputs, *, check: bool = False, line_errors: f
         if sim is not None:
             line = sim.close()
     return RunReport(session.board, session.clock_mhz, session.uploaded, session.upload_s, results,
-                     client.stats.to_dict(), line)
+                     client.stats.to_dict(), line, baud, session.upload_line_bytes)
 
 
 def format_report(rep: RunReport) -> str:
     lines = [f"{rep.board} at {rep.clock_mhz:g} MHz: program upload "
              + (", ".join(f"{k} {v:,} B" for k, v in rep.uploaded.items() if v) or "skipped (the board holds it)")
-             + f" in {rep.upload_s:.1f} s"]
+             + f" in {rep.upload_s:.1f} s ({rep.upload_line_bytes:,} line bytes: "
+             f"≥ {line_seconds(rep.upload_line_bytes, rep.baud):.2f} s at {rep.baud:,} baud)"]
     for r in rep.images:
         check = "" if r.mismatches is None else f", {r.mismatches} mismatching bytes vs golden"
         lines.append(f"{r.name}: top-5 {r.top5}, {r.cycles:,} engine cycles = {r.latency_ms:.2f} ms on the board, "
-                     f"{r.wall_s:.2f} s on the host{check}")
+                     f"{r.wall_s:.2f} s on the host; on a {rep.baud:,}-baud line ≥ {r.line_s(rep.baud):.2f} s "
+                     f"({r.transfer_bytes:,} bytes and the engine){check}")
     if len(rep.images) > 1:
         cyc = [r.cycles for r in rep.images]
         lines.append(f"{len(rep.images)} inputs: mean {sum(cyc) / len(cyc):,.0f} cycles, "

@@ -17,7 +17,7 @@ pytest.importorskip("litedram")
 from fireforge.cli import main  # noqa: E402
 from fireforge.core.compiled import Compiled  # noqa: E402
 from fireforge.core.config import EngineConfig  # noqa: E402
-from fireforge.core.link import (MAX_PAYLOAD, SYNC_REQUEST, SYNC_RESPONSE, Cmd, Status, crc16, parse_frame,  # noqa: E402
+from fireforge.core.link import (MAX_PAYLOAD, STATUS_FORMAT, SYNC_REQUEST, SYNC_RESPONSE, Cmd, Status, crc16, parse_frame,  # noqa: E402
                                  request_frame, response_frame)
 from fireforge.sw.compile import compile_model  # noqa: E402
 
@@ -70,6 +70,15 @@ def test_full_width_v1_1_on_the_simulated_board(v11_64, tmp_path, capsys):
     m = v11_64.dram["map"]
     assert doc["upload"]["bytes"] == {"weights": m["weight_bytes"], "requant words": m["quant_bytes"],
                                       "commands": 64 * m["command_count"]}
+    # line bytes: the payload plus frame headers, CRCs, acks and checksum requests — a few per cent, not more
+    up = sum(doc["upload"]["bytes"].values())
+    assert up < doc["upload"]["line_bytes"] < 1.05 * up
+    assert doc["upload"]["line_s"] == pytest.approx(10 * doc["upload"]["line_bytes"] / doc["baud"])
+    (img,) = doc["images"]
+    io_bytes = (v11_64.input_layout.words + v11_64.output_layout.words) * v11_64.vector
+    poll = len(request_frame(0, Cmd.STATUS)) + len(response_frame(0, Status.OK, bytes(struct.calcsize(STATUS_FORMAT))))
+    assert io_bytes < img["line_bytes"] - img["polls"] * poll < 1.1 * io_bytes + 2000
+    assert img["line_s"] == pytest.approx((img["line_bytes"] - img["polls"] * poll) * 10 / 3e6 + img["latency_ms"] / 1e3)
     hw = dram_rtl_run(v11_64, np.load(x))
     assert abs(doc["cycles"] / hw.cycles - 1) < 0.01, (doc["cycles"], hw.cycles)
 
