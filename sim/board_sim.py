@@ -56,7 +56,8 @@ class BoardSimTop(wiring.Component):
         addr_width = (core.profile.size_bytes - 1).bit_length()
         self.board = DramBoardCore(config, variant or BuildVariant(), data_width=core.axi_data_width,
                                    addr_width=addr_width, id_width=core.config["user_ports"]["axi_0"]["id_width"],
-                                   clk_hz=self.engine_mhz * 1e6, divisor=divisor, frame_timeout=SIM_FRAME_TIMEOUT)
+                                   clk_hz=self.engine_mhz * 1e6, divisor=divisor, frame_timeout=SIM_FRAME_TIMEOUT,
+                                   dram_bytes=core.profile.size_bytes)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "leds": Out(8),
                           **({"dram_clk": In(1), "dram_rst": In(1)} if self.two_clocks else {})})
 

@@ -17,8 +17,9 @@ pytest.importorskip("litedram")
 from fireforge.cli import main  # noqa: E402
 from fireforge.core.compiled import Compiled  # noqa: E402
 from fireforge.core.config import EngineConfig  # noqa: E402
-from fireforge.core.link import (MAX_PAYLOAD, STATUS_FORMAT, SYNC_REQUEST, SYNC_RESPONSE, Cmd, Status, crc16, parse_frame,  # noqa: E402
-                                 request_frame, response_frame)
+from fireforge.core.link import (IDENTIFY_FORMAT, MAX_PAYLOAD, STATUS_FORMAT, SYNC_REQUEST, SYNC_RESPONSE,  # noqa: E402
+                                 Cmd, Status, StatusBits, crc16, parse_frame, request_frame, response_frame)
+from fireforge.hw.dram.memtest import memtest_words  # noqa: E402
 from fireforge.sw.compile import compile_model  # noqa: E402
 
 #: the ULX3S's DRAM-mode engine for v1.1 at 224 (compile --board ulx3s-85f): the board's own buffers
@@ -162,6 +163,7 @@ def test_link_answers_bad_requests(tmp_path):
         try:
             seq, status, body = exchange(port, b"\x00\x5a\xa5\xff" + request_frame(1, Cmd.IDENTIFY))
             assert (seq, status, body[:2]) == (1, Status.OK, b"FF")
+            dw = struct.unpack(IDENTIFY_FORMAT, body)[5]
             bad = bytearray(request_frame(2, Cmd.WRITE, struct.pack("<I", 0) + b"\x11" * 16))
             bad[8] ^= 1
             assert exchange(port, bytes(bad))[:2] == (2, Status.BAD_CRC)
@@ -173,8 +175,12 @@ def test_link_answers_bad_requests(tmp_path):
             assert exchange(port, request_frame(7, Cmd.READ, struct.pack("<IH", 4096, 512)))[2] == data
             crc = exchange(port, request_frame(8, Cmd.CHECKSUM, struct.pack("<II", 4096, 512)))[2]
             assert struct.unpack("<I", crc)[0] == zlib.crc32(data)
-            # the damaged WRITE above wrote nothing: address 0 still reads as the DRAM's power-up zeros
-            assert exchange(port, request_frame(9, Cmd.READ, struct.pack("<IH", 0, 16)))[2] == bytes(16)
+            # the damaged WRITE above wrote nothing: address 0 still holds what the power-up memory test wrote
+            # there (its data-line walk), and the DRAM reads ready: the test passed on LiteDRAM's model
+            walk = b"".join(w.to_bytes(dw // 8, "little") for _, w in memtest_words(1 << 25, dw)[:2 * dw])
+            assert exchange(port, request_frame(9, Cmd.READ, struct.pack("<IH", 0, len(walk))))[2] == walk
+            bits = StatusBits(exchange(port, request_frame(10, Cmd.STATUS))[2][0])
+            assert bits & StatusBits.INIT_DONE and not bits & StatusBits.INIT_ERROR
         finally:
             port.close()
 

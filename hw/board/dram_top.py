@@ -30,9 +30,9 @@ board's LiteDRAM controller, their clocks and the AXI crossing between them.
   domain replays :func:`~fireforge.hw.board.litedram_core.board_init_sequence` (no CPU; no DDR3 leveling yet).
 * **Engine side**: :class:`~fireforge.hw.link.board_core.DramBoardCore` (``uart_rx``, ``uart_tx``, ``init_done``,
   ``init_error``, ``leds[8]``, ``m_axi``, all in ``sync``): the DRAM-mode engine behind the host link (protocol v2,
-  :data:`LINK_BAUD` by default). :class:`EngineStandIn` (the engine alone behind a shift register on the UART
-  pin, so that synthesis keeps it whole) has the same members, for measuring the engine without the link.
-  LEDs 0–4: init done, init error, busy, done, error.
+  :data:`LINK_BAUD` by default), and the power-up memory test (:class:`~fireforge.hw.dram.memtest.DramMemtest`)
+  that decides ``init_done`` / ``init_error`` as the host sees them. LEDs 0–4: DRAM ready, DRAM error, busy,
+  done, error.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardC
 from fireforge.hw.dram.axi import AXI4
 from fireforge.hw.dram.axi_cdc import AxiCdc
 
-__all__ = ["ID_WIDTH", "LINK_BAUD", "EngineStandIn", "DramController", "controller_alone", "DramBoardTop", "board_core_for", "dram_board_generate",
+__all__ = ["ID_WIDTH", "LINK_BAUD", "DramController", "controller_alone", "DramBoardTop", "board_core_for", "dram_board_generate",
            "refuse_dram_flags", "DRAM_CONTROLLER_NOTE", "KC705_RESOURCES"]
 
 #: the AXI port's ID width (the read DMAs' arbiter bit; the write DMA's ID is 0)
@@ -106,43 +106,6 @@ _SDR_PINS = {"a": "a", "ba": "ba", "cas_n": "cas", "cke": "clk_en", "cs_n": "cs"
 _DDR3_PINS = {"a": "a", "ba": "ba", "cas_n": "cas", "cke": "clk_en", "cs_n": "cs", "dm": "dm", "dq": "dq",
               "ras_n": "ras", "we_n": "we", "odt": "odt", "reset_n": "rst", "clk_p": "clk.p", "clk_n": "clk.n",
               "dqs_p": "dqs.p", "dqs_n": "dqs.n"}
-
-
-class EngineStandIn(wiring.Component):
-    """The engine side until ``fireforge.hw.link.board_core.DramBoardCore`` lands: the DRAM-mode engine with its
-    control inputs shifted in from ``uart_rx`` (a 57-bit shift register: start, program address, command count)
-    and its counters folded into ``uart_tx`` (their parity, registered), so that synthesis keeps every part of
-    it. It is not a host link.
-
-    Members
-    -------
-    uart_rx : In(1), uart_tx : Out(1)
-    init_done, init_error : In(1)
-    leds : Out(8)
-        init done, init error, engine busy, done, error.
-    m_axi : Out(AXI4(data_width, addr_width, id_width))
-    """
-
-    def __init__(self, config, variant=BuildVariant(), *, data_width, addr_width, id_width, clk_hz, baud):
-        from fireforge.hw.dram import DramEngine
-
-        self.engine = DramEngine(config, variant, data_width=data_width, addr_width=addr_width, id_width=id_width)
-        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "init_done": In(1),
-                          "init_error": In(1), "leds": Out(8),
-                          "m_axi": Out(AXI4(data_width=data_width, addr_width=addr_width, id_width=id_width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.engine = eng = self.engine
-        shift = Signal(1 + 32 + 24)
-        m.d.sync += shift.eq(Cat(self.uart_rx, shift[:-1]))
-        m.d.comb += [eng.start.eq(shift[0] & self.init_done & ~self.init_error), eng.program_addr.eq(shift[1:33]),
-                     eng.program_commands.eq(shift[33:])]
-        m.d.sync += self.uart_tx.eq(Cat(eng.cycles, eng.compute_cycles, eng.bytes_read, eng.bytes_written,
-                                        eng.layer_done).xor())
-        m.d.comb += self.leds.eq(Cat(self.init_done, self.init_error, eng.busy, eng.done, eng.error))
-        wiring.connect(m, wiring.flipped(self.m_axi), eng.m_axi)
-        return m
 
 
 def _engine_side(config, variant, *, board: Board, **kw):
@@ -325,7 +288,8 @@ class DramBoardTop(Elaboratable):
         self.variant = BuildVariant.for_family(self.board.family)
         self.engine_side = _engine_side(config, self.variant, data_width=core.axi_data_width,
                                         addr_width=core.axi_addr_width, id_width=core.axi_id_width,
-                                        clk_hz=self.clock["mhz"] * 1e6, baud=baud, board=self.board)
+                                        clk_hz=self.clock["mhz"] * 1e6, baud=baud, board=self.board,
+                                        dram_bytes=core.profile.size_bytes)
 
     @property
     def _core_clock_resource(self) -> str:
@@ -482,8 +446,8 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
                                       "id_width": core.axi_id_width, "crossing": "AxiCdc (AsyncFIFO per channel)"},
                               "core_dir": str(core.out_dir), "init_writes": len(design.init_sequence),
                               "init_wait_cycles": sum(s[2] for s in design.init_sequence),
-                              "not_done": ("DDR3 read/write leveling, memtest" if profile.memtype == "DDR3"
-                                           else "memtest")},
+                              "memtest": "DramMemtest after init: data and address lines walked, sets init_error",
+                              "not_done": "DDR3 read/write leveling" if profile.memtype == "DDR3" else "none"},
                "dram_reserve": {"lut": c_lut, "bram_blocks": c_blocks},
                "clocks": {"engine": {"domain": "sync", "mhz": design.clock["mhz"], "pll": design.clock["pll"],
                                      "board_mhz": design.clock["board_mhz"]},
@@ -492,8 +456,7 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
                "place_and_route": ("nextpnr-ecp5" if board.nextpnr else
                                    f"none: no open place-and-route for {board.family} ({board.device}) here; the "
                                    f"directory has amaranth's Vivado build script"),
-               "host_link": (f"UART 8N1 at {baud:,} baud, link protocol v2 (fireforge.hw.link)"
-                             if type(side).__name__ == "DramBoardCore" else "none: EngineStandIn"),
+               "host_link": f"UART 8N1 at {baud:,} baud, link protocol v2 (fireforge.hw.link)",
                "resources_source": "estimate (fit check)", "timings_s": {}}
 
     def write():
