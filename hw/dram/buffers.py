@@ -42,8 +42,10 @@ __all__ = ["DramBuffers", "buffer_write", "buffer_widths", "act_banks", "BUF_ADD
 
 #: bits of a buffer word address as a TRANSFER carries it (``buf_addr``)
 BUF_ADDR_BITS = 24
-#: words of one ACT bank: an ECP5 DP16KD's depth at 18 bits (a row of block RAMs)
-BANK_DEPTH = 1024
+#: words of one ACT bank: an ECP5 DP16KD's depth at 4 bits, so a bank is a row of blocks with no multiplexer inside and
+#: the read path joins few banks (at 1,024 words — the depth at 18 bits — the ULX3S v1_1 engine had 32 banks, and
+#: their 2,048 captured bits converging on the multiplexers were where nextpnr's router2 stayed congested)
+BANK_DEPTH = 4096
 #: yosys's memory attribute for "never read and written at one address in one cycle" (honoured when yosys itself
 #: moves a register into a read port: the ports here are asynchronous with a register after them, which is the
 #: block RAM's read register on the chip and the same cycle for cycle in simulation); without it yosys emulates
