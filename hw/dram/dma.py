@@ -244,8 +244,10 @@ class ReadDma(wiring.Component):
         room = Signal(range(self.depth + 1), init=self.depth)
         in_flight = Signal(range(self.outstanding + 1))
         take = Signal()
-        m.d.comb += take.eq(burst.valid & (~axi.arvalid | axi.arready) & (in_flight < self.outstanding)
-                            & (room > burst.p.len))
+        # a burst is issued only with AR empty, not in the cycle AR is taken: ``arready`` (from the port's owner
+        # multiplexer and the arbiter) stays out of the splitter's enables — one AR per two cycles at most, for
+        # bursts of many beats (the ULX3S engine's critical path at 74.9 MHz ran arready → take → the splitter)
+        m.d.comb += take.eq(burst.valid & ~axi.arvalid & (in_flight < self.outstanding) & (room > burst.p.len))
         m.d.comb += burst.ready.eq(take)
         _address_channel(m, "ar", axi, take=take, burst=burst)
 
@@ -332,7 +334,7 @@ class WriteDma(wiring.Component):
         burst = split.burst
         in_flight = Signal(range(self.outstanding + 1))
         take = Signal()
-        m.d.comb += take.eq(burst.valid & (~axi.awvalid | axi.awready) & (in_flight < self.outstanding)
+        m.d.comb += take.eq(burst.valid & ~axi.awvalid & (in_flight < self.outstanding)   # as ReadDma's AR
                             & wlen.w.ready & bwait.w.ready)
         m.d.comb += [burst.ready.eq(take), wlen.w.valid.eq(take), wlen.w.payload.eq(burst.p.len),
                      bwait.w.valid.eq(take), bwait.w.payload.eq(burst.p.last)]

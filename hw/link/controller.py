@@ -136,6 +136,8 @@ class LinkController(wiring.Component):
         fed = Signal(range(MAX_PAYLOAD))
         have = Signal()
         m.d.comb += rx.buf_addr.eq(fed)
+        refuse, write_bad, read_bad = Signal(), Signal(), Signal()
+        write_beats, read_beats, read_bytes = Signal(BEATS_BITS + 1), Signal(BEATS_BITS + 1), Signal(32)
 
         def answer(st, n=0, payload=None, dma=False):
             m.d.sync += [code.eq(st), length.eq(n), from_dma.eq(dma), sent.eq(0), beat_left.eq(0)]
@@ -148,11 +150,25 @@ class LinkController(wiring.Component):
                 with m.If(rx.bad):
                     answer(Status.BAD_CRC)
                 with m.Elif(rx.frame):
-                    m.next = "DECODE"
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                # the request's checks into registers, a cycle before DECODE acts on them (the frame stays
+                # while the FSM is not IDLE): its comparisons and carry chains stay out of DECODE's enables
+                is_read = rx.cmd == Cmd.READ
+                n = Mux(is_read, count[:16], count)
+                dram_cmd = (rx.cmd == Cmd.WRITE) | is_read | (rx.cmd == Cmd.CHECKSUM)
+                m.d.sync += [
+                    refuse.eq(self.engine_busy & (dram_cmd | (rx.cmd == Cmd.START))
+                              & ~((rx.cmd == Cmd.START) & started & (last_start == rx.seq))),
+                    write_bad.eq((rx.length <= 4) | (data_len[:shift] != 0 if shift else 0) | ~aligned),
+                    write_beats.eq(data_len >> shift),
+                    read_bad.eq((rx.length != Mux(is_read, 6, 8)) | (n == 0) | ~aligned |
+                                ((n[:shift] != 0) if shift else Const(0)) | (n[BEATS_BITS + shift:] != 0) |
+                                (is_read & (n > MAX_PAYLOAD - 4))),
+                    read_bytes.eq(n), read_beats.eq(n >> shift)]
+                m.next = "DECODE"
             with m.State("DECODE"):
-                dram_cmd = (rx.cmd == Cmd.WRITE) | (rx.cmd == Cmd.READ) | (rx.cmd == Cmd.CHECKSUM)
-                with m.If(self.engine_busy & (dram_cmd | (rx.cmd == Cmd.START))
-                          & ~((rx.cmd == Cmd.START) & started & (last_start == rx.seq))):
+                with m.If(refuse):
                     answer(Status.BUSY)
                 with m.Elif(rx.cmd == Cmd.IDENTIFY):
                     ident = Const(int.from_bytes(self.identify, "little"), 8 * len(self.identify))
@@ -160,28 +176,24 @@ class LinkController(wiring.Component):
                 with m.Elif(rx.cmd == Cmd.STATUS):
                     answer(Status.OK, 17, Cat(status, self.engine_counters))
                 with m.Elif(rx.cmd == Cmd.WRITE):
-                    with m.If((rx.length <= 4) | (data_len[:shift] != 0 if shift else 0) | ~aligned):
+                    with m.If(write_bad):
                         answer(Status.BAD_ARGS)
                     with m.Else():
                         m.d.comb += [wd.cmd.valid.eq(1), wd.cmd.payload.addr.eq(addr),
-                                     wd.cmd.payload.beats.eq(data_len >> shift)]
-                        m.d.sync += [fed.eq(0), have.eq(0), beats_left.eq(data_len >> shift)]
+                                     wd.cmd.payload.beats.eq(write_beats)]
+                        m.d.sync += [fed.eq(0), have.eq(0), beats_left.eq(write_beats)]
                         with m.If(wd.cmd.ready):
                             m.next = "WRITE"
                 with m.Elif((rx.cmd == Cmd.READ) | (rx.cmd == Cmd.CHECKSUM)):
-                    n = Mux(rx.cmd == Cmd.READ, count[:16], count)
-                    bad = (rx.length != Mux(rx.cmd == Cmd.READ, 6, 8)) | (n == 0) | ~aligned | \
-                        ((n[:shift] != 0) if shift else Const(0)) | (n[BEATS_BITS + shift:] != 0) | \
-                        ((rx.cmd == Cmd.READ) & (n > MAX_PAYLOAD - 4))
-                    with m.If(bad):
+                    with m.If(read_bad):
                         answer(Status.BAD_ARGS)
                     with m.Else():
                         m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(addr),
-                                     rd.cmd.payload.beats.eq(n >> shift)]
-                        m.d.sync += [beats_left.eq(n >> shift), crc.eq(0xFFFFFFFF)]
+                                     rd.cmd.payload.beats.eq(read_beats)]
+                        m.d.sync += [beats_left.eq(read_beats), crc.eq(0xFFFFFFFF)]
                         with m.If(rd.cmd.ready):
                             with m.If(rx.cmd == Cmd.READ):
-                                answer(Status.OK, n, dma=True)
+                                answer(Status.OK, read_bytes, dma=True)
                             with m.Else():
                                 m.next = "CHECKSUM"
                 with m.Elif(rx.cmd == Cmd.START):
