@@ -200,7 +200,10 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
         key = "synth"
     try:
         times[key] = round(step(), 1)
-    except FireforgeError:
+    except FireforgeError as e:
+        if bitstream and route_failed(d / f"{TOP_NAME}.tim"):
+            times[key] = round(_retry_routes(d, env, e, details, timeout_s, log), 1)
+            return _record_cells(rpt, fam, details)
         if fam != "ecp5" or not abc9_assertion(rpt):
             raise
         rpt.replace(d / f"{TOP_NAME}.abc9.rpt")
@@ -210,9 +213,49 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
             f"synthesising again with abc for the LUT mapping")
         details["synth_flow"] = "abc (abc9 failed an internal assertion)"
         times[key] = round(step(), 1)
+    _record_cells(rpt, fam, details)
+
+
+def _record_cells(rpt: Path, fam: str, details: dict) -> None:
     cells = parse_yosys_stat(rpt.read_text(errors="replace"))
     details["synth_cells"] = {k: v for k, v in cells.items() if not k.startswith("$")}
     details["synth_resources"] = synth_resources(cells, fam)
+
+
+#: nextpnr seeds the bitstream flow tries after its first run fails to route
+RETRY_SEEDS = (2, 3)
+
+
+def route_failed(tim: Path) -> bool:
+    """Whether nextpnr's log ends in a routing failure (e.g. router2 not reaching the reset's DCCA input, which
+    some placements of the congested DRAM-mode ULX3S design hit), which another placement seed may not."""
+    return tim.exists() and "ERROR: Failed to route" in tim.read_text(errors="replace")
+
+
+def _retry_routes(d: Path, env, first: FireforgeError, details: dict, timeout_s, log) -> float:
+    """Run the build script's place-and-route and pack steps again (the netlist is written) with the next seeds
+    of :data:`RETRY_SEEDS`, until one routes; the failures are recorded in ``details["pnr_retries"]``."""
+    script = (d / f"build_{TOP_NAME}.sh").read_text().splitlines()
+    # the script without synthesis (its netlist is written), nextpnr with a seed
+    body = [line for line in script if not line.startswith('"$YOSYS"')]
+    tim, seconds = d / f"{TOP_NAME}.tim", 0.0
+    tries = [{"seed": "default", "error": str(first)}]
+    for seed in RETRY_SEEDS:
+        log(f"place-and-route failed to route ({tries[-1]['error']}); trying nextpnr seed {seed}")
+        (d / f"retry_{TOP_NAME}.sh").write_text("\n".join(
+            line + f" --seed {seed}" if line.startswith('"$NEXTPNR') else line for line in body) + "\n")
+        try:
+            seconds += run_tool(["sh", f"retry_{TOP_NAME}.sh"], d, env, tim, f"nextpnr (seed {seed})", timeout_s)
+        except FireforgeError as e:
+            if not route_failed(tim):
+                raise
+            tries.append({"seed": seed, "error": str(e)})
+            continue
+        details["pnr_seed"], details["pnr_retries"] = seed, tries
+        return seconds
+    details["pnr_retries"] = tries
+    raise FireforgeError(f"nextpnr failed to route with its default seed and seeds "
+                         f"{', '.join(map(str, RETRY_SEEDS))}: {tries[-1]['error']}")
 
 
 def _place_and_route(board: Board, d: Path, env, *, run: bool, report, details, timeout_s, log) -> None:
