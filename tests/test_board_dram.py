@@ -179,3 +179,6 @@ def test_fmax_by_domain():
     fmax = {"$glbnet$core_clk": {"mhz": 68.93}, "$glbnet$clk": {"mhz": 50.53}}
     assert _fmax_by_domain(fmax) == {"sync": 50.53, "dram": 68.93}
     assert _fmax_by_domain({"clk": {"mhz": 90.0}}) == {"sync": 90.0}
+    # the engine's net named after a block it clocks (the whole ULX3S board, 2026-12-06)
+    fmax = {"$glbnet$controller.core_clk": {"mhz": 75.76}, "$glbnet$controller.axi_cdc.ar_fifo.clk": {"mhz": 67.42}}
+    assert _fmax_by_domain(fmax) == {"sync": 67.42, "dram": 75.76}

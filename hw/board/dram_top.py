@@ -493,15 +493,18 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
 
 
 def _fmax_by_domain(fmax: dict) -> dict:
-    """nextpnr's Fmax per clock net -> per clock domain. ``sync``'s clock is the top's ``clk``; ``dram``'s net takes
-    the name of one of the signals merged into it (``dram_clk``, or ``core_clk``, the controller's input it drives
-    on ECP5): the other clock. nextpnr prefixes a promoted net with ``$glbnet$``."""
+    """nextpnr's Fmax per clock net -> per clock domain. nextpnr names a promoted net (``$glbnet$`` + a name) after
+    one of the signals merged into it, which varies with the design: the controller's is ``core_clk`` /
+    ``dram_clk`` (the controller input it drives on ECP5), the engine's ``clk`` or, as often, a port of a block it
+    clocks (``controller.axi_cdc.ar_fifo.clk``). So the controller's is the net named after its clock, the engine's
+    the other one."""
     nets = {net.removeprefix("$glbnet$"): f["mhz"] for net, f in fmax.items()}
-    out = {}
-    if "clk" in nets:
-        out["sync"] = nets.pop("clk")
+    dram = [n for n in nets if n.split(".")[-1] in ("core_clk", "dram_clk")]
+    out = {"dram": nets.pop(dram[0])} if len(dram) == 1 else {}
     if len(nets) == 1:
-        out["dram"] = nets.popitem()[1]
+        out["sync"] = nets.popitem()[1]
+    elif "clk" in nets:
+        out["sync"] = nets.pop("clk")
     return out
 
 
