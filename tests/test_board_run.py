@@ -67,7 +67,8 @@ def test_full_width_v1_1_on_the_simulated_board(v11_64, tmp_path, capsys):
     assert main(["run", str(v11_64.out_dir), "--port", "sim", "--input", str(x), "--check", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["mismatches"] == 0 and doc["board"] == "sim" and doc["clock_mhz"] == 50
-    assert len(doc["top5"]) == 5 and doc["link"]["retries"] == 0
+    # a clean line damages nothing (a loaded machine may still time a response out and resend: that is timing)
+    assert len(doc["top5"]) == 5 and doc["link"]["crc_errors"] == 0
     m = v11_64.dram["map"]
     assert doc["upload"]["bytes"] == {"weights": m["weight_bytes"], "requant words": m["quant_bytes"],
                                       "commands": 64 * m["command_count"]}

@@ -18,8 +18,9 @@ CFG = EngineConfig(mac_units=16, weight_depth=64, quant_depth=16, desc_depth=4, 
 
 def test_banks_and_needs():
     assert act_banks(CFG) == [(32, BANK_DEPTH), (32, BANK_DEPTH), (32, 100)]
+    # each bank as two 16-bit slices side by side
     assert sorted(DramBuffers.needs(CFG)["memories"]) == sorted(
-        [(32, BANK_DEPTH), (32, BANK_DEPTH), (32, 100), (CFG.weight_word_bits, 64), (CFG.quant_word_bits, 16)])
+        [(16, BANK_DEPTH)] * 4 + [(16, 100)] * 2 + [(CFG.weight_word_bits, 64), (CFG.quant_word_bits, 16)])
 
 
 def test_act_latency_order_and_load_slot():

@@ -159,7 +159,8 @@ class DramBuffers(wiring.Component):
     def needs(cls, config: EngineConfig) -> dict:
         """Resource report (:mod:`fireforge.hw.engine.needs`): the three buffer memories."""
         widths = buffer_widths(config)
-        return {"products": {}, "memories": [widths[Buffer.WEIGHTS], widths[Buffer.QUANT], *act_banks(config)]}
+        slices = [(w // _slices(w), d) for w, d in act_banks(config) for _ in range(_slices(w))]
+        return {"products": {}, "memories": [widths[Buffer.WEIGHTS], widths[Buffer.QUANT], *slices]}
 
     def _rom(self, m, name, buf, port):
         """A buffer the core reads through a RomPort and LOAD writes."""
