@@ -197,8 +197,9 @@ def test_parameters_and_needs():
         DramEngine(CFG, data_width=64)        # wider than the 32-bit activation word
     needs = DramEngine.needs(CFG, data_width=16)
     mems = sorted(needs["memories"])
-    for want in ((32, 256), (128, 64), (256, 16)):
+    for want in ((128, 64), (256, 16)):                # WEIGHTS, QUANT
         assert want in mems
+    assert mems.count((16, 256)) == 2                   # ACT: one bank of 256 words in two 16-bit slices
 
 
 # -- a real compute: a compiled Fire module, one tile per layer -------------------------------------------------
