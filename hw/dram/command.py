@@ -98,8 +98,11 @@ class CommandProcessor(wiring.Component):
         xfer = TRANSFER(word[:TRANSFER.size])
         m.d.comb += [op.eq(word[:3]), self.transfer.payload.eq(xfer)]
         left = Signal(PROGRAM_COMMANDS_BITS)          # commands not yet taken from the stream
+        # ``left`` == 0 and == 1 as registers: the 24-bit comparisons stay out of the stream's ``ready`` and the
+        # enables it drives (the ULX3S engine's critical path at 82.07 MHz started at ``left``)
+        none_left, one_left = Signal(init=1), Signal()
         with m.If(cmds.valid & cmds.ready):
-            m.d.sync += left.eq(left - 1)
+            m.d.sync += [left.eq(left - 1), none_left.eq(left == 1), one_left.eq(left == 2)]
 
         # the latched descriptor, served as descriptor 0 `rom_latency` cycles after `en`
         latched = Signal(DESCRIPTOR.size)
@@ -119,7 +122,8 @@ class CommandProcessor(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.busy.eq(1), self.done.eq(0), self.error.eq(0), left.eq(self.program_commands)]
+                    m.d.sync += [self.busy.eq(1), self.done.eq(0), self.error.eq(0), left.eq(self.program_commands),
+                                 none_left.eq(self.program_commands == 0), one_left.eq(self.program_commands == 1)]
                     with m.If(self.program_commands == 0):
                         m.d.sync += self.error.eq(1)
                         m.next = "DRAIN"
@@ -128,7 +132,7 @@ class CommandProcessor(wiring.Component):
                                      fetch.p.beats.eq(self.program_commands << beat_shift)]
                         m.next = "NEXT"
             with m.State("NEXT"):
-                with m.If(left == 0):               # the stream ended without END
+                with m.If(none_left):               # the stream ended without END
                     m.d.sync += self.error.eq(1)
                     m.next = "DRAIN"
                 with m.Elif(cmds.valid):
@@ -160,8 +164,8 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += self.layer_done.eq(mark)
                     m.next = "NEXT"
             with m.State("DRAIN"):                  # drop what is left of the stream; wait for the core
-                m.d.comb += cmds.ready.eq(left != 0)
-                with m.If(((left == 0) | ((left == 1) & cmds.valid)) & core_idle & ~fetch.valid):
+                m.d.comb += cmds.ready.eq(~none_left)
+                with m.If((none_left | (one_left & cmds.valid)) & core_idle & ~fetch.valid):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"
         return m
