@@ -328,6 +328,36 @@ def _program_and_input(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+# -- explore --------------------------------------------------------------------------------------------------------
+
+def cmd_explore(args) -> int:
+    from fireforge.sw.explore import explore, format_summary
+    from fireforge.sw.explore_space import AXES, load_spec, make_space
+
+    spec = load_spec(args.spec) if args.spec else None
+    flags = {k: getattr(args, k).split(",") for k in AXES if k != "onnx" and getattr(args, k) is not None}
+    if args.onnx:
+        flags["onnx"] = args.onnx
+    space = make_space(preset=args.preset, spec=spec, spec_name=args.spec or "spec", flags=flags)
+    result = explore(space, args.output, scheduler=args.scheduler, workers=args.workers, verify=args.verify,
+                     synth=args.synth, pnr=args.pnr, log=_log, progress=None if args.json else sys.stderr)
+    out = Path(args.output)
+    written = [out / "results.json", out / "results.csv"]
+    if args.report:
+        from fireforge.sw.report import write_report
+
+        written.append(write_report(out / "report.html", points=result.rows,
+                                    title=f"fireforge explore: {len(result.rows)} points"))
+    if args.json:
+        print(json.dumps({"points": result.rows, "seconds": result.seconds, "computed": result.computed,
+                          "cached": result.cached,
+                          "fronts": {k: [r["id"] for r in v] for k, v in result.fronts().items()}}))
+    else:
+        print(format_summary(result))
+    _log("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fireforge.sw.inputs import PREPROCESS
 
@@ -414,6 +444,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for image inputs")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("explore", help="sweep networks x engines x boards on Dask: cycles, fps, fit, Pareto fronts",
+                       description="Axes are comma-separated lists (e.g. --squeeze-ratio 0.125,0.25,0.5); "
+                                   "the sweep is their product. A spec file (TOML or YAML) holds the same keys.")
+    e.add_argument("-o", "--output", required=True, help="output directory: results.json, results.csv, cache/")
+    e.add_argument("--preset", choices=["squeeze-ratio", "pct3x3", "bypass"], help="one of the seed's sweeps")
+    e.add_argument("--spec", help="a spec file (.toml, or YAML) of axes")
+    for opt, what in (("version", "v1_0,v1_1"), ("squeeze-ratio", "squeeze ratios"), ("pct3x3", "shares of 3x3"),
+                      ("base-e", "base_e"), ("incr-e", "incr_e"), ("freq", "freq"),
+                      ("bypass", "none,simple,complex"), ("input-size", "pixels"), ("classes", "classes"),
+                      ("mac-units", "MAC units (16, 64, 256)"), ("memory", "auto,resident,dram"),
+                      ("board", "ulx3s-85f,arty-a7-100,kc705,icebreaker")):
+        e.add_argument(f"--{opt}", metavar="LIST", help=what)
+    e.add_argument("--onnx", nargs="+", metavar="FILE", help="ONNX files instead of built networks")
+    e.add_argument("--verify", type=_integer(0, 10_000), default=0, metavar="N",
+                   help="simulate N sampled fitting points on the Verilated engine: predicted vs measured cycles")
+    e.add_argument("--synth", action="store_true", help="yosys per fitting point (long)")
+    e.add_argument("--pnr", action="store_true", help="nextpnr per fitting point (long: tens of minutes)")
+    e.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a local cluster)")
+    e.add_argument("--workers", type=_integer(1, 256), help="local cluster workers (default: the CPU count)")
+    e.add_argument("--report", action="store_true", help="also write report.html (Pareto plots and the table)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_explore)
 
     gen = sub.add_parser("generate", help="Verilog for the engine that runs OUT/ (+ the ROM images it reads)")
     gen.add_argument("out_dir")

@@ -42,16 +42,25 @@ def _dram_cost(program: Program, config: EngineConfig, board) -> tuple[int, int]
     return dram_perf.predict_stream(dp.commands, config, bus).cycles, dp.bytes_read + dp.bytes_written
 
 
-def board_config(program: Program, board_name: str, base: EngineConfig, log=lambda msg: None) -> EngineConfig:
-    """The config ``program`` runs with on ``board_name`` (``base``: the MAC units and add unit asked for)."""
+def board_config(program: Program, board_name: str, base: EngineConfig, log=lambda msg: None, *,
+                 memory: str = "auto") -> EngineConfig:
+    """The config ``program`` runs with on ``board_name`` (``base``: the MAC units and add unit asked for).
+
+    ``memory``: ``"auto"`` (resident where it fits, else DRAM mode), or only ``"resident"`` / only ``"dram"``;
+    a program that does not fit the mode(s) asked for raises a one-line error saying why."""
     board = get_board(board_name)
     resident = planned_config(program, replace(base, memory="resident"))
-    if fit_check(resident, board, suggest=False, act_memory="on-chip").fits:
-        log(f"{board.name}: the whole program fits on chip: resident mode")
-        return resident
-    if not board.dram_width:
-        rep = fit_check(resident, board, act_memory="on-chip")
-        raise FireforgeError(f"{rep.message()}; {board.name} has no DRAM for DRAM mode")
+    if memory != "dram":
+        rep = fit_check(resident, board, suggest=False, act_memory="on-chip")
+        if rep.fits:
+            log(f"{board.name}: the whole program fits on chip: resident mode")
+            return resident
+        if memory == "resident" or not board.dram_width:
+            rep = fit_check(resident, board, act_memory="on-chip")      # again, with what would fit
+            raise FireforgeError(rep.message() + ("" if memory == "resident" else
+                                                  f"; {board.name} has no DRAM for DRAM mode"))
+    elif not board.dram_width:
+        raise FireforgeError(f"{board.name} has no DRAM for DRAM mode")
     dram = replace(base, memory="dram", desc_depth=DRAM_DESC_DEPTH).with_add_unit(program.add_layer_names())
     best = None
     for q in _QUANT:

@@ -62,6 +62,7 @@ class CompileOptions:
     log: Callable[[str], None] = lambda msg: None
     inputs: tuple[str | Path, ...] = ()             # other files read (the engine config): OUT/ must not hold them
     board: str | None = None                        # choose the engine config (memory mode, buffers) for a board
+    memory: str = "auto"                            # with board: "auto", or only "resident" / only "dram"
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ def engine(state: CompileState, o: CompileOptions) -> CompileState:
     from fireforge.sw.board_config import board_config
 
     state.program.meta["board"] = o.board           # the manifest's meta: simulate / generate --board check it
-    return replace(state, config=board_config(state.program, o.board, o.engine, log=o.log))
+    return replace(state, config=board_config(state.program, o.board, o.engine, log=o.log,
+                                                      memory=o.memory))
 
 
 def images(state: CompileState, o: CompileOptions) -> CompileState:
@@ -197,11 +199,12 @@ def run_steps(options: CompileOptions, steps=STEPS) -> tuple[CompileState, dict[
 def compile_model(model_path: str | Path, out_dir: str | Path, *, calib: str | Path | None = None,
                   config: EngineConfig | None = None, preprocess: str = "torchvision",
                   force: bool = False, check: bool = True, log=lambda msg: None,
-                  inputs: tuple[str | Path, ...] = (), board: str | None = None) -> CompileResult:
+                  inputs: tuple[str | Path, ...] = (), board: str | None = None,
+                  memory: str = "auto") -> CompileResult:
     """Compile one ONNX model into ``out_dir`` (the steps: see the module docstring). ``inputs``: files read
     besides the model and the calibration data (the engine config), which ``out_dir`` must not hold."""
     options = CompileOptions(model_path, Path(out_dir), config or EngineConfig(), calib, preprocess, force, check,
-                             log, tuple(inputs), board)
+                             log, tuple(inputs), board, memory)
     state, timings = run_steps(options)
     return CompileResult(options.out_dir, state.program, state.config, timings)
 

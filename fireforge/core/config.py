@@ -15,6 +15,11 @@ from pathlib import Path
 from fireforge.core.quant import QUANT_LANE
 from fireforge.errors import FireforgeError
 
+
+#: the layout's width, computed once: amaranth recomputes a layout's size on every call, and the DRAM-mode
+#: compiler asks for it per transfer (a third of an explorer point's time)
+_QUANT_LANE_BITS = QUANT_LANE.size
+
 __all__ = ["EngineConfig", "BuildVariant", "channel_groups", "ACT_MEMORY", "MAC_PRODUCTS", "MULTIPLIERS", "TAP_DEPTH",
            "EXTERNAL_TAP_DEPTH", "MAC_UNITS", "MAX_DEPTH", "MEMORY_MODES"]
 
@@ -127,7 +132,7 @@ class EngineConfig:
     @property
     def quant_channel_bits(self) -> int:
         """Per output channel: one :data:`fireforge.core.quant.QUANT_LANE`."""
-        return QUANT_LANE.size
+        return _QUANT_LANE_BITS
 
     @property
     def quant_word_bits(self) -> int:
