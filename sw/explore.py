@@ -109,7 +109,7 @@ def _client(scheduler: str | None, workers: int | None):
             raise FireforgeError(f"cannot reach the Dask scheduler at {scheduler} ({e}); start one "
                                  f"(`dask scheduler`) or leave --scheduler out for a local cluster")
     cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster)
 
 
