@@ -232,6 +232,14 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from fireforge.sw.report import report_inputs, write_report
+
+    compiled, sim, board = report_inputs(args.out_dir, args.sim, args.board, output=args.output)
+    path = write_report(args.output, out_dir=compiled, sim=sim, board=board)
+    _log(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
 # -- run ----------------------------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
@@ -487,6 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="print one JSON object")
     gen.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     gen.set_defaults(func=cmd_generate)
+
+    rep = sub.add_parser("report", help="one self-contained HTML page: per-layer cycles, DRAM traffic, resources, "
+                                        "golden / ONNX Runtime / HW differences")
+    rep.add_argument("out_dir", metavar="OUT")
+    rep.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    rep.add_argument("--sim", metavar="RESULT.json", help="`fireforge simulate --json` output: the HW column")
+    rep.add_argument("--board", metavar="BOARD.json", help="`fireforge generate --board NAME --json` output: its "
+                                                          "resources (synthesis / place-and-route when it ran them)")
+    rep.set_defaults(func=cmd_report)
     return p
 
 
