@@ -336,6 +336,16 @@ def _program_and_input(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+# -- demo -----------------------------------------------------------------------------------------------------------
+
+def cmd_demo(args) -> int:
+    from fireforge.sw.demo import demo, next_steps
+
+    res = demo(args.output, args.board, log=_log)
+    print(next_steps(res, args.board))
+    return 0 if res.mismatches == 0 and res.golden_vs_ort == 0 else 1
+
+
 # -- explore --------------------------------------------------------------------------------------------------------
 
 def cmd_explore(args) -> int:
@@ -452,6 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preprocess", choices=PREPROCESS, default="torchvision", help="for image inputs")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="the whole path on a small SqueezeNet: build, compile, run on the simulated "
+                                     "board, check byte for byte, write the report")
+    d.add_argument("--board", default="ulx3s-85f", help="the board to compile for (default ulx3s-85f)")
+    d.add_argument("-o", "--output", default="build/demo", help="output directory (default build/demo)")
+    d.set_defaults(func=cmd_demo)
 
     e = sub.add_parser("explore", help="sweep networks x engines x boards on Dask: cycles, fps, fit, Pareto fronts",
                        description="Axes are comma-separated lists (e.g. --squeeze-ratio 0.125,0.25,0.5); "

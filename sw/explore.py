@@ -45,6 +45,17 @@ class ExploreResult:
     cached: int
     verified: list[dict] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def best(self, n: int = 5, key: str = "fps") -> list[dict]:
+        """The ``n`` fitting points with the highest ``key``."""
+        fit = [r for r in self.rows if r.get("fits") and r.get(key) is not None]
+        return sorted(fit, key=lambda r: -r[key])[:n]
+
     def fronts(self) -> dict[str, list[dict]]:
         return {f.name: pareto_front(self.rows, f) for f in FRONTS}
 
