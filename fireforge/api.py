@@ -161,7 +161,8 @@ def explore(out_dir: str | Path, *, preset: str | None = None, spec: str | Path 
             pnr: bool = False, progress=None, **axes):
     """``fireforge explore``: sweep a design space into ``out_dir``; an :class:`~fireforge.sw.explore.ExploreResult`
     (a table: iterate it for the points, ``.best(n)``, ``.fronts()``). ``axes``: value or list per axis, as the
-    flags (``squeeze_ratio=[0.125, 0.25]``, ``board="kc705"``, ``mac_units=[16, 64]``, ...)."""
+    flags (``squeeze_ratio=[0.125, 0.25]``, ``board="kc705"``, ``mac_units=[16, 64]``, ...). The local cluster's
+    workers are processes that import the calling script again: call this under ``if __name__ == "__main__":``."""
     from fireforge.sw.explore import explore as run_sweep
     from fireforge.sw.explore_space import load_spec, make_space
 
