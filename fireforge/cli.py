@@ -339,7 +339,7 @@ def _program_and_input(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 # -- demo -----------------------------------------------------------------------------------------------------------
 
 def cmd_demo(args) -> int:
-    from fireforge.sw.demo import demo, next_steps
+    from fireforge.demo import demo, next_steps
 
     res = demo(args.output, args.board, log=_log)
     print(next_steps(res, args.board))
@@ -349,8 +349,8 @@ def cmd_demo(args) -> int:
 # -- explore --------------------------------------------------------------------------------------------------------
 
 def cmd_explore(args) -> int:
-    from fireforge.sw.explore import explore, format_summary
-    from fireforge.sw.explore_space import AXES, load_spec, make_space
+    from fireforge.explore.sweep import explore, format_summary
+    from fireforge.explore.space import AXES, load_spec, make_space
 
     spec = load_spec(args.spec) if args.spec else None
     flags = {k: getattr(args, k).split(",") for k in AXES if k != "onnx" and getattr(args, k) is not None}

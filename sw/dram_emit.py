@@ -16,8 +16,14 @@ MAX_RUN = (1 << 16) - 1
 
 
 def word_bytes(config: EngineConfig, buffer: Buffer) -> int:
-    return {Buffer.ACT: config.act_word_bits, Buffer.WEIGHTS: config.weight_word_bits,
-            Buffer.QUANT: config.quant_word_bits}[buffer] // 8
+    # branches, not a dict of the three: called per transfer while compile --board and the explorer try buffer sizes
+    if buffer is Buffer.ACT:
+        return config.act_word_bits // 8
+    if buffer is Buffer.WEIGHTS:
+        return config.weight_word_bits // 8
+    if buffer is Buffer.QUANT:
+        return config.quant_word_bits // 8
+    raise KeyError(buffer)
 
 
 @dataclass

@@ -16,8 +16,8 @@ import pytest
 
 from fireforge.cli import main
 from fireforge.models.squeezenet import build_squeezenet, count_parameters
-from fireforge.sw.explore import explore
-from fireforge.sw.explore_space import make_space
+from fireforge.explore.sweep import explore
+from fireforge.explore.space import make_space
 
 distributed = pytest.importorskip("distributed")
 
@@ -118,7 +118,7 @@ def test_bad_spec_file_is_one_line(tmp_path, capsys, text, words):
 def test_yaml_spec(tmp_path):
     spec = tmp_path / "sweep.yaml"
     spec.write_text("preset: pct3x3\nsqueeze_ratio: 0.25\ninput_size: 32\nclasses: 10\npct3x3: [0.25, 0.75]\n")
-    from fireforge.sw.explore_space import load_spec
+    from fireforge.explore.space import load_spec
     space = make_space(spec=load_spec(spec), spec_name=str(spec))
     pts = space.points()
     assert [(p.model.pct3x3, p.model.squeeze_ratio) for p in pts] == [(0.25, 0.25), (0.75, 0.25)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from fireforge.core.config import EngineConfig
-from fireforge.sw.explore_space import Point
+from fireforge.explore.space import Point
 
 __all__ = ["compile_point", "verify_point", "hardware_point"]
 
