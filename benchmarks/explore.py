@@ -55,7 +55,7 @@ def main() -> None:
     if a.scale:
         out = a.out / "scale"
         shutil.rmtree(out, ignore_errors=True)
-        from fireforge.explore.space import PRESETS
+        from fireforge.explorer.space import PRESETS
         t = time.perf_counter()
         res = fireforge.explore(out, version=a.versions, board=a.boards, workers=a.workers,
                                 squeeze_ratio=list(PRESETS["squeeze-ratio"]["squeeze_ratio"]),

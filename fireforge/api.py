@@ -159,12 +159,12 @@ def load(out_dir: str | Path) -> Accelerator:
 def explore(out_dir: str | Path, *, preset: str | None = None, spec: str | Path | dict | None = None,
             scheduler: str | None = None, workers: int | None = None, verify: int = 0, synth: bool = False,
             pnr: bool = False, progress=None, **axes):
-    """``fireforge explore``: sweep a design space into ``out_dir``; an :class:`~fireforge.explore.sweep.ExploreResult`
+    """``fireforge explore``: sweep a design space into ``out_dir``; an :class:`~fireforge.explorer.sweep.ExploreResult`
     (a table: iterate it for the points, ``.best(n)``, ``.fronts()``). ``axes``: value or list per axis, as the
     flags (``squeeze_ratio=[0.125, 0.25]``, ``board="kc705"``, ``mac_units=[16, 64]``, ...). The local cluster's
     workers are processes that import the calling script again: call this under ``if __name__ == "__main__":``."""
-    from fireforge.explore.sweep import explore as run_sweep
-    from fireforge.explore.space import load_spec, make_space
+    from fireforge.explorer.sweep import explore as run_sweep
+    from fireforge.explorer.space import load_spec, make_space
 
     name = "spec"
     if isinstance(spec, (str, Path)):

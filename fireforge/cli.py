@@ -349,8 +349,8 @@ def cmd_demo(args) -> int:
 # -- explore --------------------------------------------------------------------------------------------------------
 
 def cmd_explore(args) -> int:
-    from fireforge.explore.sweep import explore, format_summary
-    from fireforge.explore.space import AXES, load_spec, make_space
+    from fireforge.explorer.sweep import explore, format_summary
+    from fireforge.explorer.space import AXES, load_spec, make_space
 
     spec = load_spec(args.spec) if args.spec else None
     flags = {k: getattr(args, k).split(",") for k in AXES if k != "onnx" and getattr(args, k) is not None}

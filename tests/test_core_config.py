@@ -47,12 +47,12 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
-#: what each package may import (besides itself and fireforge.errors): core <- hw <- sim <- sw <- explore <- cli
+#: what each package may import (besides itself and fireforge.errors): core <- hw <- sim <- sw <- explorer <- cli
 #: (the explorer builds models as well as compiling them, so it sits above both)
 ALLOWED = {"core": set(), "models": {"core"}, "hw": {"core"}, "sim": {"core", "hw"}, "sw": {"core", "hw", "sim"},
-           "explore": {"core", "models", "hw", "sim", "sw"}}
+           "explorer": {"core", "models", "hw", "sim", "sw"}}
 FOLDERS = {"core": ROOT / "fireforge" / "core", "models": ROOT / "models", "hw": ROOT / "hw", "sim": ROOT / "sim",
-           "sw": ROOT / "sw", "explore": ROOT / "fireforge" / "explore"}
+           "sw": ROOT / "sw", "explorer": ROOT / "fireforge" / "explorer"}
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))

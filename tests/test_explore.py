@@ -16,8 +16,8 @@ import pytest
 
 from fireforge.cli import main
 from fireforge.models.squeezenet import build_squeezenet, count_parameters
-from fireforge.explore.sweep import explore
-from fireforge.explore.space import make_space
+from fireforge.explorer.sweep import explore
+from fireforge.explorer.space import make_space
 
 distributed = pytest.importorskip("distributed")
 
@@ -118,7 +118,7 @@ def test_bad_spec_file_is_one_line(tmp_path, capsys, text, words):
 def test_yaml_spec(tmp_path):
     spec = tmp_path / "sweep.yaml"
     spec.write_text("preset: pct3x3\nsqueeze_ratio: 0.25\ninput_size: 32\nclasses: 10\npct3x3: [0.25, 0.75]\n")
-    from fireforge.explore.space import load_spec
+    from fireforge.explorer.space import load_spec
     space = make_space(spec=load_spec(spec), spec_name=str(spec))
     pts = space.points()
     assert [(p.model.pct3x3, p.model.squeeze_ratio) for p in pts] == [(0.25, 0.25), (0.75, 0.25)]
@@ -141,3 +141,11 @@ def test_verify_measures_cycles_on_the_verilated_engine(cluster, tmp_path):
     (r,) = res.rows
     assert r["memory"] == "resident" and r["mismatches"] == 0
     assert abs(r["cycles"] - r["measured_cycles"]) <= 0.05 * r["measured_cycles"]
+
+
+def test_api_explore_stays_a_function_after_a_sweep(cluster, tmp_path):
+    import fireforge
+
+    first = fireforge.explore(tmp_path, scheduler=cluster.scheduler_address, input_size=32, classes=10)
+    again = fireforge.explore(tmp_path, scheduler=cluster.scheduler_address, input_size=32, classes=10)
+    assert callable(fireforge.explore) and len(first) == len(again) == 1 and again.computed == 0

@@ -25,7 +25,7 @@ import onnx
 from fireforge.core.config import EngineConfig
 from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
-from fireforge.explore.space import ModelPoint, Point
+from fireforge.explorer.space import ModelPoint, Point
 
 __all__ = ["LoweredModel", "lower_model", "evaluate"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from fireforge.core.config import EngineConfig
-from fireforge.explore.space import Point
+from fireforge.explorer.space import Point
 
 __all__ = ["compile_point", "verify_point", "hardware_point"]
 

@@ -1,7 +1,7 @@
 """``fireforge explore``: a design space swept on Dask, each point a task, results cached by content hash.
 
-The graph: one ``lower`` task per network (build, quantize, lower: :func:`~fireforge.explore.point.lower_model`)
-and one ``point`` task per (network, engine, board) that depends on it (:func:`~fireforge.explore.point.evaluate`);
+The graph: one ``lower`` task per network (build, quantize, lower: :func:`~fireforge.explorer.point.lower_model`)
+and one ``point`` task per (network, engine, board) that depends on it (:func:`~fireforge.explorer.point.evaluate`);
 ``--verify N`` adds a simulation task for N sampled fitting points and ``--synth`` / ``--pnr`` a hardware task per
 fitting point. The cluster is a local one on this machine's cores unless a scheduler address is given. A worker that
 dies takes its tasks with it and Dask reruns them elsewhere (the ``lower`` results it held too, from their lineage).
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fireforge.errors import FireforgeError
-from fireforge.explore.point import evaluate, lower_model
-from fireforge.explore.space import Point, Space
+from fireforge.explorer.point import evaluate, lower_model
+from fireforge.explorer.space import Point, Space
 from fireforge.sw.pareto import FRONTS, pareto_front
 
 __all__ = ["explore", "ExploreResult", "CACHE_VERSION", "write_table", "format_summary"]
@@ -95,7 +95,7 @@ def _failed(point: Point, key: str, reason: str) -> dict:
 
 def _verify_task(point: Point, row: dict, work: Path) -> dict:
     """Compile the point for its board and run it on the Verilated engine: measured against predicted cycles."""
-    from fireforge.explore.verify import verify_point
+    from fireforge.explorer.verify import verify_point
     try:
         return verify_point(point, row, work)
     except Exception as e:
@@ -248,7 +248,7 @@ def _verify(client, points, keys, rows, cache, out, n, log) -> list[dict]:
 
 
 def _hardware(client, points, keys, rows, cache, out, pnr, log) -> None:
-    from fireforge.explore.verify import hardware_point
+    from fireforge.explorer.verify import hardware_point
 
     todo = [(p, k) for p, k in zip(points, keys) if rows[k].get("fits") and "synth" not in rows[k]]
     futures = [client.submit(hardware_point, p, rows[k], out / "hw" / k, pnr, key=f"hw-{k}") for p, k in todo]
