@@ -21,8 +21,6 @@ __all__ = ["demo", "DemoResult", "DEMO_MODEL", "next_steps"]
 
 #: the demo's network: the paper's v1.1 at a size a simulation runs in seconds
 DEMO_MODEL = {"version": "v1_1", "input_size": 32, "classes": 10}
-#: boards whose DRAM-mode program runs on the simulated board (the other boards' DRAM is not simulated)
-SIMULATED_BOARDS = ("ulx3s-85f",)
 
 
 @dataclass
@@ -58,7 +56,9 @@ def demo(out_dir: str | Path = "build/demo", board: str = "ulx3s-85f", log=lambd
     x = np.random.default_rng(0).standard_normal((1, 3, m["input_size"], m["input_size"])).astype(np.float32)
     xpath = out / "input.npy"
     np.save(xpath, x)
-    if acc.config.dram and board in SIMULATED_BOARDS:
+    from fireforge.sw.simulate import SIMULATED_DRAM
+
+    if acc.config.dram and board in SIMULATED_DRAM:
         how = f"the simulated {board} board (engine, LiteDRAM controller, host link on a pty)"
         log(f"[3/5] running on {how}: the Verilator build takes a few minutes the first time")
         rep = acc.run(xpath, port="sim", check=True, log=log)

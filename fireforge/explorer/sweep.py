@@ -221,10 +221,15 @@ def _sweep(client, todo, rows, cache, progress, on_result) -> None:
 
 
 def _verify(client, points, keys, rows, cache, out, n, log) -> list[dict]:
-    """N fitting points, spread evenly over the sweep's order (a seeded pick among equals), simulated."""
-    fitting = [(p, k) for p, k in zip(points, keys) if rows[k].get("fits")]
+    """N fitting points that can be simulated (resident, or DRAM mode on a board whose DRAM profile is simulated),
+    a seeded sample, compiled and run on the Verilated engine."""
+    from fireforge.sw.simulate import SIMULATED_DRAM
+
+    fitting = [(p, k) for p, k in zip(points, keys) if rows[k].get("fits")
+               and (rows[k]["memory"] == "resident" or rows[k]["board"] in SIMULATED_DRAM)]
     if not fitting:
-        log("--verify: no point fits its board; nothing to simulate")
+        log("--verify: no fitting point can be simulated (resident, or DRAM mode on "
+            f"{', '.join(SIMULATED_DRAM)}); nothing verified")
         return []
     n = min(n, len(fitting))
     picks = sorted(random.Random(0).sample(range(len(fitting)), n))
