@@ -8,6 +8,7 @@ beside the predicted ones. ``--synth`` / ``--pnr`` run the board flow of ``firef
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import onnx
@@ -42,6 +43,8 @@ def verify_point(point: Point, row: dict, work: Path) -> dict:
     from fireforge.sw.inputs import default_calibration
     from fireforge.sw.simulate import check_board, simulate
 
+    # a Dask worker logs at INFO; the Verilator builds' command lines are noise on the sweep's terminal
+    logging.getLogger("Verilator").setLevel(logging.WARNING)
     compiled = compile_point(point, work)
     x = default_calibration(input_shape(compiled.program))[:1]
     board = None
