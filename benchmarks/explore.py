@@ -36,7 +36,7 @@ def _table(result) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--sweeps", nargs="+", default=["squeeze-ratio", "pct3x3"])
+    ap.add_argument("--sweeps", nargs="*", default=["squeeze-ratio", "pct3x3"], help="none: only --scale")
     ap.add_argument("--versions", nargs="+", default=["v1_0", "v1_1"])
     ap.add_argument("--boards", nargs="+", default=["ulx3s-85f", "kc705"])
     ap.add_argument("--verify", type=int, default=0)
