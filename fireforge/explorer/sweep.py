@@ -269,7 +269,8 @@ CSV_COLUMNS = ("id", "status", "model", "version", "squeeze_ratio", "pct3x3", "b
                "input_size", "classes", "onnx", "mac_units", "memory", "board", "params", "weight_bytes", "macs",
                "cycles", "dram_bytes", "clock_mhz", "fps", "fits", "luts", "ffs", "dsps", "bram_blocks",
                "lut_margin", "ff_margin", "dsp_margin", "bram_margin", "misfit", "error", "measured_cycles",
-               "cycle_error")
+               "cycle_error", "synth_status", "synth_lut", "synth_ff", "synth_dsp", "synth_bram_bits", "fmax_mhz",
+               "synth_error")
 
 
 def write_table(rows: list[dict], path: Path) -> None:
@@ -280,6 +281,10 @@ def write_table(rows: list[dict], path: Path) -> None:
         flat = dict(r)
         for res, v in (r.get("resources") or {}).items():
             flat[f"{res}_margin"] = v.get("margin")
+        hw = r.get("synth") or {}
+        flat.update(synth_status=hw.get("status"), synth_error=hw.get("error"), fmax_mhz=hw.get("fmax_mhz"))
+        for res, (used, _) in (hw.get("resources") or {}).items():
+            flat[f"synth_{res}"] = used
         w.writerow(flat)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(buf.getvalue())
