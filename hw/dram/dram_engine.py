@@ -14,8 +14,8 @@ The read DMAs carry ID 0 and share AR / R through the arbiter, which tells their
 of its own; with ``id_width`` = 1 the DMAs' own (always 0) ID bit is dropped on the port. The write DMA has
 the write channels to itself.
 
-Latencies: a compute command reaching the head of the stream with the core idle starts the core the same
-cycle (:attr:`CommandProcessor.dispatch_latency`); the core then fetches its descriptor (``rom_latency`` + 2
+Latencies: a compute command reaching the head of the stream with the core idle starts the core the cycle
+after (:attr:`CommandProcessor.dispatch_latency`); the core then fetches its descriptor (``rom_latency`` + 2
 cycles before its first tap, as on the resident top). Transfers: the DMAs' (:mod:`fireforge.hw.dram.dma`),
 :class:`~fireforge.hw.dram.transfer.Transfer`'s and the ACT read (:attr:`DramBuffers.ACT_LATENCY`).
 """
