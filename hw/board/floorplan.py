@@ -16,13 +16,19 @@ The plan, for the sites of :data:`SITES`:
 * the activation RAM's tiles column by column, each on a run of free sites in the row with the most left, as
   near that row's middle as it goes (its read data goes to every lane).
 
+DRAM mode (:func:`dram_floorplan`): the engine's buffers are amaranth memories that yosys maps to DP16KD cells itself,
+so the plan goes in as ``setattr`` commands after ``synth_ecp5``, by the cells' names (``<memory>.0.<k>``). Each
+memory's blocks on adjacent sites of one row, memories in order (the ACT slices bank by bank, then WEIGHTS and
+QUANT) along the snake path, each row's run centred. Why: nextpnr scattered an ACT slice's 8 blocks up to 43
+columns apart from the slice's address register (11.8 ns of routing, the critical path at 79.37 MHz).
+
 Sites are the LFE5U-85F's (measured: nextpnr-ecp5 0.11 places 208 DP16KD on four rows, y = 22, 46, 70, 82, at the
 same 52 x positions each, BEL ``X{x}/Y{y}/EBR{i mod 4}`` for the i-th position of a row).
 """
 
 from __future__ import annotations
 
-__all__ = ["SITES", "DEVICES", "plan_memories", "bel_name"]
+__all__ = ["SITES", "DEVICES", "plan_memories", "plan_runs", "dram_floorplan", "bel_name"]
 
 _X_85F = (4, 6, 8, 10, 13, 15, 17, 19, 22, 24, 26, 28, 31, 33, 35, 37, 40, 42, 44, 46, 49, 51, 53, 55, 58, 60, 62,
           64, 69, 71, 73, 75, 78, 80, 82, 84, 87, 89, 91, 93, 96, 98, 100, 102, 105, 107, 109, 111, 114, 116,
@@ -101,3 +107,58 @@ def plan_memories(device: str, weights: tuple[int, int], quant: tuple[int, int],
                 free.remove(s)
                 plan["act"][(r, c)] = bel_name(s)
     return plan
+
+
+def plan_runs(device: str, runs: list[tuple[str, int]]) -> dict[str, list[str]] | None:
+    """name -> the BELs of its ``blocks`` for ``runs`` of (name, blocks): each run on adjacent sites of one row,
+    the first row along the snake path with room for it, each row's runs together and centred in the row (the
+    middle of the die). ``None`` when the device has no site table here; a run longer than a row, or for which
+    no row has room, is left out (nextpnr places it)."""
+    if device not in DEVICES:
+        return None
+    xs, _ = DEVICES[device]
+    path = _snake(device)
+    rows = [path[k:k + len(xs)] for k in range(0, len(path), len(xs))]      # each in the path's direction
+    filled: list[list[tuple[str, int]]] = [[] for _ in rows]
+    for name, blocks in runs:
+        row = next((r for r in range(len(rows)) if sum(n for _, n in filled[r]) + blocks <= len(xs)), None)
+        if row is not None and blocks > 0:
+            filled[row].append((name, blocks))
+    plan = {}
+    for row, members in zip(rows, filled):
+        k = (len(xs) - sum(n for _, n in members)) // 2
+        for name, blocks in members:
+            plan[name] = [bel_name(s) for s in row[k:k + blocks]]
+            k += blocks
+    return plan
+
+
+#: data bits of a DP16KD yosys uses at each depth of a memory (its widest configuration that holds the depth)
+_BLOCK_BITS = {512: 36, 1024: 18, 2048: 9, 4096: 4, 8192: 2, 16384: 1}
+
+
+def _dp16kd_blocks(bits: int, depth: int) -> int | None:
+    """DP16KD cells yosys 0.70's ``synth_ecp5`` maps a ``bits`` × ``depth`` memory to (measured: one column of
+    blocks, ``bits`` over the widest configuration deep enough); None where that is not what it does: 16 words or
+    fewer (LUT RAM) and depths not a power of two past 1,024 (3,000 words: a 2,048-deep and a 1,024-deep part)."""
+    if depth <= 16:
+        return None
+    fit = next((d for d in _BLOCK_BITS if depth <= d), None)
+    if fit is None or (depth > 1024 and depth != fit):
+        return None
+    return -(-bits // _BLOCK_BITS[fit])
+
+
+def dram_floorplan(config, device: str) -> str | None:
+    """yosys commands (for after ``synth_ecp5``) giving the DRAM-mode buffers' DP16KD cells
+    (:func:`fireforge.hw.dram.buffers.block_memories`) their sites by :func:`plan_runs`; None when the device has
+    no site table here."""
+    from fireforge.hw.dram.buffers import block_memories
+
+    runs = [(name, n) for name, bits, depth in block_memories(config)
+            if (n := _dp16kd_blocks(bits, depth)) is not None]
+    plan = plan_runs(device, runs)
+    if plan is None:
+        return None
+    return "".join(f'setattr -set BEL "{bel}" c:*buffers.{name}.0.{k}\n'
+                   for name, bels in plan.items() for k, bel in enumerate(bels))

@@ -49,7 +49,8 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
 
     ``check_fit=False`` (benchmarks: what a design that does not fit would take) writes and synthesises a
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
-    ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard`. ``baud``: the host link's rate (default:
+    ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard` (DRAM mode: the buffers' block RAMs,
+    :func:`~fireforge.hw.board.dram_top.dram_board_generate`). ``baud``: the host link's rate (default:
     115,200 for the resident top's protocol v1; 3,000,000 for DRAM mode's link v2, what ``fireforge run`` uses).
 
     A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode board top
@@ -72,7 +73,8 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
             log(f"{board.name}: {note}")
         return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, baud=baud or LINK_BAUD,
                                    synth=synth,
-                                   pnr=pnr, bitstream=bitstream, force=force, tool_timeout_s=tool_timeout_s, log=log)
+                                   pnr=pnr, bitstream=bitstream, force=force, tool_timeout_s=tool_timeout_s, log=log,
+                                   floorplan=floorplan)
     baud = baud or DEFAULT_BAUD
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit

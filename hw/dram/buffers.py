@@ -38,7 +38,8 @@ from fireforge.core.descriptor import Buffer
 from fireforge.hw.engine.ports import ActMemoryPort, ReadResponse, RomPort, bits_for
 from fireforge.hw.fanout import delayed_copies
 
-__all__ = ["DramBuffers", "buffer_write", "buffer_widths", "act_banks", "BUF_ADDR_BITS", "BANK_DEPTH", "BANK_GROUP"]
+__all__ = ["DramBuffers", "buffer_write", "buffer_widths", "act_banks", "block_memories", "BUF_ADDR_BITS", "BANK_DEPTH",
+           "BANK_GROUP"]
 
 #: bits of a buffer word address as a TRANSFER carries it (``buf_addr``)
 BUF_ADDR_BITS = 24
@@ -76,6 +77,16 @@ def act_banks(config: EngineConfig) -> list[tuple[int, int]]:
 
 def _slices(bits: int) -> int:
     return BANK_SLICES if bits % BANK_SLICES == 0 and bits >= 16 * BANK_SLICES else 1
+
+
+def block_memories(config: EngineConfig) -> list[tuple[str, int, int]]:
+    """Every memory of :class:`DramBuffers` as (submodule name, word bits, depth): the ACT slices bank by bank
+    (``act_b{bank}s{slice}``), then ``weights_buf`` and ``quant_buf`` — the names synthesis keeps in its block-RAM
+    cells, which the board floorplan (:func:`fireforge.hw.board.floorplan.dram_floorplan`) places by."""
+    widths = buffer_widths(config)
+    act = [(f"act_b{b}s{k}", w // _slices(w), d) for b, (w, d) in enumerate(act_banks(config))
+           for k in range(_slices(w))]
+    return act + [(f"{key}_buf", *widths[buf]) for key, buf in (("weights", Buffer.WEIGHTS), ("quant", Buffer.QUANT))]
 
 
 class _BankedMemory:

@@ -20,9 +20,11 @@ for the next run.
 Descriptor port: the core fetches "descriptor 0" (the latched one) at the start of each tile, and "descriptor
 1" (END: zeros) after it, so it stops after one tile. Data ``rom_latency`` cycles after ``en``, as a ROM.
 
-Latency: a compute command at the head of the stream with the core idle starts the core in that cycle
-(:attr:`CommandProcessor.dispatch_latency` = 0); a transfer is taken by the transfer unit in that cycle, and the
-next command is decoded the cycle after its ``done``.
+Latency: a command is taken from the stream into the head register (decoded there) while the head is empty —
+also while a transfer runs; a compute command in the head with the core idle starts the core in that cycle, so
+one reaching the stream's head with the core idle and the head empty starts it the cycle after
+(:attr:`CommandProcessor.dispatch_latency` = 1); a transfer in the head is taken by the transfer unit in that
+cycle, and the next command (already in the head) is dispatched the cycle after its ``done``.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ class CommandProcessor(wiring.Component):
         To the transfer unit.
     """
 
-    #: cycles from a compute command at the head of the stream (core idle) to the core's ``start``
-    dispatch_latency = 0
+    #: cycles from a compute command at the head of the stream (core idle, head register empty) to the core's ``start``
+    dispatch_latency = 1
 
     def __init__(self, *, data_width: int, addr_width: int = 32, rom_latency: int):
         self.data_width, self.addr_width, self.rom_latency = data_width, addr_width, rom_latency
@@ -93,16 +95,32 @@ class CommandProcessor(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cmds, core_idle = self.commands, ~self.core_busy
-        word = cmds.payload
-        op = Signal(3)
-        xfer = TRANSFER(word[:TRANSFER.size])
-        m.d.comb += [op.eq(word[:3]), self.transfer.payload.eq(xfer)]
         left = Signal(PROGRAM_COMMANDS_BITS)          # commands not yet taken from the stream
         # ``left`` == 0 and == 1 as registers: the 24-bit comparisons stay out of the stream's ``ready`` and the
         # enables it drives (the ULX3S engine's critical path at 82.07 MHz started at ``left``)
         none_left, one_left = Signal(init=1), Signal()
         with m.If(cmds.valid & cmds.ready):
             m.d.sync += [left.eq(left - 1), none_left.eq(left == 1), one_left.eq(left == 2)]
+
+        # the head: the next command, taken from the stream while it is empty, with its kind decoded then, so what
+        # a dispatch drives (the descriptor latch's enable, the core's start, the transfer's valid, the stream's
+        # ready) comes from these registers and the core's busy, not from the stream's valid and an op decode
+        head = Signal(max(DESCRIPTOR.size, TRANSFER.size))
+        head_valid, h_end, h_compute, h_bad = Signal(), Signal(), Signal(), Signal()
+        word = cmds.payload
+        op, xfer = word[:3], TRANSFER(word[:TRANSFER.size])
+        head_xfer = TRANSFER(head[:TRANSFER.size])
+        m.d.comb += self.transfer.payload.eq(head_xfer)
+        fill = Signal()
+        m.d.comb += fill.eq(~head_valid & cmds.valid & cmds.ready)     # (DRAIN drops, and empties the head)
+        with m.If(fill):
+            bad_xfer = (xfer.buffer.as_value() == 3) | ((op == Op.STORE) & (xfer.buffer != Buffer.ACT))
+            is_xfer = (op == Op.LOAD) | (op == Op.STORE)
+            m.d.sync += [head_valid.eq(1), head.eq(word[:len(head)]), h_end.eq(op == Op.END),
+                         h_compute.eq((op == Op.CONV) | (op == Op.MAXPOOL) | (op == Op.ADD) | (op == Op.GAP)),
+                         h_bad.eq(((op != Op.END) & ~is_xfer & ~((op == Op.CONV) | (op == Op.MAXPOOL)
+                                                                  | (op == Op.ADD) | (op == Op.GAP)))
+                                  | (is_xfer & bad_xfer))]
 
         # the latched descriptor, served as descriptor 0 `rom_latency` cycles after `en`
         latched = Signal(DESCRIPTOR.size)
@@ -132,39 +150,34 @@ class CommandProcessor(wiring.Component):
                                      fetch.p.beats.eq(self.program_commands << beat_shift)]
                         m.next = "NEXT"
             with m.State("NEXT"):
-                with m.If(none_left):               # the stream ended without END
-                    m.d.sync += self.error.eq(1)
+                m.d.comb += cmds.ready.eq(~head_valid)
+                with m.If(~head_valid):
+                    with m.If(none_left):           # the stream ended without END
+                        m.d.sync += self.error.eq(1)
+                        m.next = "DRAIN"
+                with m.Elif(h_end):
+                    m.d.sync += head_valid.eq(0)
                     m.next = "DRAIN"
-                with m.Elif(cmds.valid):
-                    with m.Switch(op):
-                        with m.Case(Op.END):
-                            m.d.comb += cmds.ready.eq(1)
-                            m.next = "DRAIN"
-                        with m.Case(Op.CONV, Op.MAXPOOL, Op.ADD, Op.GAP):
-                            with m.If(core_idle):
-                                m.d.comb += [cmds.ready.eq(1), self.core_start.eq(1)]
-                                m.d.sync += latched.eq(word[:DESCRIPTOR.size])
-                        with m.Case(Op.LOAD, Op.STORE):
-                            bad = (xfer.buffer.as_value() == 3) | ((op == Op.STORE) & (xfer.buffer != Buffer.ACT))
-                            with m.If(bad):
-                                m.d.comb += cmds.ready.eq(1)
-                                m.d.sync += self.error.eq(1)
-                                m.next = "DRAIN"
-                            with m.Elif(~xfer.wait | core_idle):
-                                m.d.comb += [self.transfer.valid.eq(1), cmds.ready.eq(self.transfer.ready)]
-                                with m.If(self.transfer.ready):
-                                    m.d.sync += mark.eq(xfer.mark)
-                                    m.next = "TRANSFER"
-                        with m.Default():
-                            m.d.comb += cmds.ready.eq(1)
-                            m.d.sync += self.error.eq(1)
-                            m.next = "DRAIN"
-            with m.State("TRANSFER"):
+                with m.Elif(h_bad):                 # op 7, a STORE of WEIGHTS / QUANT, buffer 3
+                    m.d.sync += [head_valid.eq(0), self.error.eq(1)]
+                    m.next = "DRAIN"
+                with m.Elif(h_compute):
+                    with m.If(core_idle):
+                        m.d.comb += self.core_start.eq(1)
+                        m.d.sync += [head_valid.eq(0), latched.eq(head[:DESCRIPTOR.size])]
+                with m.Elif(~head_xfer.wait | core_idle):
+                    m.d.comb += self.transfer.valid.eq(1)
+                    with m.If(self.transfer.ready):
+                        m.d.sync += [head_valid.eq(0), mark.eq(head_xfer.mark)]
+                        m.next = "TRANSFER"
+            with m.State("TRANSFER"):                # (the next command comes into the head meanwhile)
+                m.d.comb += cmds.ready.eq(~head_valid)
                 with m.If(self.transfer_done):
                     m.d.sync += self.layer_done.eq(mark)
                     m.next = "NEXT"
             with m.State("DRAIN"):                  # drop what is left of the stream; wait for the core
                 m.d.comb += cmds.ready.eq(~none_left)
+                m.d.sync += head_valid.eq(0)
                 with m.If((none_left | (one_left & cmds.valid)) & core_idle & ~fetch.valid):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
                     m.next = "IDLE"

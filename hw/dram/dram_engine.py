@@ -14,8 +14,8 @@ The read DMAs carry ID 0 and share AR / R through the arbiter, which tells their
 of its own; with ``id_width`` = 1 the DMAs' own (always 0) ID bit is dropped on the port. The write DMA has
 the write channels to itself.
 
-Latencies: a compute command reaching the head of the stream with the core idle starts the core the same
-cycle (:attr:`CommandProcessor.dispatch_latency`); the core then fetches its descriptor (``rom_latency`` + 2
+Latencies: a compute command reaching the head of the stream with the core idle starts the core the cycle
+after (:attr:`CommandProcessor.dispatch_latency`); the core then fetches its descriptor (``rom_latency`` + 2
 cycles before its first tap, as on the resident top). Transfers: the DMAs' (:mod:`fireforge.hw.dram.dma`),
 :class:`~fireforge.hw.dram.transfer.Transfer`'s and the ACT read (:attr:`DramBuffers.ACT_LATENCY`).
 """
@@ -38,12 +38,15 @@ from fireforge.hw.dram.dma import ReadDma, WriteDma
 from fireforge.hw.dram.transfer import Transfer, beats_width
 from fireforge.hw.dram.width import WidthConverter
 from fireforge.hw.engine import ROM_LATENCY, Engine
+from fireforge.hw.engine.fifo import StreamFIFO
 from fireforge.hw.engine.needs import total
 
 __all__ = ["DramEngine"]
 
 #: the core's descriptor port: the latched descriptor and END
 DESC_DEPTH = 2
+#: words of the FIFO between STORE's beats and the write DMA (3: full rate with ``w.ready`` from its level alone)
+STORE_SKID_DEPTH = 3
 
 
 class DramEngine(wiring.Component):
@@ -122,6 +125,7 @@ class DramEngine(wiring.Component):
             "load_dma": ReadDma.needs(**dma),
             "store_dma": WriteDma.needs(**dma),
             "transfer": Transfer.needs(config),
+            "store_skid": StreamFIFO.needs(shape=data_width, depth=STORE_SKID_DEPTH),
         }
         core_parts = parts["core"].pop("parts")
         return {**total(*parts.values()), "parts": {**parts, "core_parts": core_parts}}
@@ -159,7 +163,13 @@ class DramEngine(wiring.Component):
         wiring.connect(m, xfer.rd_dma, load.cmd)
         wiring.connect(m, load.data, xfer.rd_data)
         wiring.connect(m, xfer.wr_dma, store.cmd)
-        wiring.connect(m, xfer.wr_data, store.data)
+        # STORE's beats reach the write DMA through a small FIFO, whose ``w.ready`` is a register's: the port's
+        # ``wready`` (through the board's owner multiplexer) ends there instead of running on through the width
+        # converter and the STORE FIFO into the STORE credit count (11 nets across the die: the ULX3S engine's
+        # critical path at 71.42 MHz, seed 3, with the buffers floorplanned)
+        m.submodules.store_skid = skid = StreamFIFO(shape=dw, depth=STORE_SKID_DEPTH)
+        wiring.connect(m, xfer.wr_data, skid.w)
+        wiring.connect(m, skid.r, store.data)
         wiring.connect(m, store.done, xfer.wr_done)
         wiring.connect(m, xfer.load, bufs.load)
         wiring.connect(m, xfer.store_rd, bufs.store_rd)

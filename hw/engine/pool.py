@@ -131,18 +131,22 @@ class PoolStage(wiring.Component):
                          ptr.eq(d.out_addr + self.og)]
 
         # -- stage A: the word, the two before it in the row, and which of them are in the window --------
-        flags = ("valid", "h", "emit", "inc1", "inc2", "vinc1", "vinc2", "slot", "k3")
+        flags = ("valid", "h", "emit", "vinc1", "vinc2", "slot", "k3")
         a = {n: Signal(name=f"pool_a_{n}") for n in flags}
         a_x, a_p1, a_p2 = (Signal(word, name=f"pool_a_{n}", reset_less=True) for n in ("x", "p1", "p2"))
         a_px = Signal(12, name="pool_a_px")
         a_addr = Signal(OUT_ADDR_BITS, name="pool_a_addr")
         m.d.sync += [a["valid"].eq(go), a["h"].eq(h_emit), a["emit"].eq(emit),
-                     a["inc1"].eq((k >= 2) & (ox >= 1) & (ox - 1 >= hs)),
-                     a["inc2"].eq((k == 3) & (ox >= 2) & (ox - 2 >= hs)),
                      a["vinc1"].eq((k >= 2) & (oy >= 1) & (oy - 1 >= vs)),
                      a["vinc2"].eq((k == 3) & (oy >= 2) & (oy - 2 >= vs)),
                      a["slot"].eq(slot), a["k3"].eq(k == 3),
-                     a_x.eq(x), a_p1.eq(p1), a_p2.eq(p2), a_px.eq(px), a_addr.eq(ptr)]
+                     a_x.eq(x), a_px.eq(px), a_addr.eq(ptr),
+                     # the two words before, masked to 0 here when outside the window (0 never wins the max): the
+                     # in-window decisions would otherwise be flags steering stage 1's max in every lane (a flag
+                     # → 64 lanes' multiplexers → two compares: the floorplanned ULX3S DRAM engine's critical path,
+                     # 73.55 MHz, seed 3)
+                     a_p1.eq(Mux((k >= 2) & (ox >= 1) & (ox - 1 >= hs), p1, 0)),
+                     a_p2.eq(Mux((k == 3) & (ox >= 2) & (ox - 2 >= hs), p2, 0))]
 
         # -- stage 1: the horizontal max; the line buffers (read the previous rows at px, write this row's
         # result over the oldest) ---------------------------------------------------------------------------
@@ -152,7 +156,7 @@ class PoolStage(wiring.Component):
         s1_addr = Signal(OUT_ADDR_BITS, name="pool_s1_addr")
         m.d.sync += [s1["valid"].eq(a["valid"]), s1["h"].eq(a["h"]), s1["emit"].eq(a["emit"]),
                      s1["inc1"].eq(a["vinc1"]), s1["inc2"].eq(a["vinc2"]), s1["slot"].eq(a["slot"]),
-                     s1["k3"].eq(a["k3"]), s1_x.eq(vmax((a_x, 1), (a_p1, a["inc1"]), (a_p2, a["inc2"]))),
+                     s1["k3"].eq(a["k3"]), s1_x.eq(vmax((a_x, 1), (a_p1, 1), (a_p2, 1))),
                      s1_px.eq(a_px), s1_addr.eq(a_addr)]
         rows = []
         for r in range(2):
