@@ -14,6 +14,7 @@ network that fits no engine on its board is a point that does not fit (``fits: f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -110,18 +111,23 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None):
+    """A client of the scheduler at ``scheduler``, or of a local cluster that is shut down with it."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
         try:
-            return Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout="10s")
         except OSError as e:
             raise FireforgeError(f"cannot reach the Dask scheduler at {scheduler} ({e}); start one "
                                  f"(`dask scheduler`) or leave --scheduler out for a local cluster")
-    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
-    return Client(cluster)
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
 
 
 class _Progress:
