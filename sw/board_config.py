@@ -10,7 +10,7 @@ from ``OUT/engine.json``, so the three agree.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from fireforge.core.config import EngineConfig
 from fireforge.core.layout import planned_config
@@ -19,7 +19,7 @@ from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import get_board
 from fireforge.hw.board.fit import fit_check
 
-__all__ = ["board_config", "DRAM_DESC_DEPTH"]
+__all__ = ["board_config", "choose_config", "BoardChoice", "DRAM_DESC_DEPTH"]
 
 #: DRAM mode's descriptor "memory": the running tile and END
 DRAM_DESC_DEPTH = 2
@@ -42,8 +42,23 @@ def _dram_cost(program: Program, config: EngineConfig, board) -> tuple[int, int]
     return dram_perf.predict_stream(dp.commands, config, bus).cycles, dp.bytes_read + dp.bytes_written
 
 
+@dataclass(frozen=True)
+class BoardChoice:
+    """The chosen config and, in DRAM mode, the cycles and DRAM bytes the search predicted for it (the explorer
+    reads them instead of building the command stream again)."""
+    config: EngineConfig
+    dram_cycles: int | None = None
+    dram_bytes: int = 0
+
+
 def board_config(program: Program, board_name: str, base: EngineConfig, log=lambda msg: None, *,
                  memory: str = "auto") -> EngineConfig:
+    """The config ``program`` runs with on ``board_name`` (:func:`choose_config`'s)."""
+    return choose_config(program, board_name, base, log, memory=memory).config
+
+
+def choose_config(program: Program, board_name: str, base: EngineConfig, log=lambda msg: None, *,
+                  memory: str = "auto") -> BoardChoice:
     """The config ``program`` runs with on ``board_name`` (``base``: the MAC units and add unit asked for).
 
     ``memory``: ``"auto"`` (resident where it fits, else DRAM mode), or only ``"resident"`` / only ``"dram"``;
@@ -54,7 +69,7 @@ def board_config(program: Program, board_name: str, base: EngineConfig, log=lamb
         rep = fit_check(resident, board, suggest=False, act_memory="on-chip")
         if rep.fits:
             log(f"{board.name}: the whole program fits on chip: resident mode")
-            return resident
+            return BoardChoice(resident)
         if memory == "resident" or not board.dram_width:
             rep = fit_check(resident, board, act_memory="on-chip")      # again, with what would fit
             raise FireforgeError(rep.message() + ("" if memory == "resident" else
@@ -89,4 +104,4 @@ def board_config(program: Program, board_name: str, base: EngineConfig, log=lamb
     log(f"{board.name}: DRAM mode, buffers act {cfg.act_depth} / weights {cfg.weight_depth} / quant "
         f"{cfg.quant_depth} words ({blocks} of {board.bram_blocks} {board.block_name} with the controller's), "
         f"{moved / 1e6:.2f} MB of DRAM traffic and ~{cycles / 1e6:.2f} M cycles per inference (predicted)")
-    return cfg
+    return BoardChoice(cfg, cycles, moved)

@@ -27,7 +27,7 @@ from fireforge.core.program import Program
 from fireforge.errors import FireforgeError
 from fireforge.explorer.space import ModelPoint, Point
 
-__all__ = ["LoweredModel", "lower_model", "evaluate"]
+__all__ = ["LoweredModel", "lower_model", "evaluate", "model_file"]
 
 
 class LoweredModel:
@@ -42,17 +42,25 @@ class LoweredModel:
         self.params = sum(l.weights.size + l.bias.size for l in convs)
 
 
+def model_file(m: ModelPoint, directory: Path) -> Path:
+    """The point's ONNX file: its own, or the network built from its knobs, written into ``directory``."""
+    from fireforge.models.squeezenet import build_squeezenet
+
+    if m.onnx:
+        return Path(m.onnx)
+    path = Path(directory) / "model.onnx"
+    onnx.save(build_squeezenet(m.version, input_size=m.input_size, classes=m.classes, bypass=m.bypass,
+                               base_e=m.base_e, incr_e=m.incr_e, pct3x3=m.pct3x3, squeeze_ratio=m.squeeze_ratio,
+                               freq=m.freq), path)
+    return path
+
+
 def lower_model(m: ModelPoint) -> LoweredModel:
     """Build / read, quantize (one calibration tensor) and lower one network."""
-    from fireforge.models.squeezenet import build_squeezenet
     from fireforge.sw import compile as steps
 
     with tempfile.TemporaryDirectory(prefix="ff-explore-") as tmp:
-        path = Path(m.onnx) if m.onnx else Path(tmp) / "model.onnx"
-        if not m.onnx:
-            onnx.save(build_squeezenet(m.version, input_size=m.input_size, classes=m.classes, bypass=m.bypass,
-                                       base_e=m.base_e, incr_e=m.incr_e, pct3x3=m.pct3x3,
-                                       squeeze_ratio=m.squeeze_ratio, freq=m.freq), path)
+        path = model_file(m, Path(tmp))
         options = steps.CompileOptions(path, Path(tmp) / "out", check=False)
 
         def one_tensor(state, o):
@@ -80,7 +88,7 @@ def evaluate(point: Point, lowered: LoweredModel) -> dict:
     from fireforge.hw.board.catalogue import get_board
     from fireforge.hw.board.fit import fit_check
     from fireforge.sw import dram_perf
-    from fireforge.sw.board_config import _dram_cost, board_config
+    from fireforge.sw.board_config import choose_config
     from fireforge.sw.perf import predict_program
 
     program, board = lowered.program, get_board(point.board)
@@ -89,12 +97,15 @@ def evaluate(point: Point, lowered: LoweredModel) -> dict:
            "weight_bytes": lowered.weight_bytes, "macs": lowered.macs}
     misfit = None
     try:
-        config = board_config(program, point.board, base, memory=point.memory)
+        choice = choose_config(program, point.board, base, memory=point.memory)
     except FireforgeError as e:
         misfit = str(e)
         config = planned_config(program, replace(base, memory="resident").with_add_unit(program.add_layer_names()))
+        choice = None
+    else:
+        config = choice.config
     if config.dram:
-        cycles, moved = _dram_cost(program, config, board)
+        cycles, moved = choice.dram_cycles, choice.dram_bytes        # the search already timed it
         clock = dram_perf.bus_for(point.board).clock_mhz
         rep = fit_check(config, board, suggest=False)
     else:

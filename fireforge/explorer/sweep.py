@@ -105,10 +105,15 @@ def _verify_task(point: Point, row: dict, work: Path) -> dict:
 
 # -- the sweep -----------------------------------------------------------------------------------------------------
 
-def _write_json(path: Path, obj) -> None:
+def _write_text(path: Path, text: str) -> None:
+    """Written beside, then renamed: a killed sweep never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_text(path, json.dumps(obj, indent=1, default=str))
 
 
 @contextlib.contextmanager
@@ -292,9 +297,7 @@ def write_table(rows: list[dict], path: Path) -> None:
         for res, (used, _) in (hw.get("resources") or {}).items():
             flat[f"synth_{res}"] = used
         w.writerow(flat)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    _write_text(path, buf.getvalue())
 
 
 def _fmt(v, spec="") -> str:

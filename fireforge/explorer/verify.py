@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import onnx
-
 from fireforge.core.config import EngineConfig
 from fireforge.explorer.space import Point
 
@@ -22,16 +20,11 @@ __all__ = ["compile_point", "verify_point", "hardware_point"]
 def compile_point(point: Point, work: Path):
     """``fireforge compile --board`` of the point into ``work/out`` (its model file written beside it)."""
     from fireforge.core.compiled import Compiled
-    from fireforge.models.squeezenet import build_squeezenet
+    from fireforge.explorer.point import model_file
     from fireforge.sw.compile import compile_model
 
     work.mkdir(parents=True, exist_ok=True)
-    m = point.model
-    path = Path(m.onnx) if m.onnx else work / "model.onnx"
-    if not m.onnx:
-        onnx.save(build_squeezenet(m.version, input_size=m.input_size, classes=m.classes, bypass=m.bypass,
-                                   base_e=m.base_e, incr_e=m.incr_e, pct3x3=m.pct3x3, squeeze_ratio=m.squeeze_ratio,
-                                   freq=m.freq), path)
+    path = model_file(point.model, work)
     res = compile_model(path, work / "out", config=EngineConfig(mac_units=point.mac_units), board=point.board,
                         memory=point.memory, force=True)
     return Compiled.load(res.out_dir)
