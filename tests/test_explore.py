@@ -139,6 +139,7 @@ def test_verify_measures_cycles_on_the_verilated_engine(cluster, tmp_path):
     res = explore(_space(squeeze_ratio=[0.25], board=["kc705"], mac_units=[16]), tmp_path,
                   scheduler=cluster.scheduler_address, progress=None, verify=1)
     (r,) = res.rows
+    assert res.verified == [r]
     assert r["memory"] == "resident" and r["mismatches"] == 0
     assert abs(r["cycles"] - r["measured_cycles"]) <= 0.05 * r["measured_cycles"]
 

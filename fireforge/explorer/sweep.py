@@ -23,7 +23,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fireforge.errors import FireforgeError
@@ -44,7 +44,11 @@ class ExploreResult:
     seconds: float
     computed: int                       # points evaluated in this run (the rest came from the cache)
     cached: int
-    verified: list[dict] = field(default_factory=list)
+
+    @property
+    def verified(self) -> list[dict]:
+        """The points measured on the Verilated engine (``--verify``, this run or an earlier one)."""
+        return [r for r in self.rows if r.get("measured_cycles") is not None]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -195,7 +199,6 @@ def explore(space: Space, out_dir: str | Path, *, scheduler: str | None = None, 
     todo = [(p, k) for p, k in zip(points, keys) if k not in rows]
     cached = len(points) - len(todo)
     log(f"{len(points)} points ({cached} from the cache in {cache})")
-    verified = []
     if todo or verify or synth or pnr:
         with _client(scheduler, workers) as client:
             if todo:
@@ -203,11 +206,11 @@ def explore(space: Space, out_dir: str | Path, *, scheduler: str | None = None, 
             if synth or pnr:
                 _hardware(client, points, keys, rows, cache, out, pnr, log)
             if verify:
-                verified = _verify(client, points, keys, rows, cache, out, verify, log)
+                _verify(client, points, keys, rows, cache, out, verify, log)
     ordered = [rows[k] for k in keys]
     _write_json(out / "results.json", ordered)
     write_table(ordered, out / "results.csv")
-    return ExploreResult(ordered, out, time.perf_counter() - t0, len(todo), cached, verified)
+    return ExploreResult(ordered, out, time.perf_counter() - t0, len(todo), cached)
 
 
 def _sweep(client, todo, rows, cache, progress, on_result) -> None:
@@ -231,7 +234,7 @@ def _sweep(client, todo, rows, cache, progress, on_result) -> None:
             on_result(row, client)
 
 
-def _verify(client, points, keys, rows, cache, out, n, log) -> list[dict]:
+def _verify(client, points, keys, rows, cache, out, n, log) -> None:
     """N fitting points that can be simulated (resident, or DRAM mode on a board whose DRAM profile is simulated),
     a seeded sample, compiled and run on the Verilated engine."""
     from fireforge.sw.simulate import SIMULATED_DRAM
@@ -241,7 +244,7 @@ def _verify(client, points, keys, rows, cache, out, n, log) -> list[dict]:
     if not fitting:
         log("--verify: no fitting point can be simulated (resident, or DRAM mode on "
             f"{', '.join(SIMULATED_DRAM)}); nothing verified")
-        return []
+        return
     n = min(n, len(fitting))
     picks = sorted(random.Random(0).sample(range(len(fitting)), n))
     todo = [(p, k) for i, (p, k) in enumerate(fitting) if i in picks and "measured_cycles" not in rows[k]]
@@ -260,7 +263,6 @@ def _verify(client, points, keys, rows, cache, out, n, log) -> list[dict]:
         if r.get("measured_cycles") is not None:
             log(f"verified {r['model']} on {r['board']}: {r['cycles']:,} predicted, {r['measured_cycles']:,} "
                 f"measured cycles ({r['cycle_error']:+.1%}), {r['mismatches']} mismatching bytes")
-    return done
 
 
 def _hardware(client, points, keys, rows, cache, out, pnr, log) -> None:
