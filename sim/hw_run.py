@@ -10,7 +10,6 @@ flight, how products are built), so it is built once per (config, variant) and c
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from fireforge.core.compiled import Compiled
 from fireforge.core.config import BuildVariant, EngineConfig
 from fireforge.core.layout import read_layer_result, read_tensor, tensor_words
 from fireforge.core.numerics import quantize_input
+from fireforge.core.tools import default_build_root
 from fireforge.core.program import ConvLayer, Program
 from fireforge.errors import FireforgeError
 from fireforge.hw.generate import check_supported
@@ -37,11 +37,6 @@ __all__ = ["HwResult", "rtl_run", "build_engine", "default_build_root", "run_dir
 ECP5_PRIMITIVES = "ff_dp16kd_sim.v"
 #: the longest read latency the simulation memory model (ff_act_ram's +act_latency) can delay a response
 MAX_READ_LATENCY = 64
-
-
-def default_build_root() -> Path:
-    """``$FIREFORGE_BUILD`` or ``./build``: generated files never land in the source tree's packages."""
-    return Path(os.environ.get("FIREFORGE_BUILD", "build")).absolute()
 
 
 @contextlib.contextmanager

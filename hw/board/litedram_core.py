@@ -78,6 +78,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+from fireforge.core.tools import default_build_root
+
 __all__ = ["DramProfile", "PROFILES", "BOARD_PROFILES", "LITEDRAM_PACKAGES", "core_config", "config_yaml",
            "BoardCore", "generate_board_core", "board_init_sequence", "core_ports"]
 
@@ -234,10 +236,6 @@ def core_ports(verilog: Path, module: str = "litedram_core") -> dict:
     return ports
 
 
-def _default_root() -> Path:
-    return Path(os.environ.get("FIREFORGE_BUILD", "build")).absolute()
-
-
 def generate_board_core(profile: DramProfile | str, *, axi_data_width: int, axi_id_width: int = 1,
                         build_root: Path | None = None, sim: bool = False) -> BoardCore:
     """Generate (or reuse) the core of *profile*: ``litedram_gen CONFIG.yml --no-compile`` (``sim``: with
@@ -257,7 +255,7 @@ def generate_board_core(profile: DramProfile | str, *, axi_data_width: int, axi_
     args = ["--sim", "--no-compile"] if sim else ["--no-compile"]
     key = hashlib.sha256(json.dumps({"yaml": text, "versions": versions, "args": args, "patch": 1},
                                     sort_keys=True).encode()).hexdigest()
-    root = Path(build_root) if build_root is not None else _default_root()
+    root = Path(build_root) if build_root is not None else default_build_root()
     out = root / "litedram" / f"{'sim' if sim else 'board'}-{profile.name}-{key[:16]}"
     if not (out / _STAMP).is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
