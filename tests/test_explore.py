@@ -150,3 +150,22 @@ def test_api_explore_stays_a_function_after_a_sweep(cluster, tmp_path):
     first = fireforge.explore(tmp_path, scheduler=cluster.scheduler_address, input_size=32, classes=10)
     again = fireforge.explore(tmp_path, scheduler=cluster.scheduler_address, input_size=32, classes=10)
     assert callable(fireforge.explore) and len(first) == len(again) == 1 and again.computed == 0
+
+
+@pytest.mark.slow
+def test_pnr_adds_yosys_counts_and_fmax(tmp_path, capsys):
+    """--pnr on one ULX3S point (~6 min): yosys's counts within the board and nextpnr's Fmax in the rows, the CSV
+    and the terminal summary."""
+    out = tmp_path / "pnr"
+    assert main(["explore", "--input-size", "32", "--classes", "10", "--board", "ulx3s-85f", "--mac-units", "16",
+                 "--squeeze-ratio", "0.125", "--workers", "1", "-o", str(out), "--pnr"]) == 0
+    (r,) = json.loads((out / "results.json").read_text())
+    hw = r["synth"]
+    assert hw["status"] == "ok" and hw["fmax_mhz"] > 0
+    for res in ("lut", "ff", "dsp", "bram_bits"):
+        used, available = hw["resources"][res]
+        assert 0 < used <= available
+    assert hw["resources"]["dsp"][0] >= r["mac_units"]        # one multiplier per MAC unit at least
+    assert f"Fmax {hw['fmax_mhz']:.2f} MHz" in capsys.readouterr().out
+    header, row = (out / "results.csv").read_text().splitlines()
+    assert dict(zip(header.split(","), row.split(",")))["fmax_mhz"] == str(hw["fmax_mhz"])

@@ -326,6 +326,18 @@ def format_summary(result: ExploreResult, top: int = 10) -> str:
         for r in front[:top]:
             lines.append(f"  {r['model'][:44]:<44} {r['board']:<12} {r['mac_units']:>4}  "
                          f"{f.x}={_fmt(r[f.x], ',')}  {f.y}={_fmt(r[f.y], ',')}")
+    built = [r for r in rows if r.get("synth")]
+    if built:
+        lines += ["", "synthesised (--synth / --pnr): yosys's counts, nextpnr's Fmax"]
+        for r in built:
+            hw = r["synth"]
+            if hw.get("status") != "ok":
+                lines.append(f"  {r['model'][:44]:<44} {r['board']:<12} {r['mac_units']:>4}  {hw.get('error')}")
+                continue
+            used = {k: v[0] for k, v in (hw.get("resources") or {}).items()}
+            fmax = "" if hw.get("fmax_mhz") is None else f"  Fmax {hw['fmax_mhz']:.2f} MHz"
+            lines.append(f"  {r['model'][:44]:<44} {r['board']:<12} {r['mac_units']:>4}  "
+                         + "  ".join(f"{k}={v:,}" for k, v in used.items()) + fmax)
     bad = [r for r in rows if r["status"] == "failed"][:5]
     if bad:
         lines += ["", "failed points:"] + [f"  {r['model']} on {r['board']}: {r['error']}" for r in bad]
