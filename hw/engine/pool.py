@@ -97,6 +97,11 @@ class PoolStage(wiring.Component):
         px, py = Signal(12, name="pool_px"), Signal(12, name="pool_py")
         hs, vs = Signal(_COORD, name="pool_hs"), Signal(_COORD, name="pool_vs")   # window start column / row
         he, ve = Signal(_COORD, name="pool_he"), Signal(_COORD, name="pool_ve")   # its last (unclipped)
+        hn = Signal(_COORD, name="pool_hn")     # the next window's start column (hs + s)
+        # whether the word before (in1) / two before (in2) this column is in its window: registers beside ox / hs,
+        # so stage A's masks are a register each (the compare ``ox − 1 >= hs`` in front of the masks drove the
+        # reset input of the 64 lanes' masked words: the ULX3S DRAM engine's critical path, 81.5 MHz, seed 3)
+        in1, in2 = Signal(name="pool_in1"), Signal(name="pool_in2")
         slot = Signal(name="pool_slot")
         ptr = Signal(OUT_ADDR_BITS, name="pool_ptr")
         p1, p2 = Signal(word, name="pool_p1"), Signal(word, name="pool_p2")
@@ -114,7 +119,8 @@ class PoolStage(wiring.Component):
             with m.If(emit):
                 m.d.sync += ptr.eq(ptr + d.out_pitch)
             with m.If(last_col):
-                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l), he.eq(k - 1 - d.pool_pad_l)]
+                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l), he.eq(k - 1 - d.pool_pad_l),
+                             hn.eq(s - d.pool_pad_l), in1.eq(0), in2.eq(0)]
                 with m.If(last_row):
                     m.d.sync += [oy.eq(0), py.eq(0), vs.eq(-d.pool_pad_t), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0)]
                 with m.Else():
@@ -122,12 +128,16 @@ class PoolStage(wiring.Component):
                     with m.If(v_emit):
                         m.d.sync += [py.eq(py + 1), vs.eq(vs + s), ve.eq(ve + s)]
             with m.Else():
-                m.d.sync += ox.eq(ox + 1)
+                # the next column ox + 1: its word before is ox, in the window from hs' (hn after an emit) on
+                start = Mux(h_emit, hn, hs)
+                m.d.sync += [ox.eq(ox + 1), in1.eq((k >= 2) & (ox >= start)),
+                             in2.eq((k == 3) & (ox >= 1) & (ox > start))]
                 with m.If(h_emit):
-                    m.d.sync += [px.eq(px + 1), hs.eq(hs + s), he.eq(he + s)]
+                    m.d.sync += [px.eq(px + 1), hs.eq(hn), he.eq(he + s), hn.eq(hn + s)]
         with m.If(self.restart):
             m.d.sync += [ox.eq(0), oy.eq(0), px.eq(0), py.eq(0), hs.eq(-d.pool_pad_l), vs.eq(-d.pool_pad_t),
                          he.eq(k - 1 - d.pool_pad_l), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0),
+                         hn.eq(s - d.pool_pad_l), in1.eq(0), in2.eq(0),
                          ptr.eq(d.out_addr + self.og)]
 
         # -- stage A: the word, the two before it in the row, and which of them are in the window --------
@@ -145,8 +155,7 @@ class PoolStage(wiring.Component):
                      # in-window decisions would otherwise be flags steering stage 1's max in every lane (a flag
                      # → 64 lanes' multiplexers → two compares: the floorplanned ULX3S DRAM engine's critical path,
                      # 73.55 MHz, seed 3)
-                     a_p1.eq(Mux((k >= 2) & (ox >= 1) & (ox - 1 >= hs), p1, 0)),
-                     a_p2.eq(Mux((k == 3) & (ox >= 2) & (ox - 2 >= hs), p2, 0))]
+                     a_p1.eq(Mux(in1, p1, 0)), a_p2.eq(Mux(in2, p2, 0))]
 
         # -- stage 1: the horizontal max; the line buffers (read the previous rows at px, write this row's
         # result over the oldest) ---------------------------------------------------------------------------
