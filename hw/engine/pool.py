@@ -91,16 +91,47 @@ class PoolStage(wiring.Component):
                 m.d.comb += out[lane].eq(best)
             return out
 
-        # -- stage 0: the word's position (registers only: each window's last column / row is a register
-        # beside its start, so the compares in front of the counters are equalities of registers) ----------
-        ox, oy = Signal(12, name="pool_ox"), Signal(12, name="pool_oy")
-        px, py = Signal(12, name="pool_px"), Signal(12, name="pool_py")
-        hs, vs = Signal(_COORD, name="pool_hs"), Signal(_COORD, name="pool_vs")   # window start column / row
-        he, ve = Signal(_COORD, name="pool_he"), Signal(_COORD, name="pool_ve")   # its last (unclipped)
-        hn = Signal(_COORD, name="pool_hn")     # the next window's start column (hs + s)
-        # whether the word before (in1) / two before (in2) this column is in its window: registers beside ox / hs,
-        # so stage A's masks are a register each (the compare ``ox − 1 >= hs`` in front of the masks drove the
-        # reset input of the 64 lanes' masked words: the ULX3S DRAM engine's critical path, 81.5 MHz, seed 3)
+        # -- stage 0: the word's position. Every decision about it is a register, set as the counters move (as
+        # the AGU's ``last`` flags are): the last column / row, whether it ends a window (``emit``), whether the
+        # words before it are in its window (``in1`` / ``in2``). With compares of counters against the descriptor
+        # in front of them, each was a critical path of the ULX3S DRAM engine in turn: ``ox − 1 >= hs`` into the
+        # reset of the 64 lanes' masked words (81.5 MHz, seed 3), then ``out_w − 1`` → ``ox ==`` → ``h_emit`` →
+        # that compare's next value (69.6 MHz, seed 3) and ``out_h − 1`` → ``emit`` → ``ptr``'s enable (70.5 MHz,
+        # seed 1).
+        def axis(tag, size, out_size, pad):
+            """One axis (``h``: columns, ``v``: rows): the position ``pos``, the window ``win``, its start column /
+            row ``start`` and the next one's ``nxt``, positions and windows left, the columns to the window's
+            last (unclipped) ``to_end`` and ``to_end + s``; the flags ``last``, ``ok`` (``win < out_size``),
+            ``emit``. Returns the registers, the statements of a reload (position 0) and of an advance."""
+            r = {n: Signal(w, name=f"pool_{tag}_{n}") for n, w in (
+                ("pos", 12), ("win", 12), ("left", 12), ("wins_left", 12), ("start", _COORD), ("nxt", _COORD),
+                ("to_end", _COORD), ("to_end_s", _COORD), ("last", 1), ("ok", 1), ("emit", 1))}
+            end0, e = k - 1 - pad, r["emit"]
+
+            def reload():
+                return [r["pos"].eq(0), r["win"].eq(0), r["left"].eq(size - 1), r["wins_left"].eq(out_size),
+                        r["start"].eq(-pad), r["nxt"].eq(s - pad), r["to_end"].eq(end0), r["to_end_s"].eq(end0 + s),
+                        r["last"].eq(size == 1), r["ok"].eq(out_size != 0),
+                        r["emit"].eq((out_size != 0) & ((end0 == 0) | (size == 1)))]
+
+            def advance():
+                last_n = r["left"] == 1
+                ok_n = Mux(e, r["wins_left"] != 1, r["ok"])
+                at_end_n = Mux(e, r["to_end_s"] == 1, r["to_end"] == 1)
+                return [r["pos"].eq(r["pos"] + 1), r["left"].eq(r["left"] - 1), r["last"].eq(last_n),
+                        r["ok"].eq(ok_n), r["emit"].eq(ok_n & (at_end_n | last_n)),
+                        r["to_end"].eq(Mux(e, r["to_end_s"], r["to_end"]) - 1),
+                        r["to_end_s"].eq(Mux(e, r["to_end_s"] + s, r["to_end_s"]) - 1),
+                        r["win"].eq(r["win"] + e), r["wins_left"].eq(r["wins_left"] - e),
+                        r["start"].eq(Mux(e, r["nxt"], r["start"])), r["nxt"].eq(Mux(e, r["nxt"] + s, r["nxt"]))]
+            return r, reload, advance
+
+        col, col_reload, col_advance = axis("h", d.out_w, d.pool_out_w, d.pool_pad_l)
+        row, row_reload, row_advance = axis("v", d.out_h, d.pool_out_h, d.pool_pad_t)
+        ox, px, hs, hn = col["pos"], col["win"], col["start"], col["nxt"]
+        oy, vs = row["pos"], row["start"]
+        last_col, last_row, h_emit, v_emit = col["last"], row["last"], col["emit"], row["emit"]
+        # whether the word before (in1) / two before (in2) this column is in its window
         in1, in2 = Signal(name="pool_in1"), Signal(name="pool_in2")
         slot = Signal(name="pool_slot")
         ptr = Signal(OUT_ADDR_BITS, name="pool_ptr")
@@ -108,36 +139,23 @@ class PoolStage(wiring.Component):
         x = i.p.data
         go = Signal()
         m.d.comb += go.eq(i.valid & d.pool_en)
-        last_col, last_row = Signal(), Signal()
-        h_emit, v_emit = Signal(), Signal()
-        m.d.comb += [last_col.eq(ox == d.out_w - 1), last_row.eq(oy == d.out_h - 1),
-                     h_emit.eq((px < d.pool_out_w) & ((ox == he) | last_col)),
-                     v_emit.eq((py < d.pool_out_h) & ((oy == ve) | last_row))]
         emit = h_emit & v_emit
         with m.If(go):
             m.d.sync += [p1.eq(x), p2.eq(p1)]
             with m.If(emit):
                 m.d.sync += ptr.eq(ptr + d.out_pitch)
             with m.If(last_col):
-                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l), he.eq(k - 1 - d.pool_pad_l),
-                             hn.eq(s - d.pool_pad_l), in1.eq(0), in2.eq(0)]
+                m.d.sync += [*col_reload(), in1.eq(0), in2.eq(0)]
                 with m.If(last_row):
-                    m.d.sync += [oy.eq(0), py.eq(0), vs.eq(-d.pool_pad_t), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0)]
+                    m.d.sync += [*row_reload(), slot.eq(0)]
                 with m.Else():
-                    m.d.sync += [oy.eq(oy + 1), slot.eq(Mux(k == 3, ~slot, 0))]
-                    with m.If(v_emit):
-                        m.d.sync += [py.eq(py + 1), vs.eq(vs + s), ve.eq(ve + s)]
+                    m.d.sync += [*row_advance(), slot.eq(Mux(k == 3, ~slot, 0))]
             with m.Else():
-                # the next column ox + 1: its word before is ox, in the window from hs' (hn after an emit) on
-                start = Mux(h_emit, hn, hs)
-                m.d.sync += [ox.eq(ox + 1), in1.eq((k >= 2) & (ox >= start)),
-                             in2.eq((k == 3) & (ox >= 1) & (ox > start))]
-                with m.If(h_emit):
-                    m.d.sync += [px.eq(px + 1), hs.eq(hn), he.eq(he + s), hn.eq(hn + s)]
+                # the next column ox + 1: its word before is ox, in the window from its start (hn after an emit) on
+                m.d.sync += [*col_advance(), in1.eq((k >= 2) & Mux(h_emit, ox >= hn, ox >= hs)),
+                             in2.eq((k == 3) & (ox >= 1) & Mux(h_emit, ox > hn, ox > hs))]
         with m.If(self.restart):
-            m.d.sync += [ox.eq(0), oy.eq(0), px.eq(0), py.eq(0), hs.eq(-d.pool_pad_l), vs.eq(-d.pool_pad_t),
-                         he.eq(k - 1 - d.pool_pad_l), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0),
-                         hn.eq(s - d.pool_pad_l), in1.eq(0), in2.eq(0),
+            m.d.sync += [*col_reload(), *row_reload(), slot.eq(0), in1.eq(0), in2.eq(0),
                          ptr.eq(d.out_addr + self.og)]
 
         # -- stage A: the word, the two before it in the row, and which of them are in the window --------
