@@ -194,19 +194,22 @@ class PoolStage(wiring.Component):
             rows.append(data.View(word, rp.data))
 
         # -- stage 2: the previous rows' words in the window (the read data arrive with these registers) ---
-        s2 = {n: Signal(name=f"pool_s2_{n}") for n in ("valid", "emit", "inc1", "inc2", "slot", "k3")}
+        s2 = {n: Signal(name=f"pool_s2_{n}") for n in ("valid", "emit", "inc1", "inc2", "slot")}
         s2_x = Signal(word, name="pool_s2_x", reset_less=True)
         s2_addr = Signal(OUT_ADDR_BITS, name="pool_s2_addr")
-        m.d.sync += [*(s2[n].eq(s1[n]) for n in s2), s2_x.eq(s1_x), s2_addr.eq(s1_addr)]
-        cur = Signal(word)      # the slot this row overwrote: row oy − 2 (k = 3) or oy − 1 (k = 2)
-        other = Signal(word)    # row oy − 1 (k = 3)
-        m.d.comb += [cur.eq(Mux(s2["slot"], rows[1].as_value(), rows[0].as_value())),
-                     other.eq(Mux(s2["slot"], rows[0].as_value(), rows[1].as_value()))]
+        # which line buffer holds row oy − 1 (k = 3; k = 2: the slot this row overwrote) as a register: each bit of
+        # s3_v1 is then one LUT behind the block RAM's output (two, with ``slot`` and ``k3`` apart: the ULX3S DRAM
+        # engine's critical path at 85.34 MHz, seed 2, a line buffer's output 4.36 ns away from its LUTs)
+        s2_sel1 = Signal(name="pool_s2_sel1")
+        m.d.sync += [*(s2[n].eq(s1[n]) for n in s2), s2_sel1.eq(s1["slot"] ^ s1["k3"]), s2_x.eq(s1_x),
+                     s2_addr.eq(s1_addr)]
+        # the slot this row overwrote: row oy − 2 (k = 3) or oy − 1 (k = 2)
+        cur = Mux(s2["slot"], rows[1].as_value(), rows[0].as_value())
+        v1 = Mux(s2_sel1, rows[1].as_value(), rows[0].as_value())
         s3_v1, s3_v2, s3_x = (Signal(word, name=f"pool_s3_{n}", reset_less=True) for n in ("v1", "v2", "x"))
         s3_valid, s3_emit = Signal(name="pool_s3_valid"), Signal(name="pool_s3_emit")
         s3_addr = Signal(OUT_ADDR_BITS, name="pool_s3_addr")
-        m.d.sync += [s3_v1.eq(Mux(s2["inc1"], Mux(s2["k3"], other.as_value(), cur.as_value()), 0)),
-                     s3_v2.eq(Mux(s2["inc2"], cur.as_value(), 0)), s3_x.eq(s2_x),
+        m.d.sync += [s3_v1.eq(Mux(s2["inc1"], v1, 0)), s3_v2.eq(Mux(s2["inc2"], cur, 0)), s3_x.eq(s2_x),
                      s3_valid.eq(s2["valid"]), s3_emit.eq(s2["emit"]), s3_addr.eq(s2_addr)]
 
         # -- stage 3: the vertical max, the output register ------------------------------------------------
