@@ -132,6 +132,18 @@ class LinkController(wiring.Component):
         # START's arguments, as received (they stay until the next frame): the engine takes them with ``start``
         m.d.comb += [self.program_addr.eq(addr), self.program_commands.eq(rx.args[32:56])]
         crc = Signal(32)
+        # CHECKSUM folds a beat the cycle after it came, from registers (the beat, ``ck_have``; ``ck_clear``: the
+        # DECODE that starts it): with the FSM's decode in front of the XOR network, the state register → the
+        # CRC was the ULX3S DRAM engine's critical path (83.54 MHz, seed 1: 10.24 ns of routing over 6 nets)
+        ck_word, ck_have, ck_clear = Signal(self.data_width), Signal(), Signal()
+        m.d.sync += [ck_have.eq(0), ck_clear.eq(0)]
+        with m.If(ck_clear):
+            m.d.sync += crc.eq(0xFFFFFFFF)
+        with m.Elif(ck_have):
+            step = crc
+            for i in range(beat):
+                step = crc32_step(m, step, ck_word.word_select(i, 8))
+            m.d.sync += crc.eq(step)
         beats_left = Signal(BEATS_BITS + 1)
         fed = Signal(range(MAX_PAYLOAD))
         have = Signal()
@@ -190,7 +202,7 @@ class LinkController(wiring.Component):
                     with m.Else():
                         m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(addr),
                                      rd.cmd.payload.beats.eq(read_beats)]
-                        m.d.sync += [beats_left.eq(read_beats), crc.eq(0xFFFFFFFF)]
+                        m.d.sync += [beats_left.eq(read_beats), ck_clear.eq(1)]
                         with m.If(rd.cmd.ready):
                             with m.If(rx.cmd == Cmd.READ):
                                 answer(Status.OK, read_bytes, dma=True)
@@ -219,11 +231,8 @@ class LinkController(wiring.Component):
             with m.State("CHECKSUM"):
                 m.d.comb += rd.data.ready.eq(1)
                 with m.If(rd.data.valid):
-                    step = crc
-                    for i in range(beat):
-                        step = crc32_step(m, step, rd.data.payload.word_select(i, 8))
-                    m.d.sync += [crc.eq(step), beats_left.eq(beats_left - 1)]
-                with m.If(beats_left == 0):
+                    m.d.sync += [ck_word.eq(rd.data.payload), ck_have.eq(1), beats_left.eq(beats_left - 1)]
+                with m.If((beats_left == 0) & ~ck_have & ~ck_clear):
                     answer(Status.OK, 4, crc ^ 0xFFFFFFFF)
             with m.State("ANSWER"):
                 m.d.comb += [tx.start.eq(1), tx.seq.eq(rx.seq), tx.status.eq(code), tx.length.eq(length)]
