@@ -141,12 +141,7 @@ class AddressGenerator(wiring.Component):
         m.d.comb += [self.taps.valid.eq(go), fire.eq(go & self.taps.ready), issue.eq(fire & tap_last),
                      ctl.finished.eq(fire & tap_last & s.last["ox"] & s.last["oy"]),
                      inflight_next.eq(inflight + issue - self.retire), ctl.drained.eq(drained)]
-        # the compares on the count alone, ``issue`` and ``fire`` (late: the tap FIFO's ready, behind the ACT
-        # port's arbitration) only choosing among them: through the adder, STORE's read request → ``fire`` →
-        # ``inflight_next == 0`` was the ULX3S DRAM engine's critical path (86.99 MHz, seed 3, 11 nets)
-        gone = self.retire
-        m.d.sync += [inflight.eq(inflight_next),
-                     drained.eq(Mux(issue, (inflight + 1 == gone), (inflight == gone)))]
+        m.d.sync += [inflight.eq(inflight_next), drained.eq(inflight_next == 0)]
         run_next = Signal()
         m.d.comb += run_next.eq(ctl.run | (run & ~ctl.finished))
         # next cycle the tap FIFO has room if it would even with no tap leaving now: level + fire ≤ depth − 2
@@ -154,9 +149,8 @@ class AddressGenerator(wiring.Component):
         # tap of an output needs fewer than write_depth − 1 results in flight (checked for every tap: the
         # bound is far above the pipeline's ~40 results, so this costs nothing)
         m.d.sync += [run.eq(run_next),
-                     go.eq(run_next & Mux(fire, self.tap_level <= self.read_depth - 3,
-                                          self.tap_level <= self.read_depth - 2)
-                           & Mux(issue, inflight < self.write_depth - 2, inflight < self.write_depth - 1))]
+                     go.eq(run_next & (self.tap_level + fire <= self.read_depth - 2)
+                           & (inflight + issue < self.write_depth - 1))]
 
     def _groups(self, m, s):
         """``load``: the layer's bounds (minus one) and output group 0; ``group``: the loops restarted for
