@@ -188,16 +188,23 @@ class Transfer(wiring.Component):
         m.submodules.store_fifo = fifo = StreamFIFO(shape=self.act_bits, depth=STORE_FIFO_DEPTH)
         m.submodules.store_beats = beats = WidthConverter(i_width=self.act_bits, o_width=dw)
         # ``reading``: a STORE with words left to read; ``credits``: FIFO words neither held nor promised to reads in
-        # flight. Both registers, so the read request (which the core's ACT reads wait for) leaves flip-flops.
-        reading = Signal()
+        # flight. The read request ``reading & (credits != 0)`` is itself a register, computed from both's next
+        # values: it steers the ACT buffer's read address and the core's ACT ``rd.ready`` (the compare in front
+        # of them: ``credits`` → ``rd.ready`` → the AGU's clock enables, the ULX3S DRAM engine's critical path at
+        # 75.36 MHz, seed 3, before the pool's masks moved into stage A).
+        reading, reading_next = Signal(), Signal()
         credits = Signal(range(STORE_FIFO_DEPTH + 1), init=STORE_FIFO_DEPTH)
-        m.d.comb += [self.store_rd.valid.eq(reading & (credits != 0)),
+        credits_next = Signal.like(credits)
+        rd_valid = Signal(name="store_rd_valid")
+        m.d.comb += [self.store_rd.valid.eq(rd_valid),
                      self.store_rd.payload.eq(ptr),
                      fifo.w.valid.eq(self.store_resp.valid), fifo.w.payload.eq(self.store_resp.data)]
         rd_take = self.store_rd.valid & self.store_rd.ready
-        m.d.sync += credits.eq(credits - rd_take + (fifo.r.valid & fifo.r.ready))
+        m.d.comb += [credits_next.eq(credits - rd_take + (fifo.r.valid & fifo.r.ready)), reading_next.eq(reading)]
         with m.If(rd_take & last):
-            m.d.sync += reading.eq(0)
+            m.d.comb += reading_next.eq(0)
+        m.d.sync += [credits.eq(credits_next), reading.eq(reading_next),
+                     rd_valid.eq(reading_next & (credits_next != 0))]
         wiring.connect(m, fifo.r, beats.i)
         wiring.connect(m, beats.o, wiring.flipped(self.wr_data))
         m.d.comb += step.eq(Mux(is_load, load.valid & load.ready, rd_take) & active)
@@ -217,8 +224,8 @@ class Transfer(wiring.Component):
         m.d.sync += self.done.eq(0)
         with m.If(cmd.valid & cmd.ready):
             empty = (cmd.p.runs == 0) | (cmd.p.run_words == 0)
+            m.d.comb += reading_next.eq(~empty & (cmd.p.op == Op.STORE))
             m.d.sync += [t.eq(cmd.p), active.eq(~empty), self.done.eq(empty), addr.eq(cmd.p.dram_addr),
-                         reading.eq(~empty & (cmd.p.op == Op.STORE)),
                          issue_left.eq(cmd.p.runs), in_run.eq(cmd.p.run_words), runs_left.eq(cmd.p.runs),
                          ptr.eq(cmd.p.buf_addr), stores_done.eq(0), count.eq(0)]
         with m.If(active & finished):

@@ -91,43 +91,71 @@ class PoolStage(wiring.Component):
                 m.d.comb += out[lane].eq(best)
             return out
 
-        # -- stage 0: the word's position (registers only: each window's last column / row is a register
-        # beside its start, so the compares in front of the counters are equalities of registers) ----------
-        ox, oy = Signal(12, name="pool_ox"), Signal(12, name="pool_oy")
-        px, py = Signal(12, name="pool_px"), Signal(12, name="pool_py")
-        hs, vs = Signal(_COORD, name="pool_hs"), Signal(_COORD, name="pool_vs")   # window start column / row
-        he, ve = Signal(_COORD, name="pool_he"), Signal(_COORD, name="pool_ve")   # its last (unclipped)
+        # -- stage 0: the word's position. Every decision about it is a register, set as the counters move (as
+        # the AGU's ``last`` flags are): the last column / row, whether it ends a window (``emit``), whether the
+        # words before it are in its window (``in1`` / ``in2``). With compares of counters against the descriptor
+        # in front of them, each was a critical path of the ULX3S DRAM engine in turn: ``ox − 1 >= hs`` into the
+        # reset of the 64 lanes' masked words (81.5 MHz, seed 3), then ``out_w − 1`` → ``ox ==`` → ``h_emit`` →
+        # that compare's next value (69.6 MHz, seed 3) and ``out_h − 1`` → ``emit`` → ``ptr``'s enable (70.5 MHz,
+        # seed 1).
+        def axis(tag, size, out_size, pad):
+            """One axis (``h``: columns, ``v``: rows): the position ``pos``, the window ``win``, its start column /
+            row ``start`` and the next one's ``nxt``, positions and windows left, the columns to the window's
+            last (unclipped) ``to_end`` and ``to_end + s``; the flags ``last``, ``ok`` (``win < out_size``),
+            ``emit``. Returns the registers, the statements of a reload (position 0) and of an advance."""
+            r = {n: Signal(w, name=f"pool_{tag}_{n}") for n, w in (
+                ("pos", 12), ("win", 12), ("left", 12), ("wins_left", 12), ("start", _COORD), ("nxt", _COORD),
+                ("to_end", _COORD), ("to_end_s", _COORD), ("last", 1), ("ok", 1), ("emit", 1))}
+            end0, e = k - 1 - pad, r["emit"]
+
+            def reload():
+                return [r["pos"].eq(0), r["win"].eq(0), r["left"].eq(size - 1), r["wins_left"].eq(out_size),
+                        r["start"].eq(-pad), r["nxt"].eq(s - pad), r["to_end"].eq(end0), r["to_end_s"].eq(end0 + s),
+                        r["last"].eq(size == 1), r["ok"].eq(out_size != 0),
+                        r["emit"].eq((out_size != 0) & ((end0 == 0) | (size == 1)))]
+
+            def advance():
+                last_n = r["left"] == 1
+                ok_n = Mux(e, r["wins_left"] != 1, r["ok"])
+                at_end_n = Mux(e, r["to_end_s"] == 1, r["to_end"] == 1)
+                return [r["pos"].eq(r["pos"] + 1), r["left"].eq(r["left"] - 1), r["last"].eq(last_n),
+                        r["ok"].eq(ok_n), r["emit"].eq(ok_n & (at_end_n | last_n)),
+                        r["to_end"].eq(Mux(e, r["to_end_s"], r["to_end"]) - 1),
+                        r["to_end_s"].eq(Mux(e, r["to_end_s"] + s, r["to_end_s"]) - 1),
+                        r["win"].eq(r["win"] + e), r["wins_left"].eq(r["wins_left"] - e),
+                        r["start"].eq(Mux(e, r["nxt"], r["start"])), r["nxt"].eq(Mux(e, r["nxt"] + s, r["nxt"]))]
+            return r, reload, advance
+
+        col, col_reload, col_advance = axis("h", d.out_w, d.pool_out_w, d.pool_pad_l)
+        row, row_reload, row_advance = axis("v", d.out_h, d.pool_out_h, d.pool_pad_t)
+        ox, px, hs, hn = col["pos"], col["win"], col["start"], col["nxt"]
+        oy, vs = row["pos"], row["start"]
+        last_col, last_row, h_emit, v_emit = col["last"], row["last"], col["emit"], row["emit"]
+        # whether the word before (in1) / two before (in2) this column is in its window
+        in1, in2 = Signal(name="pool_in1"), Signal(name="pool_in2")
         slot = Signal(name="pool_slot")
         ptr = Signal(OUT_ADDR_BITS, name="pool_ptr")
         p1, p2 = Signal(word, name="pool_p1"), Signal(word, name="pool_p2")
         x = i.p.data
         go = Signal()
         m.d.comb += go.eq(i.valid & d.pool_en)
-        last_col, last_row = Signal(), Signal()
-        h_emit, v_emit = Signal(), Signal()
-        m.d.comb += [last_col.eq(ox == d.out_w - 1), last_row.eq(oy == d.out_h - 1),
-                     h_emit.eq((px < d.pool_out_w) & ((ox == he) | last_col)),
-                     v_emit.eq((py < d.pool_out_h) & ((oy == ve) | last_row))]
         emit = h_emit & v_emit
         with m.If(go):
             m.d.sync += [p1.eq(x), p2.eq(p1)]
             with m.If(emit):
                 m.d.sync += ptr.eq(ptr + d.out_pitch)
             with m.If(last_col):
-                m.d.sync += [ox.eq(0), px.eq(0), hs.eq(-d.pool_pad_l), he.eq(k - 1 - d.pool_pad_l)]
+                m.d.sync += [*col_reload(), in1.eq(0), in2.eq(0)]
                 with m.If(last_row):
-                    m.d.sync += [oy.eq(0), py.eq(0), vs.eq(-d.pool_pad_t), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0)]
+                    m.d.sync += [*row_reload(), slot.eq(0)]
                 with m.Else():
-                    m.d.sync += [oy.eq(oy + 1), slot.eq(Mux(k == 3, ~slot, 0))]
-                    with m.If(v_emit):
-                        m.d.sync += [py.eq(py + 1), vs.eq(vs + s), ve.eq(ve + s)]
+                    m.d.sync += [*row_advance(), slot.eq(Mux(k == 3, ~slot, 0))]
             with m.Else():
-                m.d.sync += ox.eq(ox + 1)
-                with m.If(h_emit):
-                    m.d.sync += [px.eq(px + 1), hs.eq(hs + s), he.eq(he + s)]
+                # the next column ox + 1: its word before is ox, in the window from its start (hn after an emit) on
+                m.d.sync += [*col_advance(), in1.eq((k >= 2) & Mux(h_emit, ox >= hn, ox >= hs)),
+                             in2.eq((k == 3) & (ox >= 1) & Mux(h_emit, ox > hn, ox > hs))]
         with m.If(self.restart):
-            m.d.sync += [ox.eq(0), oy.eq(0), px.eq(0), py.eq(0), hs.eq(-d.pool_pad_l), vs.eq(-d.pool_pad_t),
-                         he.eq(k - 1 - d.pool_pad_l), ve.eq(k - 1 - d.pool_pad_t), slot.eq(0),
+            m.d.sync += [*col_reload(), *row_reload(), slot.eq(0), in1.eq(0), in2.eq(0),
                          ptr.eq(d.out_addr + self.og)]
 
         # -- stage A: the word, the two before it in the row, and which of them are in the window --------
@@ -145,8 +173,7 @@ class PoolStage(wiring.Component):
                      # in-window decisions would otherwise be flags steering stage 1's max in every lane (a flag
                      # → 64 lanes' multiplexers → two compares: the floorplanned ULX3S DRAM engine's critical path,
                      # 73.55 MHz, seed 3)
-                     a_p1.eq(Mux((k >= 2) & (ox >= 1) & (ox - 1 >= hs), p1, 0)),
-                     a_p2.eq(Mux((k == 3) & (ox >= 2) & (ox - 2 >= hs), p2, 0))]
+                     a_p1.eq(Mux(in1, p1, 0)), a_p2.eq(Mux(in2, p2, 0))]
 
         # -- stage 1: the horizontal max; the line buffers (read the previous rows at px, write this row's
         # result over the oldest) ---------------------------------------------------------------------------
@@ -167,19 +194,22 @@ class PoolStage(wiring.Component):
             rows.append(data.View(word, rp.data))
 
         # -- stage 2: the previous rows' words in the window (the read data arrive with these registers) ---
-        s2 = {n: Signal(name=f"pool_s2_{n}") for n in ("valid", "emit", "inc1", "inc2", "slot", "k3")}
+        s2 = {n: Signal(name=f"pool_s2_{n}") for n in ("valid", "emit", "inc1", "inc2", "slot")}
         s2_x = Signal(word, name="pool_s2_x", reset_less=True)
         s2_addr = Signal(OUT_ADDR_BITS, name="pool_s2_addr")
-        m.d.sync += [*(s2[n].eq(s1[n]) for n in s2), s2_x.eq(s1_x), s2_addr.eq(s1_addr)]
-        cur = Signal(word)      # the slot this row overwrote: row oy − 2 (k = 3) or oy − 1 (k = 2)
-        other = Signal(word)    # row oy − 1 (k = 3)
-        m.d.comb += [cur.eq(Mux(s2["slot"], rows[1].as_value(), rows[0].as_value())),
-                     other.eq(Mux(s2["slot"], rows[0].as_value(), rows[1].as_value()))]
+        # which line buffer holds row oy − 1 (k = 3; k = 2: the slot this row overwrote) as a register: each bit of
+        # s3_v1 is then one LUT behind the block RAM's output (two, with ``slot`` and ``k3`` apart: the ULX3S DRAM
+        # engine's critical path at 85.34 MHz, seed 2, a line buffer's output 4.36 ns away from its LUTs)
+        s2_sel1 = Signal(name="pool_s2_sel1")
+        m.d.sync += [*(s2[n].eq(s1[n]) for n in s2), s2_sel1.eq(s1["slot"] ^ s1["k3"]), s2_x.eq(s1_x),
+                     s2_addr.eq(s1_addr)]
+        # the slot this row overwrote: row oy − 2 (k = 3) or oy − 1 (k = 2)
+        cur = Mux(s2["slot"], rows[1].as_value(), rows[0].as_value())
+        v1 = Mux(s2_sel1, rows[1].as_value(), rows[0].as_value())
         s3_v1, s3_v2, s3_x = (Signal(word, name=f"pool_s3_{n}", reset_less=True) for n in ("v1", "v2", "x"))
         s3_valid, s3_emit = Signal(name="pool_s3_valid"), Signal(name="pool_s3_emit")
         s3_addr = Signal(OUT_ADDR_BITS, name="pool_s3_addr")
-        m.d.sync += [s3_v1.eq(Mux(s2["inc1"], Mux(s2["k3"], other.as_value(), cur.as_value()), 0)),
-                     s3_v2.eq(Mux(s2["inc2"], cur.as_value(), 0)), s3_x.eq(s2_x),
+        m.d.sync += [s3_v1.eq(Mux(s2["inc1"], v1, 0)), s3_v2.eq(Mux(s2["inc2"], cur, 0)), s3_x.eq(s2_x),
                      s3_valid.eq(s2["valid"]), s3_emit.eq(s2["emit"]), s3_addr.eq(s2_addr)]
 
         # -- stage 3: the vertical max, the output register ------------------------------------------------
