@@ -131,19 +131,7 @@ class LinkController(wiring.Component):
         last_start, started = Signal(8), Signal()
         # START's arguments, as received (they stay until the next frame): the engine takes them with ``start``
         m.d.comb += [self.program_addr.eq(addr), self.program_commands.eq(rx.args[32:56])]
-        crc = Signal(32)
-        # CHECKSUM folds a beat the cycle after it came, from registers (the beat, ``ck_have``; ``ck_clear``: the
-        # DECODE that starts it): with the FSM's decode in front of the XOR network, the state register → the
-        # CRC was the ULX3S DRAM engine's critical path (83.54 MHz, seed 1: 10.24 ns of routing over 6 nets)
-        ck_word, ck_have, ck_clear = Signal(self.data_width), Signal(), Signal()
-        m.d.sync += [ck_have.eq(0), ck_clear.eq(0)]
-        with m.If(ck_clear):
-            m.d.sync += crc.eq(0xFFFFFFFF)
-        with m.Elif(ck_have):
-            step = crc
-            for i in range(beat):
-                step = crc32_step(m, step, ck_word.word_select(i, 8))
-            m.d.sync += crc.eq(step)
+        crc, ck_word, ck_have, ck_clear = self._checksum(m)
         beats_left = Signal(BEATS_BITS + 1)
         fed = Signal(range(MAX_PAYLOAD))
         have = Signal()
@@ -151,16 +139,7 @@ class LinkController(wiring.Component):
         refuse, write_bad, read_bad = Signal(), Signal(), Signal()
         write_beats, read_beats, read_bytes = Signal(BEATS_BITS + 1), Signal(BEATS_BITS + 1), Signal(32)
 
-        # the DMAs' commands from registers (a command waits in its register until taken): DECODE's request
-        # decode steered their payloads into the DMA's address / span arithmetic, the ULX3S DRAM engine's
-        # critical path (79.57 MHz, seed 3: the receiver's ``cmd`` → the read DMA's split, 23 nets)
-        cmd_regs = {}
-        for dma in (rd, wd):
-            valid, payload = Signal(), Signal(dma.cmd.p.shape())
-            m.d.comb += [dma.cmd.valid.eq(valid), dma.cmd.p.eq(payload)]
-            with m.If(dma.cmd.ready):
-                m.d.sync += valid.eq(0)
-            cmd_regs[dma] = valid, payload
+        cmd_regs = {dma: self._command_register(m, dma) for dma in (rd, wd)}
 
         def issue(dma, addr_, beats):
             """``dma``'s command into its register; true when it went in (the register was free)."""
@@ -256,3 +235,31 @@ class LinkController(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += rx.hold.eq(~fsm.ongoing("IDLE"))
         return m
+
+    def _checksum(self, m):
+        """CHECKSUM's CRC-32, folding a beat the cycle after it came, from registers (the beat, ``ck_have``;
+        ``ck_clear``: the DECODE that starts it): with the FSM's decode in front of the XOR network, the state
+        register → the CRC was the ULX3S DRAM engine's critical path (83.54 MHz, seed 1: 10.24 ns of routing over
+        6 nets). Returns ``(crc, ck_word, ck_have, ck_clear)``."""
+        crc = Signal(32)
+        ck_word, ck_have, ck_clear = Signal(self.data_width), Signal(), Signal()
+        m.d.sync += [ck_have.eq(0), ck_clear.eq(0)]
+        with m.If(ck_clear):
+            m.d.sync += crc.eq(0xFFFFFFFF)
+        with m.Elif(ck_have):
+            step = crc
+            for i in range(self.beat):
+                step = crc32_step(m, step, ck_word.word_select(i, 8))
+            m.d.sync += crc.eq(step)
+        return crc, ck_word, ck_have, ck_clear
+
+    @staticmethod
+    def _command_register(m, dma):
+        """``dma``'s command from a register (a command waits there until taken): DECODE's request decode
+        steered the payloads into the DMA's address / span arithmetic, the ULX3S DRAM engine's critical path
+        (79.57 MHz, seed 3: the receiver's ``cmd`` → the read DMA's split, 23 nets). Returns ``(valid, payload)``."""
+        valid, payload = Signal(), Signal(dma.cmd.p.shape())
+        m.d.comb += [dma.cmd.valid.eq(valid), dma.cmd.p.eq(payload)]
+        with m.If(dma.cmd.ready):
+            m.d.sync += valid.eq(0)
+        return valid, payload
