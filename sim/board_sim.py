@@ -121,7 +121,8 @@ def build(config, *, variant=None, build_root: Path | None = None, divisor: int 
                *map(str, sources[1:])]
         log = out / "build.log"
         with log.open("w") as f:
-            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **verilator_env(root / "verilator" / "ccache")})
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+                               env={**os.environ, **verilator_env(root / "verilator")})
         if r.returncode or not (out / TOP).is_file():
             raise FireforgeError(f"Verilator build of the simulated board failed; log {log}:\n{log_excerpt(log)}")
         return {"key": key, "toplevel": TOP}

