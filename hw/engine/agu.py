@@ -48,7 +48,7 @@ class AguControl(wiring.Signature):
     run : Out(1)
         Start issuing the group's taps.
     finished : In(1)
-        The group's last tap was issued this cycle.
+        The group's last tap was issued the cycle before (a register: see :meth:`AddressGenerator._credit`).
     og : In(10)
         The current output group.
     last_group : In(1)
@@ -138,12 +138,17 @@ class AddressGenerator(wiring.Component):
         # front of the sequencer's decisions (which steer every AGU register) was the routed 64-MAC ULX3S
         # critical path's head (91.45 MHz at the worst of three nextpnr seeds).
         drained, inflight_next = Signal(init=1), Signal.like(inflight)
+        # ``finished`` a cycle after the group's last tap, from a register: it steps ``og`` (~35 flip-flops) and
+        # the sequencer, and as ``fire`` (the read port's ready, across the die) ANDed with the loops' flags it
+        # was the ULX3S DRAM engine's critical path (``go`` → ``fire`` → ``og``'s enable, 76.06 MHz). Nothing
+        # waits for it: the sequencer's next step waits for ``drained``, and the last tap's result is in flight
+        group_end = Signal()
         m.d.comb += [self.taps.valid.eq(go), fire.eq(go & self.taps.ready), issue.eq(fire & tap_last),
-                     ctl.finished.eq(fire & tap_last & s.last["ox"] & s.last["oy"]),
+                     group_end.eq(issue & s.last["ox"] & s.last["oy"]),
                      inflight_next.eq(inflight + issue - self.retire), ctl.drained.eq(drained)]
-        m.d.sync += [inflight.eq(inflight_next), drained.eq(inflight_next == 0)]
+        m.d.sync += [inflight.eq(inflight_next), drained.eq(inflight_next == 0), ctl.finished.eq(group_end)]
         run_next = Signal()
-        m.d.comb += run_next.eq(ctl.run | (run & ~ctl.finished))
+        m.d.comb += run_next.eq(ctl.run | (run & ~group_end))
         # next cycle the tap FIFO has room if it would even with no tap leaving now: level + fire ≤ depth − 2
         # (the FIFO's inner store holds depth − 1 and its w_rdy is inner level ≠ depth − 1 ≤ level); the last
         # tap of an output needs fewer than write_depth − 1 results in flight (checked for every tap: the
@@ -154,7 +159,7 @@ class AddressGenerator(wiring.Component):
 
     def _groups(self, m, s):
         """``load``: the layer's bounds (minus one) and output group 0; ``group``: the loops restarted for
-        output group ``og``; the group's last tap moves to the next group."""
+        output group ``og``; ``finished`` (the cycle after the group's last tap) moves to the next group."""
         desc, ctl = self.desc, self.control
         # ``og_last`` (``og == og_max``) a register set as ``og`` moves, as the loops' ``last`` flags are: the
         # compare in front of the sequencer's decisions and ``og``'s enable was the ULX3S DRAM engine's critical
