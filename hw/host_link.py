@@ -63,7 +63,9 @@ PROTOCOL_VERSION = 1
 
 
 class UartRx(wiring.Component):
-    """8N1 receiver. ``divisor`` = clock cycles per bit (≥ 4). ``valid`` pulses for one cycle with ``data``."""
+    """8N1 receiver. ``divisor`` = clock cycles per bit (≥ 4). ``valid`` pulses for one cycle with ``data``, from a
+    register (the cycle after the stop bit's sample): the link's frame decoder behind it then starts at a flip-flop,
+    not at the bit timer's compare (that was the ULX3S DRAM engine's critical path at 87.71 MHz, seed 3)."""
 
     def __init__(self, divisor: int):
         if divisor < 4:
@@ -78,6 +80,7 @@ class UartRx(wiring.Component):
         timer = Signal(range(self.divisor * 3 // 2 + 1))
         bit = Signal(range(10))
         shreg = Signal(8)
+        m.d.sync += self.valid.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~rx):
@@ -94,7 +97,7 @@ class UartRx(wiring.Component):
             with m.State("STOP"):
                 with m.If(timer == 0):
                     with m.If(rx):          # a framing error (rx low at the stop bit) drops the byte
-                        m.d.comb += self.valid.eq(1)
+                        m.d.sync += self.valid.eq(1)
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
