@@ -128,13 +128,20 @@ class CommandProcessor(wiring.Component):
                                                                   | (op == Op.ADD) | (op == Op.GAP)))
                                   | (is_xfer & bad_xfer))]
 
-        # the latched descriptor, served as descriptor 0 `rom_latency` cycles after `en`
-        latched = Signal(DESCRIPTOR.size)
-        first = self.desc.addr == 0
+        # the latched descriptor, served as descriptor 0 `rom_latency` cycles after `en`. It follows the head except
+        # from a dispatch (which takes the head into it) until the core has read it (``hold``): its ~470 flip-flops'
+        # enable is then one register, not the dispatch decision (the FSM, the head's flags and the core's busy in
+        # front of an 8 ns route: the ULX3S DRAM engine's critical path at 78.91 MHz, seed 3)
+        latched, hold = Signal(DESCRIPTOR.size), Signal()
+        first, served = self.desc.addr == 0, self.desc.en & (self.desc.addr == 0)
         for i in range(self.rom_latency):
-            nxt = Signal(name=f"desc_first{i}")
-            m.d.sync += nxt.eq(first)
-            first = nxt
+            nxt, nxt_served = Signal(name=f"desc_first{i}"), Signal(name=f"desc_served{i}")
+            m.d.sync += [nxt.eq(first), nxt_served.eq(served)]
+            first, served = nxt, nxt_served
+        with m.If(~hold):
+            m.d.sync += latched.eq(head[:DESCRIPTOR.size])
+        with m.If(served):
+            m.d.sync += hold.eq(0)
         # descriptor 1 is END: the latched word with its op cleared (END is 0). Only the op's bits are gated: the
         # rest is read only under a CONV / MAXPOOL / ADD / GAP op, and one flip-flop gating all ~470 bits was a
         # net across the die (the ULX3S DRAM engine's critical path at 74.59 MHz, seed 1: 12.52 ns of routing)
@@ -175,7 +182,7 @@ class CommandProcessor(wiring.Component):
                 with m.Elif(h_compute):
                     with m.If(core_idle):
                         m.d.comb += self.core_start.eq(1)
-                        m.d.sync += [head_valid.eq(0), latched.eq(head[:DESCRIPTOR.size])]
+                        m.d.sync += [head_valid.eq(0), hold.eq(1)]     # (latched takes the head: hold is 0)
                 with m.Elif(~head_xfer.wait | core_idle):
                     m.d.comb += self.transfer.valid.eq(1)
                     with m.If(self.transfer.ready):
