@@ -5,15 +5,19 @@ STORE reads before the core's, and a LOAD word offered while the core writes wai
 
 from __future__ import annotations
 
+import pytest
 from amaranth.sim import Simulator
 
 from fireforge.core.config import EngineConfig
 from fireforge.core.descriptor import Buffer
-from fireforge.hw.dram.buffers import BANK_DEPTH, DramBuffers, act_banks
+from fireforge.hw.dram.buffers import BANK_DEPTH, BANK_GROUP, DramBuffers, act_banks
 
 #: three banks, the last a partial one
 CFG = EngineConfig(mac_units=16, weight_depth=64, quant_depth=16, desc_depth=4, act_depth=2 * BANK_DEPTH + 100,
                    memory="dram")
+#: banks in three groups (a request copy and a read multiplexer per group), the last bank a partial one
+WIDE = EngineConfig(mac_units=16, weight_depth=64, quant_depth=16, desc_depth=4,
+                    act_depth=2 * BANK_GROUP * BANK_DEPTH + 100, memory="dram")
 
 
 def test_banks_and_needs():
@@ -23,8 +27,13 @@ def test_banks_and_needs():
         [(16, BANK_DEPTH)] * 4 + [(16, 100)] * 2 + [(CFG.weight_word_bits, 64), (CFG.quant_word_bits, 16)])
 
 
-def test_act_latency_order_and_load_slot():
-    dut = DramBuffers(CFG, rom_latency=6)
+@pytest.mark.parametrize("cfg,addrs", [
+    (CFG, (5, BANK_DEPTH + 7, 2 * BANK_DEPTH + 99)),
+    (WIDE, (5, (BANK_GROUP + 1) * BANK_DEPTH + 7, 2 * BANK_GROUP * BANK_DEPTH + 99)),
+], ids=["one-group", "three-groups"])
+def test_act_latency_order_and_load_slot(cfg, addrs):
+    assert len(act_banks(cfg)) == (3 if cfg is CFG else 2 * BANK_GROUP + 1)
+    dut = DramBuffers(cfg, rom_latency=6)
     act, load, store_rd = dut.act, dut.load, dut.store_rd
     seen = []          # (cycle, "core" / "store", word)
 
@@ -41,7 +50,7 @@ def test_act_latency_order_and_load_slot():
                 cycle += 1
 
         # the core writes one word per bank, reads each back in the very next cycle
-        for k, addr in enumerate((5, BANK_DEPTH + 7, 2 * BANK_DEPTH + 99)):
+        for k, addr in enumerate(addrs):
             ctx.set(act.wr.valid, 1), ctx.set(act.wr.addr, addr), ctx.set(act.wr.data, 0x1000 + k)
             await tick()
             ctx.set(act.wr.valid, 0)
@@ -54,8 +63,8 @@ def test_act_latency_order_and_load_slot():
             assert seen[-1] == (start + DramBuffers.ACT_LATENCY, "core", 0x1000 + k)
 
         # a STORE read and a core read in one cycle: the STORE's is taken, the core's waits
-        ctx.set(store_rd.valid, 1), ctx.set(store_rd.payload, 5)
-        ctx.set(act.rd.valid, 1), ctx.set(act.rd.addr, BANK_DEPTH + 7)
+        ctx.set(store_rd.valid, 1), ctx.set(store_rd.payload, addrs[0])
+        ctx.set(act.rd.valid, 1), ctx.set(act.rd.addr, addrs[1])
         assert not ctx.get(act.rd.ready)
         await tick()
         ctx.set(store_rd.valid, 0)

@@ -54,8 +54,9 @@ BANK_DEPTH = 4096
 #: and a multiplexer on the read data: on the ULX3S v1_1 engine one write-address flip-flop drove all 128 ACT
 #: blocks, 19.25 ns of routing, the critical path at 49.92 MHz)
 NO_RW_CHECK = {"no_rw_check": 1}
-#: ACT banks served by one copy of a request, and joined by one multiplexer of the read path
-BANK_GROUP = 8
+#: ACT banks served by one copy of a request, and joined by one multiplexer of the read path (8 — all of the ULX3S
+#: v1_1 buffer — left one request register driving 16 slices across the die: a 12.56 ns route, 76.43 MHz)
+BANK_GROUP = 4
 #: memories a bank's word is split into, side by side (bits, not addresses), each with its own copy of the
 #: request and its own captured word: a bank of 4,096 × 64 bits is 16 blocks, and one address register driving
 #: all of them ran 14.7 ns of routing across the die on the ULX3S (the critical path at 64.55 MHz)
