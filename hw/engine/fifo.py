@@ -63,7 +63,7 @@ class StreamFIFO(wiring.Component):
         m = Module()
         inner_depth = self.depth - 1
         inner_level = Signal(range(inner_depth + 1))
-        # "not full" and "not empty" as registers, set from the level's next value: the memory's write enable
+        # "not full" and "not empty" as registers, updated as the level moves: the memory's write enable
         # (``ready & valid``, decoded per LUT RAM block) then starts at a flip-flop, not at a compare of the
         # level (the ULX3S DRAM engine's critical path at 86.48 MHz: the fetch DMA's level → its LUT RAM's
         # write enables, 9.7 ns of routing)
@@ -90,9 +90,14 @@ class StreamFIFO(wiring.Component):
             m.d.sync += produce.eq(incr(produce))
         with m.If(do_inner_read):
             m.d.sync += consume.eq(incr(consume))
-        m.d.comb += inner_level_next.eq(inner_level + do_write - do_inner_read)
-        m.d.sync += [inner_level.eq(inner_level_next), w_rdy.eq(inner_level_next != inner_depth),
-                     inner_r_rdy.eq(inner_level_next != 0)]
+        # the flags' next values as compares of the level now, ``up`` / ``down`` (the consumer's ``ready``, often
+        # late) only choosing among them: through the adder it was the ULX3S DRAM engine's critical path (74.89 MHz)
+        up, down = Signal(), Signal()
+        m.d.comb += [inner_level_next.eq(inner_level + do_write - do_inner_read),
+                     up.eq(do_write & ~do_inner_read), down.eq(do_inner_read & ~do_write)]
+        m.d.sync += [inner_level.eq(inner_level_next),
+                     w_rdy.eq(Mux(up, inner_level != inner_depth - 1, down | w_rdy)),
+                     inner_r_rdy.eq(Mux(down, inner_level != 1, up | inner_r_rdy))]
         with m.If(do_inner_read):
             m.d.sync += self.r.valid.eq(1)
         with m.Elif(self.r.ready):
