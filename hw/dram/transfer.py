@@ -127,14 +127,11 @@ class Transfer(wiring.Component):
             for b, s in self.shifts.items():
                 with m.Case(b):
                     m.d.comb += shift.eq(s)
-        # ``issue_left != 0`` a register, set as the count moves: the 16-bit compare in front of the DMA's valid
-        # and the address's enable was the whole ULX3S board's engine-clock critical path (84.99 MHz)
-        issuing = Signal()
         for dma, op in ((self.rd_dma, Op.LOAD), (self.wr_dma, Op.STORE)):
-            m.d.comb += [dma.valid.eq(active & issuing & (t.op == op)),
+            m.d.comb += [dma.valid.eq(active & (issue_left != 0) & (t.op == op)),
                          dma.p.addr.eq(addr), dma.p.beats.eq(t.run_words << shift)]
         with m.If((self.rd_dma.valid & self.rd_dma.ready) | (self.wr_dma.valid & self.wr_dma.ready)):
-            m.d.sync += [addr.eq(addr + t.dram_stride), issue_left.eq(issue_left - 1), issuing.eq(issue_left != 1)]
+            m.d.sync += [addr.eq(addr + t.dram_stride), issue_left.eq(issue_left - 1)]
 
         # -- buffer side: words left in the run, runs left, the buffer address
         in_run = Signal(16)
@@ -237,8 +234,7 @@ class Transfer(wiring.Component):
             empty = (cmd.p.runs == 0) | (cmd.p.run_words == 0)
             m.d.comb += reading_next.eq(~empty & (cmd.p.op == Op.STORE))
             m.d.sync += [t.eq(cmd.p), active.eq(~empty), self.done.eq(empty), addr.eq(cmd.p.dram_addr),
-                         issue_left.eq(cmd.p.runs), issuing.eq(cmd.p.runs != 0), in_run.eq(cmd.p.run_words),
-                         runs_left.eq(cmd.p.runs),
+                         issue_left.eq(cmd.p.runs), in_run.eq(cmd.p.run_words), runs_left.eq(cmd.p.runs),
                          ptr.eq(cmd.p.buf_addr), stores_done.eq(0), count.eq(0)]
         with m.If(active & finished):
             m.d.sync += [active.eq(0), self.done.eq(1)]
