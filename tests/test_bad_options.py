@@ -44,6 +44,8 @@ OPTIONS = [
     (["generate", "{compiled}", "-o", "{out}", "--board", "kc705"], "--clock", [ZERO, "-5", NAN, INF, "1e9", WORD],
      "(0, 1000]"),
     (["generate", "{compiled}", "-o", "{out}"], "--clock", [ZERO], "(0, 1000]"),
+    (["generate", "{compiled}", "-o", "{out}", "--board", "ulx3s-85f", "--bitstream"], "--seed",
+     [NEGATIVE, "3,x", str(2**31), "1.5", ""], "0 to 2147483647"),
     (["simulate", "{compiled}", "--input", "{input}"], "--read-latency", [ZERO, "5", "65", HUGE, NAN], "64"),
     (["simulate", "{compiled}", "--input", "{input}"], "--stall-seed", [NEGATIVE, str(2**31), WORD], "2147483647"),
 ]
@@ -110,6 +112,15 @@ def test_engine_config_json_is_checked_like_the_options(config, words, compiled,
     path = tmp_path / "engine.json"
     path.write_text(json.dumps(config))
     refuse(capsys, ["compile", compiled["model"], "-o", tmp_path / "out", "--config", path], *words, where=tmp_path)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--board", "ulx3s-85f", "--pnr", "--seed", "2,2"], ("--seed", "names a seed twice", "2,2")),
+    (["--board", "ulx3s-85f", "--synth", "--seed", "3"], ("--seed", "--pnr or --bitstream")),
+    (["--seed", "3"], ("--seed", "need --board NAME")),
+], ids=["twice", "without-pnr", "without-board"])
+def test_generate_seeds_are_checked(flags, words, compiled, tmp_path, capsys):
+    refuse(capsys, ["generate", compiled["compiled"], "-o", tmp_path / "rtl", *flags], *words, where=tmp_path)
 
 
 def test_config_and_mac_units_disagree(compiled, tmp_path, capsys):

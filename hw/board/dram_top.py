@@ -41,6 +41,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Sequence
 
 from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.build import Attrs, Clock, DiffPairs, Pins, PinsN, Resource, ResourceError, Subsignal
@@ -60,6 +61,7 @@ from fireforge.hw.board.flow import (run_tools, write_board_dir, write_plan, xil
                                      yowasp_environ)
 from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardCore, board_init_sequence,
                                               generate_board_core)
+from fireforge.hw.board.seeds import DEFAULT_SEEDS
 from fireforge.hw.dram.axi import AXI4
 from fireforge.hw.dram.axi_cdc import AxiCdc
 
@@ -411,7 +413,8 @@ def _platform_with_rtlil(board: Board):
 
 def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: FitReport, *, clock_mhz, baud: int,
                         synth: bool, pnr: bool, bitstream: bool, force: bool, tool_timeout_s, log,
-                        build_root: Path | None = None, floorplan: bool = True) -> dict:
+                        build_root: Path | None = None, floorplan: bool = True,
+                        seeds: Sequence[int | None] = DEFAULT_SEEDS) -> dict:
     """:func:`~fireforge.hw.board.generate.board_generate` for a DRAM-mode program whose fit ``rep`` was checked: the
     board top through amaranth-boards ``prepare()`` (``fireforge_board.il`` / ``.v``, constraints, the build
     script) with ``litedram_core.v`` beside it, ``board.json``, ``engine.json``, ``manifest.json``, written
@@ -488,7 +491,7 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
 
     def tools():
         run_tools(board, tmp, env, synth=synth, pnr=pnr, bitstream=bitstream, hdl_sources=("litedram_core.v",),
-                  report=report, details=details, timeout_s=tool_timeout_s, log=log)
+                  report=report, details=details, timeout_s=tool_timeout_s, log=log, seeds=seeds)
         if "synth_cells" in details:
             details["synth_bram_blocks"] = _bram_blocks(details["synth_cells"], board)
         if details.get("fmax"):

