@@ -91,6 +91,8 @@ def test_dram_top(dram_out, tmp_path, capsys, board, mac_units, width, phy):
     assert details["memory"] == "dram" and details["config"]["memory"] == "dram"
     ctrl = details["controller"]
     assert ctrl["phy"] == phy and ctrl["axi"]["data_width"] == width and ctrl["init_writes"] >= 30
+    assert (ctrl["read_leveling"] is not None) == (board == "arty-a7-100")          # K7DDRPHY: write leveling too
+    assert ctrl["not_done"] == ("DDR3 write leveling (and its read leveling)" if board == "kc705" else "none")
     assert details["data_width"] == width and details["id_width"] == 1
     assert details["addr_width"] == (ctrl["size_bytes"] - 1).bit_length()
     clocks = details["clocks"]

@@ -143,14 +143,36 @@ def test_xc7_abc9_assertion_synthesises_again_flattened(tmp_path):
     assert details["synth_flow"].startswith("flattened") and any("flattened" in line for line in logs)
 
 
-def test_xc7_abc9_assertion_when_already_flat_is_the_error(tmp_path):
+def _flat_xc7(tmp_path, fake):
     d = tmp_path / "rtl"
     d.mkdir()
-    (d / "fireforge_board_xc7.ys").write_text("synth_xilinx -flatten -family xc7 -top fireforge_board\n")
+    (d / "fireforge_board_xc7.ys").write_text("read_rtlil fireforge_board.il\n"
+                                               "synth_xilinx -flatten -family xc7 -top fireforge_board\n")
     bin_ = tmp_path / "bin"
     bin_.mkdir()
-    fake = ('printf "ABC_OPS_REINTEGRATE\\nERROR: Assert failed\\n" > fireforge_board.rpt\nexit 1\n')
-    env = dict(os.environ, YOSYS=_tool(bin_ / "yosys", fake))
+    return d, dict(os.environ, YOSYS=_tool(bin_ / "yosys", fake))
+
+
+ASSERTION = 'printf "ABC_OPS_REINTEGRATE\\nERROR: Assert failed\\n" > fireforge_board.rpt\nexit 1\n'
+
+
+def test_xc7_abc9_assertion_when_already_flat_maps_the_luts_with_abc(tmp_path):
+    """The flattened DRAM-mode Arty top with its read leveler trips abc9's assertion too: abc maps the LUTs."""
+    d, env = _flat_xc7(tmp_path, 'echo y >> calls\nif grep -q "abc -luts" fireforge_board_xc7.ys; then '
+                                 'echo "Number of cells: 3" > fireforge_board.rpt; exit 0; fi\n' + ASSERTION)
+    details, logs = {"timings_s": {}}, []
+    _synthesise(BOARDS["arty-a7-100"], d, env, bitstream=False, hdl_sources=(), details=details, timeout_s=60,
+                log=logs.append)
+    script = (d / "fireforge_board_xc7.ys").read_text().splitlines()
+    assert (d / "calls").read_text().split() == ["y", "y"] and (d / "fireforge_board.abc9.rpt").exists()
+    assert script[1] == "synth_xilinx -flatten -family xc7 -top fireforge_board -run :map_luts"
+    assert "abc -luts 2:2,3,6:5,10,20" in script and script[-1].endswith("-run finalize:")
+    assert details["synth_flow"].startswith("abc") and any("abc for the LUT mapping" in line for line in logs)
+
+
+def test_xc7_abc_mapping_failing_too_is_the_error(tmp_path):
+    d, env = _flat_xc7(tmp_path, "echo y >> calls\n" + ASSERTION)
     with pytest.raises(FireforgeError, match="yosys synthesis failed"):
         _synthesise(BOARDS["kc705"], d, env, bitstream=False, hdl_sources=(), details={"timings_s": {}},
                     timeout_s=60, log=lambda m: None)
+    assert (d / "calls").read_text().split() == ["y", "y"]

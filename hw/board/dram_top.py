@@ -27,7 +27,9 @@ board's LiteDRAM controller, their clocks and the AXI crossing between them.
   on a global, as the resident top). ``dram`` — the core's ``user_rst`` (its own AsyncResetSynchronizer; ECP5:
   from our PLL's lock on the core's ``rst``).
 * **Initialisation**: :class:`~fireforge.hw.dram.init_sequencer.DramInitSequencer` on ``wb_ctrl`` in the ``dram``
-  domain replays :func:`~fireforge.hw.board.litedram_core.board_init_sequence` (no CPU; no DDR3 leveling yet).
+  domain replays :func:`~fireforge.hw.board.litedram_core.board_init_sequence` (no CPU); on the Arty's A7DDRPHY
+  :class:`~fireforge.hw.dram.read_leveler.DramReadLeveler` levels the reads before DFII hardware control (the
+  KC705's write leveling is not done).
 * **Engine side**: :class:`~fireforge.hw.link.board_core.DramBoardCore` (``uart_rx``, ``uart_tx``, ``init_done``,
   ``init_error``, ``leds[8]``, ``m_axi``, all in ``sync``): the DRAM-mode engine behind the host link (protocol v2,
   :data:`LINK_BAUD` by default), and the power-up memory test (:class:`~fireforge.hw.dram.memtest.DramMemtest`)
@@ -43,7 +45,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import (Cat, ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance, Module, ResetInserter,
+                      ResetSignal, Signal)
 from amaranth.build import Attrs, Clock, DiffPairs, Pins, PinsN, Resource, ResourceError, Subsignal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
@@ -60,7 +63,7 @@ from fireforge.hw.board.floorplan import dram_floorplan
 from fireforge.hw.board.flow import (run_tools, write_board_dir, write_plan, xilinx_yosys_script,
                                      yowasp_environ)
 from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardCore, board_init_sequence,
-                                              generate_board_core)
+                                              generate_board_core, read_leveling)
 from fireforge.hw.board.seeds import DEFAULT_SEEDS
 from fireforge.hw.dram.axi import AXI4
 from fireforge.hw.dram.axi_cdc import AxiCdc
@@ -148,6 +151,9 @@ class DramController(wiring.Component):
         also ``"sdram_clock"``, the SDRAM clock pin, which an ``ODDRX1F`` drives with the sys clock inverted.
     init_sequence : list
         The ``wb_ctrl`` writes (:func:`~fireforge.hw.board.litedram_core.board_init_sequence`).
+    leveling : bool
+        On a read-leveling PHY (:func:`~fireforge.hw.board.litedram_core.read_leveling`), run the read leveler
+        before the last two writes (default).
 
     Members
     -------
@@ -160,8 +166,8 @@ class DramController(wiring.Component):
         The core's, or the sequencer's error, synchronised to ``sync``.
     """
 
-    def __init__(self, core: BoardCore, pins: dict, init_sequence):
-        self.core, self.pins, self.init_sequence = core, pins, init_sequence
+    def __init__(self, core: BoardCore, pins: dict, init_sequence, *, leveling: bool = True):
+        self.core, self.pins, self.init_sequence, self.leveling = core, pins, init_sequence, leveling
         sig = AXI4(data_width=core.axi_data_width, addr_width=core.axi_addr_width, id_width=core.axi_id_width)
         self.axi_sig = sig
         super().__init__({"axi": In(sig), "core_clk": In(1), "core_rst": In(1), "init_done": Out(1),
@@ -177,16 +183,16 @@ class DramController(wiring.Component):
             ports["o_user_clk"] = ClockSignal("dram")
         init_done, init_error = Signal(), Signal()
         ports.update(o_init_done=init_done, o_init_error=init_error)
-        m.submodules.init_seq = seq = DomainRenamer({"sync": "dram"})(DramInitSequencer(self.init_sequence))
+        bus, init_fault = self._init(m)
         for n in ("adr", "dat_w", "sel", "cyc", "stb", "we", "cti", "bte"):
-            ports[f"i_wb_ctrl_{n}"] = getattr(seq.bus, n)
+            ports[f"i_wb_ctrl_{n}"] = getattr(bus, n)
         for n in ("dat_r", "ack", "err"):
-            ports[f"o_wb_ctrl_{n}"] = getattr(seq.bus, n)
+            ports[f"o_wb_ctrl_{n}"] = getattr(bus, n)
         m.submodules.axi_cdc = cdc = AxiCdc(self.axi_sig, up_domain="sync", down_domain="dram")
         wiring.connect(m, wiring.flipped(self.axi), cdc.up)
         self._axi_ports(cdc.down, ports)
         m.submodules.init_done_sync = FFSynchronizer(init_done, self.init_done, o_domain="sync")
-        m.submodules.init_error_sync = FFSynchronizer(init_error | seq.error, self.init_error, o_domain="sync")
+        m.submodules.init_error_sync = FFSynchronizer(init_error | init_fault, self.init_error, o_domain="sync")
         pins = dict(self.pins)
         if "sdram_clock" in pins:
             m.submodules.sdram_clock = Instance("ODDRX1F", i_SCLK=ClockSignal("dram"), i_RST=0, i_D0=0, i_D1=1,
@@ -202,6 +208,35 @@ class DramController(wiring.Component):
             ports[f"{ {'input': 'i', 'output': 'o', 'inout': 'io'}[direction] }_{name}"] = port
         m.submodules.dram = Instance("litedram_core", **ports)
         return m
+
+    def _init(self, m):
+        """The masters of ``wb_ctrl`` in the ``dram`` domain, one after the other: the init writes up to DFII
+        hardware control; on a read-leveling PHY the read leveler, then the last two writes (hardware control,
+        ``init_done``). Returns the bus toward the core and any of their errors."""
+        from fireforge.hw.dram.init_sequencer import DramInitSequencer, WishboneMaster
+        from fireforge.hw.dram.read_leveler import DramReadLeveler
+
+        dram = DomainRenamer({"sync": "dram"})
+        phy = read_leveling(self.core) if self.leveling else None
+        if phy is None:
+            m.submodules.init_seq = seq = dram(DramInitSequencer(self.init_sequence))
+            return seq.bus, seq.error
+        head, tail = self.init_sequence[:-2], self.init_sequence[-2:]
+        m.submodules.init_seq = first = dram(DramInitSequencer(head))
+        m.submodules.read_leveler = lev = dram(ResetInserter(~first.done)(DramReadLeveler(csr=self.core.csr,
+                                                                                            **phy)))
+        m.submodules.init_seq_end = last = dram(ResetInserter(~lev.done)(DramInitSequencer(tail)))
+        bus = WishboneMaster().create()
+        outs = ("adr", "dat_w", "sel", "cyc", "stb", "we", "cti", "bte")
+        with m.If(~first.done):
+            m.d.comb += [getattr(bus, n).eq(getattr(first.bus, n)) for n in outs]
+        with m.Elif(~lev.done):
+            m.d.comb += [getattr(bus, n).eq(getattr(lev.bus, n)) for n in outs]
+        with m.Else():
+            m.d.comb += [getattr(bus, n).eq(getattr(last.bus, n)) for n in outs]
+        for master in (first, lev, last):
+            m.d.comb += [getattr(master.bus, n).eq(getattr(bus, n)) for n in ("dat_r", "ack", "err")]
+        return bus, first.error | lev.error | last.error
 
     def _axi_ports(self, down, ports) -> None:
         """The core's ``user_port_axi_0_*``: every member of ``down`` the core has (not lock / cache / prot);
@@ -440,6 +475,7 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
     report = {"board": board.name, "fits": rep.fits, "resources": rep.resources, "fmax_mhz": None,
               "bitstream": None, "memory": "dram"}
     c_lut, c_blocks = board.dram_reserve
+    leveling = read_leveling(core) is not None
     profile = core.profile
     details = {**rep.details(), "memory": "dram", "data_width": core.axi_data_width,
                "addr_width": core.axi_addr_width, "id_width": core.axi_id_width,
@@ -455,7 +491,10 @@ def dram_board_generate(compiled: Compiled, rtl_dir: Path, board: Board, rep: Fi
                               "core_dir": str(core.out_dir), "init_writes": len(design.init_sequence),
                               "init_wait_cycles": sum(s[2] for s in design.init_sequence),
                               "memtest": "DramMemtest after init: data and address lines walked, sets init_error",
-                              "not_done": "DDR3 read/write leveling" if profile.memtype == "DDR3" else "none"},
+                              "read_leveling": ("DramReadLeveler: per byte lane the BIOS's bitslip / IDELAY scan "
+                                                "in hardware, before DFII hardware control" if leveling else None),
+                              "not_done": ("DDR3 write leveling (and its read leveling)"
+                                           if profile.memtype == "DDR3" and not leveling else "none")},
                "dram_reserve": {"lut": c_lut, "bram_blocks": c_blocks},
                "clocks": {"engine": {"domain": "sync", "mhz": design.clock["mhz"], "pll": design.clock["pll"],
                                      "board_mhz": design.clock["board_mhz"]},

