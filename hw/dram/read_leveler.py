@@ -18,6 +18,8 @@ Design notes and the CSR semantics: docs/boards.md ("DDR3 read leveling").
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
@@ -108,56 +110,86 @@ class DramReadLeveler(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        bus, csr, lanes = self.bus, self.csr, range(self.modules)
-        all_lanes = (1 << self.modules) - 1
-        count = Signal(range(max(self.timeout, _SETTLE) + 1))
-        seed = Signal(range(len(self.seeds) + 1))
-        tap = Signal(range(self.delays + 1))
-        slip = Signal(range(self.bitslips + 1))
-        steps = Signal(range(max(self.delays, self.bitslips) + 1))     # strobes left to apply to the lane
-        mode = Signal(2)                                                # 0 scan, 1 rescan, 2 verify
-        patterns = Array(Array(Const(w, 32) for w in words) for words in self.patterns)
-        tap_err = [Signal(range(32 * len(self.seeds) * self.phases + 1), name=f"tap_err{k}") for k in lanes]
-        passes = [Signal(self.delays, name=f"passes{k}") for k in lanes]
-        n_pass = [Signal(range(self.delays + 1), name=f"n_pass{k}") for k in lanes]
-        errors = [Signal(range(32 * len(self.seeds) * self.phases * self.delays + 1), name=f"errors{k}")
-                  for k in lanes]
-        best_n = [Signal.like(n_pass[k], name=f"best_n{k}") for k in lanes]
-        best_err = [Signal.like(errors[k], name=f"best_err{k}", init=(1 << len(errors[k])) - 1) for k in lanes]
-        m.d.comb += [bus.sel.eq(0xF), bus.stb.eq(bus.cyc), bus.cti.eq(0), bus.bte.eq(0)]
+        r = self._registers()
+        m.d.comb += [self.bus.sel.eq(0xF), self.bus.stb.eq(self.bus.cyc), self.bus.cti.eq(0), self.bus.bte.eq(0)]
+        with m.FSM():
+            # (the first state is the FSM's reset state)
+            self._chain(m, r, "select-all", [("ddrphy_dly_sel", r.all_lanes, False),
+                                             ("ddrphy_rdly_dq_bitslip_rst", 0, False)], "DELAY-RESET")
+            self._scan_states(m, r)
+            # each lane to its bitslip, then a rescan of the taps with all lanes selected
+            self._per_lane(m, r, "apply", "ddrphy_rdly_dq_bitslip_rst", "ddrphy_rdly_dq_bitslip", self.bitslip,
+                           "rescan-0")
+            self._chain(m, r, "rescan", [("ddrphy_dly_sel", r.all_lanes, False)], "RESCAN")
+            with m.State("RESCAN"):
+                m.d.sync += r.mode.eq(1)
+                m.next = "DELAY-RESET"
+            self._window_states(m, r)
+            # each lane's delay, then one more test of all lanes
+            self._per_lane(m, r, "set", "ddrphy_rdly_dq_rst", "ddrphy_rdly_dq_inc", self.delay, "verify-0")
+            self._chain(m, r, "verify", [("ddrphy_dly_sel", r.all_lanes, False)], "VERIFY")
+            with m.State("VERIFY"):
+                m.d.sync += r.mode.eq(2)
+                m.next = "TAP"
+            self._chain(m, r, "finish", [("ddrphy_dly_sel", 0, False)], "DONE")
+            with m.State("DONE"):
+                m.d.sync += self.done.eq(1)
+            with m.State("STOP"):
+                pass
+        return m
 
-        def access(state, address, value, after, *, read=None, on_ack=None, settle=False):
-            """A state putting one Wishbone access on the bus (a read if ``read``, called with the word), then
-            ``after`` (a wait state first if ``settle``); ``on_ack()`` adds statements to the acknowledged cycle."""
-            nxt = f"{state}-settle" if settle else after
-            with m.State(state):
-                m.d.comb += [bus.cyc.eq(1), bus.we.eq(read is None), bus.adr.eq(csr[address] >> 2),
-                             bus.dat_w.eq(value)]
-                m.d.sync += count.eq(count + 1)
-                with m.If(bus.err | (~bus.ack & (count == self.timeout - 1))):
-                    m.d.sync += self.error.eq(1)
-                    m.next = "STOP"
-                with m.Elif(bus.ack):
-                    m.d.sync += count.eq(0)
-                    if read is not None:
-                        read(bus.dat_r)
-                    if on_ack is not None:
-                        on_ack()
-                    m.next = nxt
-            if settle:
-                with m.State(nxt):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count == _SETTLE - 1):
-                        m.d.sync += count.eq(0)
-                        m.next = after
+    def _registers(self) -> SimpleNamespace:
+        lanes, tests = range(self.modules), len(self.seeds) * self.phases
+        r = SimpleNamespace(lanes=lanes, all_lanes=(1 << self.modules) - 1,
+                            count=Signal(range(max(self.timeout, _SETTLE) + 1)),
+                            seed=Signal(range(len(self.seeds) + 1)), tap=Signal(range(self.delays + 1)),
+                            slip=Signal(range(self.bitslips + 1)),
+                            steps=Signal(range(max(self.delays, self.bitslips) + 1)),   # strobes left for a lane
+                            mode=Signal(2),                                             # 0 scan, 1 rescan, 2 verify
+                            patterns=Array(Array(Const(w, 32) for w in words) for words in self.patterns))
+        r.tap_err = [Signal(range(32 * tests + 1), name=f"tap_err{k}") for k in lanes]
+        r.passes = [Signal(self.delays, name=f"passes{k}") for k in lanes]
+        r.n_pass = [Signal(range(self.delays + 1), name=f"n_pass{k}") for k in lanes]
+        r.errors = [Signal(range(32 * tests * self.delays + 1), name=f"errors{k}") for k in lanes]
+        r.best_n = [Signal.like(r.n_pass[k], name=f"best_n{k}") for k in lanes]
+        r.best_err = [Signal.like(r.errors[k], name=f"best_err{k}", init=(1 << len(r.errors[k])) - 1) for k in lanes]
+        return r
 
-        def chain(name, ops, after):
-            """``ops`` (address, value, settle) as consecutive access states ``name-0`` … then ``after``."""
-            for i, (address, value, settle) in enumerate(ops):
-                access(f"{name}-{i}", address, value, f"{name}-{i + 1}" if i + 1 < len(ops) else after,
-                       settle=settle)
-            return f"{name}-0"
+    def _access(self, m, r, state, address, value, after, *, read=None, on_ack=None, settle=False):
+        """A state putting one Wishbone access on the bus (a read if ``read``, called with the word), then
+        ``after`` (a wait state first if ``settle``); ``on_ack()`` adds statements to the acknowledged cycle."""
+        bus = self.bus
+        nxt = f"{state}-settle" if settle else after
+        with m.State(state):
+            m.d.comb += [bus.cyc.eq(1), bus.we.eq(read is None), bus.adr.eq(self.csr[address] >> 2),
+                         bus.dat_w.eq(value)]
+            m.d.sync += r.count.eq(r.count + 1)
+            with m.If(bus.err | (~bus.ack & (r.count == self.timeout - 1))):
+                m.d.sync += self.error.eq(1)
+                m.next = "STOP"
+            with m.Elif(bus.ack):
+                m.d.sync += r.count.eq(0)
+                if read is not None:
+                    read(bus.dat_r)
+                if on_ack is not None:
+                    on_ack()
+                m.next = nxt
+        if settle:
+            with m.State(nxt):
+                m.d.sync += r.count.eq(r.count + 1)
+                with m.If(r.count == _SETTLE - 1):
+                    m.d.sync += r.count.eq(0)
+                    m.next = after
 
+    def _chain(self, m, r, name, ops, after):
+        """``ops`` (address, value, settle) as consecutive access states ``name-0`` … then ``after``."""
+        for i, (address, value, settle) in enumerate(ops):
+            self._access(m, r, f"{name}-{i}", address, value, f"{name}-{i + 1}" if i + 1 < len(ops) else after,
+                         settle=settle)
+
+    def _test_states(self, m, r):
+        """``TEST-0`` …: the seed's pattern written and read back (activate, write, read, precharge, the four
+        ``rddata`` words), each lane's wrong bits added to ``tap_err``; then ``SEED-DONE``."""
         def command(phase, flags):
             pi = f"sdram_dfii_pi{phase}"
             return [(f"{pi}_address", 0, False), (f"{pi}_baddress", 0, False), (f"{pi}_command", flags, False),
@@ -165,139 +197,125 @@ class DramReadLeveler(wiring.Component):
 
         def compare(phase):
             def read(word):
-                diff = word ^ patterns[seed][phase]
-                for k in lanes:
+                diff = word ^ r.patterns[r.seed][phase]
+                for k in r.lanes:
                     bits = diff & lane_mask(k, self.databits)
-                    m.d.sync += tap_err[k].eq(tap_err[k] + sum(bits[i] for i in range(32)))
+                    m.d.sync += r.tap_err[k].eq(r.tap_err[k] + sum(bits[i] for i in range(32)))
             return read
 
-        with m.FSM():
-            # (the first state is the FSM's reset state)
-            chain("select-all", [("ddrphy_dly_sel", all_lanes, False), ("ddrphy_rdly_dq_bitslip_rst", 0, False)],
-                  "DELAY-RESET")
-            # -- a scan of every tap at the current bitslips (mode scan / rescan), or one test (verify)
-            access("DELAY-RESET", "ddrphy_rdly_dq_rst", 0, "TAP")
-            with m.State("TAP"):
-                m.d.sync += [seed.eq(0)] + [e.eq(0) for e in tap_err]
+        test = (command(0, _ACT) + [(f"sdram_dfii_pi{p}_wrdata", r.patterns[r.seed][p], False)
+                                    for p in range(self.phases)]
+                + command(self.wrphase, _WRITE) + command(self.rdphase, _READ) + command(0, _PRECHARGE))
+        self._chain(m, r, "TEST", test, "CHECK-0")
+        for p in range(self.phases):
+            self._access(m, r, f"CHECK-{p}", f"sdram_dfii_pi{p}_rddata", 0,
+                         f"CHECK-{p + 1}" if p + 1 < self.phases else "SEED-DONE", read=compare(p))
+
+    def _scan_states(self, m, r):
+        """Every tap at the current bitslips: ``DELAY-RESET`` … ``SCAN-DONE`` (mode scan: every bitslip in turn, the
+        best kept per lane; rescan: on to ``WINDOW``); or, from ``TAP`` in mode verify, one test of the settings."""
+        self._access(m, r, "DELAY-RESET", "ddrphy_rdly_dq_rst", 0, "TAP")
+        with m.State("TAP"):
+            m.d.sync += [r.seed.eq(0)] + [e.eq(0) for e in r.tap_err]
+            m.next = "TEST-0"
+        self._test_states(m, r)
+        with m.State("SEED-DONE"):
+            with m.If(r.seed == len(self.seeds) - 1):
+                m.next = "TAP-DONE"
+            with m.Else():
+                m.d.sync += r.seed.eq(r.seed + 1)
                 m.next = "TEST-0"
-            test = (command(0, _ACT) + [(f"sdram_dfii_pi{p}_wrdata", patterns[seed][p], False)
-                                        for p in range(self.phases)]
-                    + command(self.wrphase, _WRITE) + command(self.rdphase, _READ) + command(0, _PRECHARGE))
-            chain("TEST", test, "CHECK-0")
-            for p in range(self.phases):
-                access(f"CHECK-{p}", f"sdram_dfii_pi{p}_rddata", 0,
-                       f"CHECK-{p + 1}" if p + 1 < self.phases else "SEED-DONE", read=compare(p))
-            with m.State("SEED-DONE"):
-                with m.If(seed == len(self.seeds) - 1):
-                    m.next = "TAP-DONE"
+        with m.State("TAP-DONE"):
+            ok = [r.tap_err[k] == 0 for k in r.lanes]
+            with m.If(r.mode == 2):
+                with m.If(Cat(*ok).all()):
+                    m.next = "finish-0"
                 with m.Else():
-                    m.d.sync += seed.eq(seed + 1)
-                    m.next = "TEST-0"
-            with m.State("TAP-DONE"):
-                ok = [tap_err[k] == 0 for k in lanes]
-                with m.If(mode == 2):
-                    with m.If(Cat(*ok).all()):
-                        m.next = "finish-0"
-                    with m.Else():
-                        m.d.sync += self.error.eq(1)
-                        m.next = "STOP"
-                with m.Else():
-                    for k in lanes:
-                        m.d.sync += [passes[k].bit_select(tap, 1).eq(ok[k]), n_pass[k].eq(n_pass[k] + ok[k]),
-                                     errors[k].eq(errors[k] + tap_err[k])]
-                    m.next = "DELAY-INC"
-            access("DELAY-INC", "ddrphy_rdly_dq_inc", 0, "NEXT-TAP")
-            with m.State("NEXT-TAP"):
-                with m.If(tap == self.delays - 1):
-                    m.d.sync += tap.eq(0)
-                    m.next = "SCAN-DONE"
-                with m.Else():
-                    m.d.sync += tap.eq(tap + 1)
-                    m.next = "TAP"
-            with m.State("SCAN-DONE"):
-                m.d.sync += [x.eq(0) for x in n_pass + errors]
-                with m.If(mode == 0):
-                    for k in lanes:
-                        better = (n_pass[k] > best_n[k]) | ((n_pass[k] == best_n[k]) & (errors[k] < best_err[k]))
-                        with m.If(better):
-                            m.d.sync += [best_n[k].eq(n_pass[k]), best_err[k].eq(errors[k]),
-                                         self.bitslip[k].eq(slip)]
-                    m.next = "BITSLIP"
-                with m.Else():
-                    m.next = "WINDOW"
-            access("BITSLIP", "ddrphy_rdly_dq_bitslip", 0, "NEXT-BITSLIP")
-            with m.State("NEXT-BITSLIP"):
-                with m.If(slip == self.bitslips - 1):
-                    m.next = "apply-0-select"
-                with m.Else():
-                    m.d.sync += slip.eq(slip + 1)
-                    m.next = "DELAY-RESET"
-            # -- each lane to its bitslip, then a rescan of the taps with all lanes selected
-            self._per_lane(m, access, steps, "apply", "ddrphy_rdly_dq_bitslip_rst", "ddrphy_rdly_dq_bitslip",
-                           self.bitslip, "rescan-0")
-            chain("rescan", [("ddrphy_dly_sel", all_lanes, False)], "RESCAN")
-            with m.State("RESCAN"):
-                m.d.sync += mode.eq(1)
-                m.next = "DELAY-RESET"
-            # -- the middle of the longest run of passing taps, a tap a cycle for every lane at once
-            run_len = [Signal(range(self.delays + 1), name=f"run_len{k}") for k in lanes]
-            run_start = [Signal(range(self.delays), name=f"run_start{k}") for k in lanes]
-            best_len = [Signal(range(self.delays + 1), name=f"best_len{k}") for k in lanes]
-            best_start = [Signal(range(self.delays), name=f"best_start{k}") for k in lanes]
-            armed = [Signal(name=f"armed{k}") for k in lanes]
-            with m.State("WINDOW"):
-                for k in lanes:
-                    here = passes[k].bit_select(tap, 1)
-                    after = Cat(passes[k], Const(0, 1)).bit_select(tap + 1, 1)
-                    length = Signal.like(run_len[k], name=f"length{k}")
-                    first = Signal.like(run_start[k], name=f"first{k}")
-                    m.d.comb += [length.eq(Mux(here, run_len[k] + 1, 0)),
-                                 first.eq(Mux(run_len[k] == 0, tap, run_start[k]))]
-                    m.d.sync += [run_len[k].eq(length), run_start[k].eq(first), armed[k].eq(armed[k] | (here & after))]
-                    with m.If((armed[k] | (here & after)) & here & (length > best_len[k])):
-                        m.d.sync += [best_len[k].eq(length), best_start[k].eq(first)]
-                with m.If(tap == self.delays - 1):
-                    m.next = "CENTRE"
-                with m.Else():
-                    m.d.sync += tap.eq(tap + 1)
-            with m.State("CENTRE"):
-                m.d.sync += tap.eq(0)
-                with m.If(Cat(*(b == 0 for b in best_len)).any()):
                     m.d.sync += self.error.eq(1)
                     m.next = "STOP"
-                with m.Else():
-                    for k in lanes:
-                        m.d.sync += self.delay[k].eq(best_start[k] + ((best_len[k] - 1) >> 1))
-                    m.next = "set-0-select"
-            # -- each lane's delay, then one more test of all lanes
-            self._per_lane(m, access, steps, "set", "ddrphy_rdly_dq_rst", "ddrphy_rdly_dq_inc", self.delay,
-                           "verify-0")
-            chain("verify", [("ddrphy_dly_sel", all_lanes, False)], "VERIFY")
-            with m.State("VERIFY"):
-                m.d.sync += mode.eq(2)
+            with m.Else():
+                for k in r.lanes:
+                    m.d.sync += [r.passes[k].bit_select(r.tap, 1).eq(ok[k]), r.n_pass[k].eq(r.n_pass[k] + ok[k]),
+                                 r.errors[k].eq(r.errors[k] + r.tap_err[k])]
+                m.next = "DELAY-INC"
+        self._access(m, r, "DELAY-INC", "ddrphy_rdly_dq_inc", 0, "NEXT-TAP")
+        with m.State("NEXT-TAP"):
+            with m.If(r.tap == self.delays - 1):
+                m.d.sync += r.tap.eq(0)
+                m.next = "SCAN-DONE"
+            with m.Else():
+                m.d.sync += r.tap.eq(r.tap + 1)
                 m.next = "TAP"
-            chain("finish", [("ddrphy_dly_sel", 0, False)], "DONE")
-            with m.State("DONE"):
-                m.d.sync += self.done.eq(1)
-            with m.State("STOP"):
-                pass
-        return m
+        with m.State("SCAN-DONE"):
+            m.d.sync += [x.eq(0) for x in r.n_pass + r.errors]
+            with m.If(r.mode == 0):
+                for k in r.lanes:
+                    better = (r.n_pass[k] > r.best_n[k]) | ((r.n_pass[k] == r.best_n[k])
+                                                            & (r.errors[k] < r.best_err[k]))
+                    with m.If(better):
+                        m.d.sync += [r.best_n[k].eq(r.n_pass[k]), r.best_err[k].eq(r.errors[k]),
+                                     self.bitslip[k].eq(r.slip)]
+                m.next = "BITSLIP"
+            with m.Else():
+                m.next = "WINDOW"
+        self._access(m, r, "BITSLIP", "ddrphy_rdly_dq_bitslip", 0, "NEXT-BITSLIP")
+        with m.State("NEXT-BITSLIP"):
+            with m.If(r.slip == self.bitslips - 1):
+                m.next = "apply-0-select"
+            with m.Else():
+                m.d.sync += r.slip.eq(r.slip + 1)
+                m.next = "DELAY-RESET"
 
-    def _per_lane(self, m, access, steps, name, reset, strobe, target, after):
+    def _window_states(self, m, r):
+        """``WINDOW``: the longest run of passing taps, a tap a cycle for every lane at once (a run counts from two
+        passing taps in a row); ``CENTRE``: its middle as the lane's delay, or ``error`` for a lane without one."""
+        lanes = r.lanes
+        run_len = [Signal(range(self.delays + 1), name=f"run_len{k}") for k in lanes]
+        run_start = [Signal(range(self.delays), name=f"run_start{k}") for k in lanes]
+        best_len = [Signal(range(self.delays + 1), name=f"best_len{k}") for k in lanes]
+        best_start = [Signal(range(self.delays), name=f"best_start{k}") for k in lanes]
+        armed = [Signal(name=f"armed{k}") for k in lanes]
+        with m.State("WINDOW"):
+            for k in lanes:
+                here = r.passes[k].bit_select(r.tap, 1)
+                after = Cat(r.passes[k], Const(0, 1)).bit_select(r.tap + 1, 1)
+                length = Signal.like(run_len[k], name=f"length{k}")
+                first = Signal.like(run_start[k], name=f"first{k}")
+                m.d.comb += [length.eq(Mux(here, run_len[k] + 1, 0)),
+                             first.eq(Mux(run_len[k] == 0, r.tap, run_start[k]))]
+                m.d.sync += [run_len[k].eq(length), run_start[k].eq(first), armed[k].eq(armed[k] | (here & after))]
+                with m.If((armed[k] | (here & after)) & here & (length > best_len[k])):
+                    m.d.sync += [best_len[k].eq(length), best_start[k].eq(first)]
+            with m.If(r.tap == self.delays - 1):
+                m.next = "CENTRE"
+            with m.Else():
+                m.d.sync += r.tap.eq(r.tap + 1)
+        with m.State("CENTRE"):
+            m.d.sync += r.tap.eq(0)
+            with m.If(Cat(*(b == 0 for b in best_len)).any()):
+                m.d.sync += self.error.eq(1)
+                m.next = "STOP"
+            with m.Else():
+                for k in lanes:
+                    m.d.sync += self.delay[k].eq(best_start[k] + ((best_len[k] - 1) >> 1))
+                m.next = "set-0-select"
+
+    def _per_lane(self, m, r, name, reset, strobe, target, after):
         """For each lane: select it, ``reset``, then ``target[lane]`` ``strobe`` writes; then ``after``."""
         for k in range(self.modules):
             state = f"{name}-{k}"
             nxt = f"{name}-{k + 1}-select" if k + 1 < self.modules else after
-            access(f"{state}-select", "ddrphy_dly_sel", 1 << k, f"{state}-reset")
-            access(f"{state}-reset", reset, 0, f"{state}-load")
+            self._access(m, r, f"{state}-select", "ddrphy_dly_sel", 1 << k, f"{state}-reset")
+            self._access(m, r, f"{state}-reset", reset, 0, f"{state}-load")
             with m.State(f"{state}-load"):
-                m.d.sync += steps.eq(target[k])
+                m.d.sync += r.steps.eq(target[k])
                 m.next = f"{state}-count"
             with m.State(f"{state}-count"):
-                with m.If(steps == 0):
+                with m.If(r.steps == 0):
                     m.next = nxt
                 with m.Else():
                     m.next = f"{state}-strobe"
+
             def one_less():
-                m.d.sync += steps.eq(steps - 1)
-            access(f"{state}-strobe", strobe, 0, f"{state}-count", on_ack=one_less)
+                m.d.sync += r.steps.eq(r.steps - 1)
+            self._access(m, r, f"{state}-strobe", strobe, 0, f"{state}-count", on_ack=one_less)
