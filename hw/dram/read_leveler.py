@@ -13,7 +13,7 @@ differ for any seed. The lanes are scanned together (``dly_sel`` selects all; ev
    run counted only from two passing taps in a row (the BIOS's centring);
 3. the settings tested once more: any error, or a lane without a passing run, raises ``error``.
 
-Design notes and the CSR semantics: docs/boards.md ("DDR3 read leveling").
+Design notes and the CSR semantics: docs/ddr3-leveling.md; measured: docs/boards.md ("DDR3 read leveling").
 """
 
 from __future__ import annotations
