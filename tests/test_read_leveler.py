@@ -213,3 +213,12 @@ def test_the_board_controller_levels_between_the_init_writes_and_hardware_contro
 
 def csr_name(csr, address):
     return next(n for n, a in csr.items() if a == address)
+
+
+def test_a_sequence_without_the_hardware_control_write_is_refused():
+    from fireforge.hw.board.litedram_core import before_hardware_control
+
+    steps = [(0x800, 1, 0, "PHY reset"), (0x1000, 1, 0, "DFII: hardware control"), (0x2000, 1, 0, "init_done = 1")]
+    assert before_hardware_control(steps) == (steps[:1], steps[1:])
+    with pytest.raises(ValueError, match="0 writes marked 'DFII: hardware control'"):
+        before_hardware_control(steps[:1])

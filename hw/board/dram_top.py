@@ -62,8 +62,8 @@ from fireforge.hw.board.fit import FitReport
 from fireforge.hw.board.floorplan import dram_floorplan
 from fireforge.hw.board.flow import (run_tools, write_board_dir, write_plan, xilinx_yosys_script,
                                      yowasp_environ)
-from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardCore, board_init_sequence,
-                                              generate_board_core, read_leveling)
+from fireforge.hw.board.litedram_core import (AXI_PREFIX, BOARD_PROFILES, BoardCore, before_hardware_control,
+                                              board_init_sequence, generate_board_core, read_leveling)
 from fireforge.hw.board.seeds import DEFAULT_SEEDS
 from fireforge.hw.dram.axi import AXI4
 from fireforge.hw.dram.axi_cdc import AxiCdc
@@ -153,7 +153,7 @@ class DramController(wiring.Component):
         The ``wb_ctrl`` writes (:func:`~fireforge.hw.board.litedram_core.board_init_sequence`).
     leveling : bool
         On a read-leveling PHY (:func:`~fireforge.hw.board.litedram_core.read_leveling`), run the read leveler
-        before the last two writes (default).
+        before DFII hardware control (default).
 
     Members
     -------
@@ -211,8 +211,8 @@ class DramController(wiring.Component):
 
     def _init(self, m):
         """The masters of ``wb_ctrl`` in the ``dram`` domain, one after the other: the init writes up to DFII
-        hardware control; on a read-leveling PHY the read leveler, then the last two writes (hardware control,
-        ``init_done``). Returns the bus toward the core and any of their errors."""
+        hardware control; on a read-leveling PHY the read leveler, then the writes from hardware control on
+        (hardware control, ``init_done``). Returns the bus toward the core and any of their errors."""
         from fireforge.hw.dram.init_sequencer import DramInitSequencer, WishboneMaster
         from fireforge.hw.dram.read_leveler import DramReadLeveler
 
@@ -221,7 +221,7 @@ class DramController(wiring.Component):
         if phy is None:
             m.submodules.init_seq = seq = dram(DramInitSequencer(self.init_sequence))
             return seq.bus, seq.error
-        head, tail = self.init_sequence[:-2], self.init_sequence[-2:]
+        head, tail = before_hardware_control(self.init_sequence)
         m.submodules.init_seq = first = dram(DramInitSequencer(head))
         m.submodules.read_leveler = lev = dram(ResetInserter(~first.done)(DramReadLeveler(csr=self.core.csr,
                                                                                             **phy)))

@@ -82,7 +82,8 @@ from pathlib import Path
 from fireforge.core.tools import default_build_root
 
 __all__ = ["DramProfile", "PROFILES", "BOARD_PROFILES", "LITEDRAM_PACKAGES", "core_config", "config_yaml",
-           "BoardCore", "generate_board_core", "board_init_sequence", "read_leveling", "core_ports"]
+           "BoardCore", "generate_board_core", "board_init_sequence", "before_hardware_control", "read_leveling",
+           "core_ports"]
 
 #: what a generated core depends on besides its YAML
 LITEDRAM_PACKAGES = ("litedram", "litex", "migen")
@@ -351,16 +352,33 @@ def _header_sequence(header: str, csr: dict) -> list[tuple]:
     return seq
 
 
+def _phy_defines(header: str) -> tuple[dict[str, int], set[str]]:
+    """``sdram_phy.h``'s ``SDRAM_PHY_*`` defines: those with a number, and the flags without a value."""
+    values = {k: int(v) for k, v in re.findall(r"^#define (SDRAM_PHY_\w+) (\d+)\s*$", header, re.M)}
+    return values, set(re.findall(r"^#define (SDRAM_PHY_\w+)\s*$", header, re.M))
+
+
+#: the comment of the write :func:`board_init_sequence` gives the controller the DFII with (leveling goes before it)
+HARDWARE_CONTROL = "DFII: hardware control"
+
+
+def before_hardware_control(sequence) -> tuple[list, list]:
+    """:func:`board_init_sequence`'s writes split where the DFII goes to hardware control (what the BIOS levels
+    before); a sequence without that write is a ValueError."""
+    at = [i for i, step in enumerate(sequence) if step[3:4] == (HARDWARE_CONTROL,)]
+    if len(at) != 1:
+        raise ValueError(f"the init sequence has {len(at)} writes marked {HARDWARE_CONTROL!r}; one is needed")
+    return list(sequence[:at[0]]), list(sequence[at[0]:])
+
+
 def read_leveling(core: BoardCore) -> dict | None:
     """The PHY parameters of :class:`~fireforge.hw.dram.read_leveler.DramReadLeveler` for a core whose PHY reads
     with per-lane bitslips and delays to level and nothing else (``SDRAM_PHY_READ_LEVELING_CAPABLE`` alone: the
     Arty's A7DDRPHY); None otherwise — no leveling (SDR, the ULX3S), or write leveling first (K7DDRPHY, the KC705:
     not done)."""
-    header = core.sdram_phy_h.read_text()
-    flags = set(re.findall(r"^#define (SDRAM_PHY_\w+)\s*$", header, re.M))
+    defines, flags = _phy_defines(core.sdram_phy_h.read_text())
     if "SDRAM_PHY_READ_LEVELING_CAPABLE" not in flags or any("WRITE_" in f for f in flags):
         return None
-    defines = {k: int(v) for k, v in re.findall(r"^#define (SDRAM_PHY_\w+) (\d+)\s*$", header, re.M)}
     return {"phases": defines["SDRAM_PHY_PHASES"], "rdphase": defines["SDRAM_PHY_RDPHASE"],
             "wrphase": defines["SDRAM_PHY_WRPHASE"], "modules": defines["SDRAM_PHY_MODULES"],
             "databits": defines["SDRAM_PHY_DATABITS"], "delays": defines["SDRAM_PHY_DELAYS"],
@@ -371,16 +389,16 @@ def board_init_sequence(core: BoardCore) -> list[tuple]:
     """The board core's initialisation as ``(byte address, data, wait_cycles, comment)`` writes on ``wb_ctrl`` (see
     the module docstring: the BIOS's ``sdram_init`` without leveling and memtest)."""
     csr, header = core.csr, core.sdram_phy_h.read_text()
-    defines = dict(re.findall(r"^#define (SDRAM_PHY_\w+) (\d+)\s*$", header, re.M))
+    defines, _ = _phy_defines(header)
     seq = []
     for reg, define in (("ddrphy_rdphase", "SDRAM_PHY_RDPHASE"), ("ddrphy_wrphase", "SDRAM_PHY_WRPHASE")):
         if reg in csr:
-            seq.append((csr[reg], int(defines[define]), 0, reg))
+            seq.append((csr[reg], defines[define], 0, reg))
     seq.append((csr["sdram_dfii_control"], _SOFTWARE, 0, "DFII: software control"))
     if "ddrphy_rst" in csr:
         seq += [(csr["ddrphy_rst"], 1, 1000, "PHY reset"), (csr["ddrphy_rst"], 0, 1000, "PHY reset released")]
     seq += [(csr["ddrctrl_init_done"], 0, 0, "init_done = 0"), (csr["ddrctrl_init_error"], 0, 0, "init_error = 0")]
     seq += _header_sequence(header, csr)
-    seq += [(csr["sdram_dfii_control"], _HARDWARE, 0, "DFII: hardware control"),
+    seq += [(csr["sdram_dfii_control"], _HARDWARE, 0, HARDWARE_CONTROL),
             (csr["ddrctrl_init_done"], 1, 0, "init_done = 1")]
     return seq
